@@ -1,0 +1,77 @@
+"""RootSIFT: OpenCV SIFT keypoints with Hellinger-normalised descriptors (Arandjelovic & Zisserman, 2012).
+
+Needs no model download, so it is what tests, benchmarks and offline users run. RootSIFT descriptors are
+unit-length 128-D vectors: ``sqrt(d / |d|_1)``. Matching uses Lowe's ratio test (0.8) and mutual nearest
+neighbours rather than a fixed distance bound alone: on the dev photos (``benchmarks/rootsift_threshold.py``)
+a distance bound alone separated same-landmark pairs from others with ROC AUC 0.80, ratio 0.8 + mutual with
+0.98 (the bound then never binds). Unrelated pairs reached at most 7 inliers in 99% of cases, hence
+``accept_inliers = 8``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..features import Features
+from ..matching import MatchConfig
+
+
+class RootSIFT:
+    """OpenCV SIFT + RootSIFT descriptors.
+
+    Parameters
+    ----------
+    max_features : int
+        Keep at most this many keypoints, strongest first.
+    contrast_threshold : float
+        SIFT's contrast threshold (OpenCV default 0.04).
+    """
+
+    name = "rootsift"
+    dim = 128
+    match = MatchConfig(max_distance=0.8, ratio=0.8, mutual=True)
+    accept_inliers = 8
+
+    def __init__(self, max_features: int = 1000, contrast_threshold: float = 0.04):
+        if not (isinstance(max_features, int) and max_features >= 1):
+            raise ValueError(f"max_features must be a positive integer, got {max_features!r}")
+        if not contrast_threshold > 0:
+            raise ValueError(f"contrast_threshold must be > 0, got {contrast_threshold}")
+        self.max_features = max_features
+        self.contrast_threshold = contrast_threshold
+        self._sift = None
+
+    def params(self) -> dict[str, Any]:
+        import cv2
+
+        return {
+            "max_features": self.max_features,
+            "contrast_threshold": self.contrast_threshold,
+            "opencv": cv2.__version__,
+        }
+
+    def extract(self, image: np.ndarray) -> Features:
+        import cv2
+
+        if self._sift is None:
+            self._sift = cv2.SIFT_create(nfeatures=self.max_features, contrastThreshold=self.contrast_threshold)
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        keypoints, desc = self._sift.detectAndCompute(gray, None)
+        if desc is None or len(keypoints) == 0:
+            return Features.empty(self.dim)
+        responses = np.array([kp.response for kp in keypoints], np.float32)
+        # SIFT may return a few more than nfeatures on ties; keep the strongest, in a stable order.
+        order = np.argsort(-responses, kind="stable")[: self.max_features]
+        desc = desc[order].astype(np.float32)
+        desc /= np.maximum(desc.sum(axis=1, keepdims=True), 1e-12)
+        desc = np.sqrt(desc)
+        desc /= np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-12)
+        pts = np.array([keypoints[i].pt for i in order], np.float32)
+        return Features(
+            locations=np.ascontiguousarray(pts[:, ::-1]),
+            descriptors=desc,
+            scales=np.array([keypoints[i].size for i in order], np.float32),
+            scores=responses[order],
+        )

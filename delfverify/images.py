@@ -1,0 +1,177 @@
+"""Image loading: any photo-like input to an RGB uint8 array.
+
+Accepts a path, raw bytes, a PIL image or a numpy array (gray, RGB or RGBA; uint8, uint16 or float in [0, 1]).
+EXIF orientation is applied, so features are computed on the photo as a person sees it. Decompression bombs
+(images whose pixel count exceeds ``MAX_PIXELS``) are refused before they are decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Refuse images with more pixels than this (about 16k x 11k); protects against decompression bombs.
+MAX_PIXELS = 178_956_970
+
+#: Default longest side photos are resized to before feature extraction.
+DEFAULT_MAX_SIDE = 1024
+
+ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+
+
+class ImageError(ValueError):
+    """An input could not be read as an image; the message names the source and the reason."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+def describe_source(image: ImageInput) -> str:
+    """A short human-readable name for an image input, used in messages and reports."""
+    if isinstance(image, (str, os.PathLike)):
+        return str(image)
+    if isinstance(image, bytes):
+        return f"<{len(image)} bytes>"
+    if isinstance(image, np.ndarray):
+        return f"<array {image.dtype} {image.shape}>"
+    return f"<PIL image {image.size[0]}x{image.size[1]}>"
+
+
+def read_bytes(image: ImageInput) -> bytes | None:
+    """The encoded bytes of a path or bytes input (``None`` for decoded inputs).
+
+    Raises
+    ------
+    ImageError
+        If a path does not exist or cannot be read.
+    """
+    if isinstance(image, bytes):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            return Path(image).read_bytes()
+        except FileNotFoundError:
+            raise ImageError(str(image), "file not found") from None
+        except OSError as exc:
+            raise ImageError(str(image), f"cannot read file ({exc.strerror or exc})") from None
+    return None
+
+
+def load_image(
+    image: ImageInput, max_side: int | None = DEFAULT_MAX_SIDE, *, source: str | None = None
+) -> np.ndarray:
+    """Load an image as an RGB ``uint8`` array of shape ``[H, W, 3]``.
+
+    Parameters
+    ----------
+    image : path, bytes, PIL.Image.Image or numpy.ndarray
+        The photo. Arrays may be ``[H, W]`` (gray), ``[H, W, 3]`` (RGB) or ``[H, W, 4]`` (RGBA, alpha dropped),
+        of dtype uint8, uint16 (scaled by 1/257) or float (values in [0, 1]).
+    max_side : int or None
+        If given, shrink the image (keeping its aspect ratio) so its longest side is at most this many pixels.
+        Images are never enlarged.
+    source : str, optional
+        Name used in error messages (default: the path, or a description of the object).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8`` array ``[H, W, 3]``.
+
+    Raises
+    ------
+    ImageError
+        If the input is missing, not an image, truncated, too large (decompression bomb) or of an unsupported
+        array shape or dtype. The message names the source.
+    ValueError
+        If ``max_side`` is not a positive integer.
+    """
+    if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
+        raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
+    source = source or describe_source(image)
+    if isinstance(image, np.ndarray):
+        pil = Image.fromarray(_array_to_uint8(image, source))
+    else:
+        pil = _open_pil(image, source)
+    if max_side is not None and max(pil.size) > max_side:
+        scale = max_side / max(pil.size)
+        size = (max(1, round(pil.size[0] * scale)), max(1, round(pil.size[1] * scale)))
+        pil = pil.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(pil, dtype=np.uint8)
+
+
+def _open_pil(image: ImageInput, source: str) -> Image.Image:
+    data = read_bytes(image)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if data is None:
+                pil = image  # already a PIL image
+                _check_pixels(pil.size, source)
+            else:
+                pil = Image.open(io.BytesIO(data))
+                _check_pixels(pil.size, source)
+                pil.load()
+            pil = ImageOps.exif_transpose(pil)
+            return _pil_to_rgb(pil)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(source, f"image too large, refused as a possible decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageError(source, "not an image file (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(source, f"cannot decode image ({exc})") from None
+
+
+def _check_pixels(size: tuple[int, int], source: str) -> None:
+    if size[0] * size[1] > MAX_PIXELS:
+        raise ImageError(
+            source,
+            f"image too large ({size[0]}x{size[1]} pixels, limit {MAX_PIXELS}), refused as a possible "
+            "decompression bomb",
+        )
+    if size[0] < 1 or size[1] < 1:
+        raise ImageError(source, f"image has no pixels ({size[0]}x{size[1]})")
+
+
+def _pil_to_rgb(pil: Image.Image) -> Image.Image:
+    if pil.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(pil, dtype=np.float64)
+        scale = 257.0 if array.max(initial=0) <= 65535 else array.max() / 255.0
+        pil = Image.fromarray(np.clip(array / scale, 0, 255).astype(np.uint8))
+    if pil.mode in ("RGBA", "LA", "PA") or (pil.mode == "P" and "transparency" in pil.info):
+        pil = pil.convert("RGBA")
+    return pil.convert("RGB")
+
+
+def _array_to_uint8(array: np.ndarray, source: str) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 4:
+        array = array[:, :, :3]
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise ImageError(source, "array must be [H, W], [H, W, 3] or [H, W, 4]")
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ImageError(source, "array has no pixels")
+    if array.dtype == np.uint8:
+        out = array
+    elif array.dtype == np.uint16:
+        out = (array.astype(np.uint32) // 257).astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)):
+            raise ImageError(source, "float array contains NaN or infinite values")
+        out = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+    else:
+        raise ImageError(source, f"unsupported dtype {array.dtype} (use uint8, uint16 or float in [0, 1])")
+    if out.ndim == 2:
+        out = np.repeat(out[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(out)

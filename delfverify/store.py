@@ -1,0 +1,114 @@
+"""Feature store: a directory cache of ``Features`` keyed by image content and extractor fingerprint.
+
+Layout: ``<root>/<fingerprint>/<hash[:2]>/<hash>.npz``, one ``.npz`` per image, holding the four arrays and a
+``format_version``. Entries are written to a temporary file in the same folder and renamed into place, so a
+reader sees a whole entry or none, and concurrent writers of the same key cannot corrupt it (the last rename
+wins; both wrote the same features). Entries are read with ``allow_pickle=False``. A corrupt entry (truncated,
+random bytes, wrong shapes or dtypes, another version) is logged, counted in ``stats.corrupt``, deleted and
+recomputed by the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .features import Features
+from .fileio import atomic_write
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_FIELDS = ("locations", "descriptors", "scales", "scores")
+
+
+def default_cache_dir() -> Path:
+    """``$DELFVERIFY_CACHE_DIR``, else ``$XDG_CACHE_HOME/delfverify``, else ``~/.cache/delfverify``."""
+    if os.environ.get("DELFVERIFY_CACHE_DIR"):
+        return Path(os.environ["DELFVERIFY_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "delfverify"
+
+
+def content_hash(data: bytes | np.ndarray) -> str:
+    """SHA-256 of encoded image bytes, or of a decoded array's shape, dtype and pixels."""
+    digest = hashlib.sha256()
+    if isinstance(data, np.ndarray):
+        digest.update(f"array:{data.dtype.str}:{data.shape}:".encode())
+        digest.update(np.ascontiguousarray(data).tobytes())
+    else:
+        digest.update(data)
+    return digest.hexdigest()
+
+
+@dataclass
+class StoreStats:
+    """Counters of what a store did: entries found, written and found corrupt."""
+
+    hits: int = 0
+    misses: int = 0
+    writes: int = 0
+    corrupt: int = 0
+
+
+class FeatureStore:
+    """Directory cache of features for one extractor fingerprint.
+
+    Parameters
+    ----------
+    root : path
+        Cache directory (created when first written).
+    fingerprint : str
+        The extractor's fingerprint (``delfverify.features.fingerprint``); entries of other extractors or
+        settings live in other sub-folders and are never mixed up.
+    """
+
+    def __init__(self, root: str | os.PathLike, fingerprint: str):
+        if not fingerprint or any(c in fingerprint for c in "/\\."):
+            raise ValueError(f"fingerprint must be a plain non-empty name, got {fingerprint!r}")
+        self.root = Path(root)
+        self.fingerprint = fingerprint
+        self.stats = StoreStats()
+
+    def path(self, key: str) -> Path:
+        """Where the entry for content hash ``key`` lives."""
+        if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError(f"key must be a lowercase hex content hash, got {key!r}")
+        return self.root / self.fingerprint / key[:2] / f"{key}.npz"
+
+    def get(self, key: str) -> Features | None:
+        """The stored features, or ``None`` when absent or corrupt (a corrupt entry is reported and removed)."""
+        path = self.path(key)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                version = int(npz["format_version"])
+                if version != FORMAT_VERSION:
+                    raise ValueError(f"format_version {version}, expected {FORMAT_VERSION}")
+                features = Features(**{name: npz[name] for name in _FIELDS})
+        except FileNotFoundError:
+            self.stats.misses += 1
+            return None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            self.stats.corrupt += 1
+            self.stats.misses += 1
+            logger.warning("corrupt feature store entry %s (%s); recomputing", path, exc)
+            path.unlink(missing_ok=True)
+            return None
+        self.stats.hits += 1
+        return features
+
+    def put(self, key: str, features: Features) -> None:
+        """Write an entry atomically (temporary file in the same folder, then rename)."""
+        with atomic_write(self.path(key), "wb") as handle:
+            np.savez(
+                handle,
+                format_version=np.int64(FORMAT_VERSION),
+                **{name: getattr(features, name) for name in _FIELDS},
+            )
+        self.stats.writes += 1
