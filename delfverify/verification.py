@@ -42,6 +42,11 @@ class RansacConfig:
         Matches per hypothesis (3 for an affine transform); fewer putative matches give 0 inliers.
     confidence : float
         ``opencv`` only: stop early once a model is found with this confidence.
+    max_scale_change : float
+        Reject a transform that shrinks or stretches any direction by more than this factor (its singular
+        values outside ``[1/max_scale_change, max_scale_change]``). Such fits are degenerate: many features of
+        one photo matched to a few points of the other (star fields, coins), and give unrelated photos dozens
+        of "inliers".
     seed : int
         Random seed; same input and seed, same result.
     """
@@ -51,6 +56,7 @@ class RansacConfig:
     max_trials: int = 1000
     min_samples: int = 3
     confidence: float = 0.999
+    max_scale_change: float = 10.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -64,6 +70,8 @@ class RansacConfig:
             raise ValueError(f"min_samples must be >= 3 for an affine model, got {self.min_samples}")
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        if not self.max_scale_change > 1:
+            raise ValueError(f"max_scale_change must be > 1, got {self.max_scale_change}")
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,10 @@ def ransac_affine(src_xy: np.ndarray, dst_xy: np.ndarray, config: RansacConfig =
     else:
         transform, mask = _ransac_skimage(src_xy, dst_xy, config)
     if transform is None or mask is None or not np.all(np.isfinite(transform)):
+        return None, none
+    singular = np.linalg.svd(transform[:2, :2], compute_uv=False)
+    if singular.min() < 1 / config.max_scale_change or singular.max() > config.max_scale_change:
+        logger.debug("rejected a degenerate affine fit (singular values %s)", singular)
         return None, none
     return transform, np.asarray(mask, bool).reshape(-1)
 
