@@ -9,6 +9,7 @@ Errors in the input (missing file, unreadable image, model not loadable, malform
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -106,18 +107,77 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rerank(args: argparse.Namespace) -> int:
+    from .journal import PairJournal
+    from .policy import load_policy
+    from .rerank import rerank
+    from .tables import ImageDirectory, read_gallery, read_predictions, write_predictions
+
+    predictions = read_predictions(args.predictions)
+    gallery = read_gallery(args.gallery)
+    query_images = ImageDirectory(args.query_images)
+    gallery_images = ImageDirectory(args.gallery_images)
+    policy = load_policy(args.policy, args.features)
+    if policy.extractor != args.features:
+        logger.warning("policy %s was set for %s features, running with %s: its inlier thresholds may not fit",
+                       policy.name, policy.extractor, args.features)
+    verifier = make_verifier(args)
+    output = args.output or f"{os.path.splitext(os.path.basename(args.predictions))[0]}.reranked.csv"
+    journal = None if verifier.store is None else PairJournal(verifier.store.root / "journal.sqlite")
+    try:
+        result = rerank(
+            predictions, gallery, verifier, policy,
+            query_images=query_images, gallery_images=gallery_images, journal=journal,
+            on_missing=args.on_missing, progress=not args.quiet and sys.stderr.isatty(),
+        )
+    finally:
+        if journal is not None:
+            journal.close()
+    write_predictions(result.predictions, output)
+    if args.details:
+        from .fileio import atomic_write
+
+        with atomic_write(args.details, "w", newline="", encoding="utf-8") as handle:
+            result.details.to_csv(handle, index=False, lineterminator="\n")
+    summary = result.summary
+    statuses = ", ".join(f"{name} {count}" for name, count in summary.items()
+                         if count and name not in ("pairs_computed", "pairs_reused", "features_extracted"))
+    print(f"wrote {output} ({len(result.details)} predictions, policy {policy.name}): {statuses}; "
+          f"pairs verified {summary['pairs_computed']}, reused {summary['pairs_reused']}; "
+          f"features extracted {summary['features_extracted']}")
+    for row in result.details.itertuples():
+        if row.status == "error":
+            logger.warning("%s: %s", row.id, row.reason)
+    return 0
+
+
+def _cmd_gap(args: argparse.Namespace) -> int:
+    from .metrics import global_average_precision
+    from .tables import read_predictions, read_solution
+
+    predictions = read_predictions(args.predictions)
+    result = global_average_precision(predictions.table, read_solution(args.truth))
+    if args.json:
+        print(json.dumps({"file": args.predictions, **dataclasses.asdict(result)}))
+    else:
+        print(f"GAP {result.gap:.4f}  predictions {result.num_predictions}  M {result.num_landmark_queries}  "
+              f"correct {result.num_correct}  accuracy {result.accuracy:.4f}  ({args.predictions})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="delfverify",
         description="Verify landmark predictions with local features and geometric verification.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    verbosity = parser.add_mutually_exclusive_group()
+    common = argparse.ArgumentParser(add_help=False)
+    verbosity = common.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings and errors only")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    verify = commands.add_parser("verify", help="how well two photos match",
+    verify = commands.add_parser("verify", parents=[common], help="how well two photos match",
                                  description="Match two photos with local features and affine RANSAC.")
     verify.add_argument("image_a", help="first photo")
     verify.add_argument("image_b", help="second photo")
@@ -125,6 +185,38 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--plot", metavar="PNG", help="write the photos side by side with inlier matches drawn")
     add_verifier_options(verify)
     verify.set_defaults(handler=_cmd_verify)
+
+    from .rerank import ON_MISSING
+
+    rerank = commands.add_parser(
+        "rerank", parents=[common], help="re-rank a classifier's predictions by geometric verification",
+        description="Verify each prediction against gallery photos of its label and rescale its confidence "
+                    "by the policy. The output keeps the input's format and row order.")
+    rerank.add_argument("predictions", help="predictions CSV: id,landmarks ('label score'), "
+                        "id,landmarks,confidence or id,label,confidence")
+    rerank.add_argument("--gallery", required=True, help="gallery CSV with id,landmark_id[,path]")
+    rerank.add_argument("--gallery-images", required=True, metavar="DIR",
+                        help="gallery photos: DIR/<id>.jpg or DIR/a/b/c/<id>.jpg")
+    rerank.add_argument("--query-images", required=True, metavar="DIR", help="query photos, same layouts")
+    rerank.add_argument("--policy", default="default",
+                        help="built-in policy (default, seed) or a policy JSON file (default: %(default)s)")
+    rerank.add_argument("-o", "--output", metavar="CSV",
+                        help="re-ranked predictions (default: <predictions name>.reranked.csv here)")
+    rerank.add_argument("--details", metavar="CSV", help="per-prediction details: confidences, band, gallery "
+                        "ids, inlier counts, status and reason")
+    rerank.add_argument("--on-missing", choices=ON_MISSING, default="keep",
+                        help="a prediction whose images are missing/unreadable or whose label has no gallery "
+                             "photo keeps its confidence, or is suppressed as if 0 inliers (default: %(default)s)")
+    add_verifier_options(rerank)
+    rerank.set_defaults(handler=_cmd_rerank)
+
+    gap = commands.add_parser("gap", parents=[common], help="Global Average Precision of a predictions file",
+                              description="GAP (Kaggle landmark recognition metric) of predictions against a "
+                                          "solution file id,landmarks (space-separated labels; empty = none).")
+    gap.add_argument("predictions", help="predictions CSV (any accepted format)")
+    gap.add_argument("--truth", required=True, help="solution CSV id,landmarks")
+    gap.add_argument("--json", action="store_true", help="print one JSON object")
+    gap.set_defaults(handler=_cmd_gap)
     return parser
 
 

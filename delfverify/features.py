@@ -101,6 +101,26 @@ EXTRACTORS = ("rootsift", "delf")
 DEFAULT_EXTRACTOR = "rootsift"
 
 
+def extractor_class(name: str) -> type:
+    """The extractor class registered under ``name`` (its class attributes, e.g. ``accept_inliers``, can be read
+    without creating it, which for DELF would load the model).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown.
+    """
+    if name == "rootsift":
+        from .extractors.rootsift import RootSIFT
+
+        return RootSIFT
+    if name == "delf":
+        from .extractors.delf import DELF
+
+        return DELF
+    raise ValueError(f"unknown extractor {name!r}; choose one of {', '.join(EXTRACTORS)}")
+
+
 def make_extractor(name: str = DEFAULT_EXTRACTOR, **options: Any) -> Extractor:
     """Create an extractor by name.
 
@@ -116,12 +136,4 @@ def make_extractor(name: str = DEFAULT_EXTRACTOR, **options: Any) -> Extractor:
     ValueError
         If ``name`` is unknown.
     """
-    if name == "rootsift":
-        from .extractors.rootsift import RootSIFT
-
-        return RootSIFT(**options)
-    if name == "delf":
-        from .extractors.delf import DELF
-
-        return DELF(**options)
-    raise ValueError(f"unknown extractor {name!r}; choose one of {', '.join(EXTRACTORS)}")
+    return extractor_class(name)(**options)

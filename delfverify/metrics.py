@@ -59,7 +59,8 @@ class GapResult:
 class _MatchedPredictions:
     """Predictions that carry a label, validated and checked against the truth."""
 
-    ids: np.ndarray  # (N,) query ids
+    truth_ids: pd.Index  # (T,) unique query ids of the truth
+    truth_rows: np.ndarray  # (N,) int, position in truth_ids of each prediction's id
     confidence: np.ndarray  # (N,) float64, no NaN
     correct: np.ndarray  # (N,) bool
     num_landmark_queries: int  # M
@@ -77,8 +78,8 @@ def global_average_precision(predictions: pd.DataFrame, truth: pd.DataFrame) -> 
         be an id of ``truth``.
     truth : pandas.DataFrame
         One row per query, columns ``id`` (str, unique) and ``landmarks`` (str: labels
-        separated by whitespace, any one of which counts as correct; NaN, None or
-        ``""`` for a query that shows no landmark). At least one row must hold a label.
+        separated by spaces, any one of which counts as correct; NaN, None or ``""``
+        for a query that shows no landmark). At least one row must hold a label.
 
     Returns
     -------
@@ -97,9 +98,9 @@ def global_average_precision(predictions: pd.DataFrame, truth: pd.DataFrame) -> 
     Notes
     -----
     Predictions are ranked by confidence descending, then id ascending (Kaggle's
-    convention; its last key, the label, never decides because ids are unique). The
-    sort is stable and the computation vectorised: a million predictions take well
-    under two seconds.
+    convention; its last key, the label, never decides because ids are unique), so
+    the result does not depend on row order. No Python loop runs over the rows: a
+    million predictions take about a second.
 
     Examples
     --------
@@ -118,8 +119,11 @@ def global_average_precision(predictions: pd.DataFrame, truth: pd.DataFrame) -> 
     (0.3889, 2, 3)
     """
     matched = _match_predictions(predictions, truth)
-    # np.lexsort sorts by its last key first and is stable.
-    order = np.lexsort((matched.ids.astype(str), -matched.confidence))
+    # Fixed-width ids sort fast and in Python's order. Converting the truth ids, which
+    # lie in order in memory, and gathering them is faster than converting the
+    # predictions' ids. np.lexsort sorts by its last key first and is stable.
+    ids = matched.truth_ids.to_numpy(dtype=str)[matched.truth_rows]
+    order = np.lexsort((ids, -matched.confidence))
     # Precision at the k-th correct prediction is k / (its rank).
     correct_ranks = np.flatnonzero(matched.correct[order]) + 1
     num_correct = correct_ranks.size
@@ -127,7 +131,7 @@ def global_average_precision(predictions: pd.DataFrame, truth: pd.DataFrame) -> 
     num_landmark_queries = matched.num_landmark_queries
     return GapResult(
         gap=float(precisions.sum() / num_landmark_queries),
-        num_predictions=int(matched.ids.size),
+        num_predictions=int(matched.truth_rows.size),
         num_landmark_queries=num_landmark_queries,
         num_correct=num_correct,
         accuracy=num_correct / num_landmark_queries,
@@ -182,34 +186,37 @@ def _match_predictions(predictions: pd.DataFrame, truth: pd.DataFrame) -> _Match
         duplicate = truth_ids[truth_ids.duplicated()][0]
         raise ValueError(f"truth has more than one row for id {duplicate!r}")
     truth_rows, truth_labels = _landmark_pairs(truth["landmarks"])
-    num_landmark_queries = int(np.unique(truth_rows).size)
+    is_landmark_row = np.zeros(len(truth_ids), dtype=bool)
+    is_landmark_row[truth_rows] = True
+    num_landmark_queries = int(np.count_nonzero(is_landmark_row))
     if num_landmark_queries == 0:
         raise ValueError(
             "truth has no landmark query (every 'landmarks' value is empty), "
             "so GAP is undefined: it is divided by the number of landmark queries"
         )
 
-    labels = predictions["label"]
-    has_label = (labels.notna() & (labels != "")).to_numpy(dtype=bool)
-    ids = predictions["id"].to_numpy()[has_label]
-    labels = labels.to_numpy()[has_label]
+    labels = predictions["label"].to_numpy(dtype=object, na_value="")
+    has_label = labels != ""
+    labels = labels[has_label]
+    ids = predictions["id"][has_label]
     confidence = predictions["confidence"][has_label].to_numpy(dtype=np.float64, na_value=np.nan)
 
     nan_confidence = np.isnan(confidence)
     if nan_confidence.any():
-        raise ValueError(f"predictions has a NaN confidence for id {ids[nan_confidence.argmax()]!r}")
+        first = ids.iloc[nan_confidence.argmax()]
+        raise ValueError(f"predictions has a NaN confidence for id {first!r}")
 
     rows = truth_ids.get_indexer(ids)
     unknown = rows < 0
     if unknown.any():
-        examples = ", ".join(repr(i) for i in ids[unknown][:_MAX_IDS_IN_MESSAGE])
+        examples = ", ".join(repr(i) for i in ids[unknown].iloc[:_MAX_IDS_IN_MESSAGE])
         raise ValueError(
             f"predictions has {int(unknown.sum())} id(s) that are not in truth, e.g. {examples}"
         )
     repeated = pd.Series(rows).duplicated().to_numpy()
     if repeated.any():
         raise ValueError(
-            f"predictions has more than one prediction for id {ids[repeated.argmax()]!r}"
+            f"predictions has more than one prediction for id {ids.iloc[repeated.argmax()]!r}"
         )
 
     # Lay each prediction's label on its truth row, then compare it with every truth
@@ -220,7 +227,8 @@ def _match_predictions(predictions: pd.DataFrame, truth: pd.DataFrame) -> _Match
     row_is_correct = np.zeros(len(truth_ids), dtype=bool)
     row_is_correct[truth_rows[hit]] = True
     return _MatchedPredictions(
-        ids=ids,
+        truth_ids=truth_ids,
+        truth_rows=rows,
         confidence=confidence,
         correct=row_is_correct[rows],
         num_landmark_queries=num_landmark_queries,
@@ -228,17 +236,16 @@ def _match_predictions(predictions: pd.DataFrame, truth: pd.DataFrame) -> _Match
 
 
 def _landmark_pairs(landmarks: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Split whitespace-separated truth labels into (row position, label) pairs.
+    """Split space-separated truth labels into (row position, label) pairs.
 
     Rows without a label give no pair. Most rows hold one label, and splitting every
-    row dominates the run time on a million rows, so only rows with whitespace are
-    split.
+    row dominates the run time on a million rows, so only rows with a space are split.
     """
-    text = landmarks.fillna("").reset_index(drop=True)
-    has_space = text.str.contains(r"\s", regex=True)
-    single = text[~has_space & (text != "")]
-    split = text[has_space].str.split().explode().dropna()
-    pairs = pd.concat([single, split])
+    text = pd.Series(landmarks.to_numpy(dtype=object, na_value=""), dtype=object)
+    has_space = text.str.contains(" ", regex=False).to_numpy(dtype=bool)
+    single = text[~has_space & (text.to_numpy() != "")]
+    split = text[has_space].str.split(" ").explode()
+    pairs = pd.concat([single, split[split != ""]])
     return pairs.index.to_numpy(), pairs.to_numpy(dtype=object)
 
 

@@ -148,7 +148,7 @@ def _ransac_opencv(src_xy, dst_xy, config):
         ransacReprojThreshold=config.residual_threshold,
         maxIters=config.max_trials,
         confidence=config.confidence,
-        refineIters=0,
+        refineIters=10,  # least-squares refit on the inliers (as skimage does); the mask is unchanged
     )
     if matrix is None:
         return None, None
@@ -168,11 +168,25 @@ def _ransac_skimage(src_xy, dst_xy, config):
             min_samples=config.min_samples,
             residual_threshold=config.residual_threshold,
             max_trials=config.max_trials,
+            is_data_valid=_spans_plane,
             rng=config.seed,
         )
     if model is None:
         return None, None
     return np.asarray(model.params, np.float64), mask
+
+
+def _spans_plane(src_xy, dst_xy) -> bool:
+    """Whether a RANSAC sample determines an affine map: neither side collinear or repeated (as OpenCV checks).
+
+    A collinear sample leaves the affine map underdetermined; skimage would fit an arbitrary least-squares
+    solution and count every point on the line as an inlier.
+    """
+    for points in (src_xy, dst_xy):
+        singular = np.linalg.svd(points - points.mean(axis=0), compute_uv=False)
+        if not singular[-1] > 1e-6 * max(singular[0], 1.0):
+            return False
+    return True
 
 
 def verify_features(
