@@ -195,8 +195,7 @@ def _match_predictions(predictions: pd.DataFrame, truth: pd.DataFrame) -> _Match
             "so GAP is undefined: it is divided by the number of landmark queries"
         )
 
-    labels = predictions["label"].to_numpy(dtype=object, na_value="")
-    has_label = labels != ""
+    labels, has_label = _text_values(predictions["label"])
     labels = labels[has_label]
     ids = predictions["id"][has_label]
     confidence = predictions["confidence"][has_label].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -241,12 +240,21 @@ def _landmark_pairs(landmarks: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     Rows without a label give no pair. Most rows hold one label, and splitting every
     row dominates the run time on a million rows, so only rows with a space are split.
     """
-    text = pd.Series(landmarks.to_numpy(dtype=object, na_value=""), dtype=object)
+    values, present = _text_values(landmarks)
+    rows = np.flatnonzero(present)
+    text = pd.Series(values[rows], index=rows, dtype=object)
     has_space = text.str.contains(" ", regex=False).to_numpy(dtype=bool)
-    single = text[~has_space & (text.to_numpy() != "")]
     split = text[has_space].str.split(" ").explode()
-    pairs = pd.concat([single, split[split != ""]])
+    pairs = pd.concat([text[~has_space], split[split != ""]])
     return pairs.index.to_numpy(), pairs.to_numpy(dtype=object)
+
+
+def _text_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Return a column as an object array and a mask of its values that are not NaN, None or ""."""
+    values = column.to_numpy(dtype=object)
+    present = ~pd.isna(values)
+    present[present] = values[present] != ""
+    return values, present
 
 
 def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:

@@ -1,0 +1,89 @@
+"""Re-ranking quality and speed on the dev set: GAP before, after the ``seed`` and ``default`` policies (or any
+policy files), and the oracle GAP (correct predictions / M), for each of the ten simulated prediction files;
+then the cold and warm run time of one file.
+
+    python benchmarks/bench_rerank.py [--data DIR] [--features rootsift] [--gallery-per-landmark N]
+                                      [--policy default --policy seed --policy my.json]
+
+``--gallery-per-landmark 1`` keeps only the first gallery photo of each landmark, the harder setting of
+landmark sets with a single reference photo. Cold: empty feature store and journal. Warm: the same run again
+(it must extract and verify nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from _common import DEV_DATA, require_dev_data
+from delfverify import Verifier
+from delfverify.journal import PairJournal
+from delfverify.metrics import global_average_precision, oracle_gap
+from delfverify.policy import load_policy
+from delfverify.rerank import rerank
+from delfverify.tables import ImageDirectory, read_gallery, read_predictions, read_solution
+
+
+def run(data: Path, prediction_file: Path, gallery: pd.DataFrame, policy, cache: Path, features: str):
+    verifier = Verifier(features, cache_dir=cache)
+    with PairJournal(cache / "journal.sqlite") as journal:
+        return rerank(
+            read_predictions(prediction_file), gallery, verifier, policy,
+            query_images=ImageDirectory(data / "queries"), gallery_images=ImageDirectory(data / "gallery"),
+            journal=journal,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DEV_DATA))
+    parser.add_argument("--features", default="rootsift")
+    parser.add_argument("--policy", action="append", help="policy name or file (repeatable; default: seed, default)")
+    parser.add_argument("--gallery-per-landmark", type=int, default=None)
+    parser.add_argument("--cache-dir", default=None, help="reuse this store (default: a fresh temporary one)")
+    args = parser.parse_args()
+    data = require_dev_data(Path(args.data))
+    truth = read_solution(data / "truth.csv")
+    gallery = read_gallery(data / "gallery.csv")
+    if args.gallery_per_landmark:
+        gallery = gallery.groupby("landmark_id", sort=False).head(args.gallery_per_landmark)
+    policies = [load_policy(p, args.features) for p in (args.policy or ["seed", "default"])]
+    files = sorted((data / "predictions").glob("*.csv"))
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(args.cache_dir or tmp)
+        start = time.perf_counter()
+        run(data, files[0], gallery, policies[-1], cache / "timing", args.features)
+        cold = time.perf_counter() - start
+        start = time.perf_counter()
+        warm_result = run(data, files[0], gallery, policies[-1], cache / "timing", args.features)
+        warm = time.perf_counter() - start
+        rows = []
+        for file in files:
+            before = read_predictions(file).table
+            row = {"file": file.name, "before": global_average_precision(before, truth).gap}
+            for policy in policies:
+                result = run(data, file, gallery, policy, cache / "quality", args.features)
+                row[policy.name] = global_average_precision(result.predictions.table, truth).gap
+            row["oracle"] = oracle_gap(before, truth)
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    means = table.drop(columns="file").mean()
+    print("mean   " + "  ".join(f"{name} {value:.4f}" for name, value in means.items()))
+    for policy in policies:
+        ratio = table[policy.name] / table["oracle"]
+        worse = int((table[policy.name] < table["before"] - 1e-12).sum())
+        print(f"{policy.name}: mean GAP / oracle {ratio.mean():.3f} (min {ratio.min():.3f}); "
+              f"files made worse than before: {worse}")
+    print(f"timing ({files[0].name}, {policies[-1].name}): cold {cold:.2f} s, warm {warm:.2f} s, "
+          f"cold/warm {cold / warm:.1f}x; warm run extracted {warm_result.summary['features_extracted']} images "
+          f"and verified {warm_result.summary['pairs_computed']} pairs")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""delfverify.extractors.delf through the real loading code, with a tiny SavedModel built here that has the
+DELF ``default`` signature (no download, runs in seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("tensorflow_hub")
+
+from delfverify import Verifier, make_extractor  # noqa: E402
+from delfverify.extractors.delf import DELF, ModelLoadError  # noqa: E402
+from delfverify.features import Features, fingerprint  # noqa: E402
+
+GRID = 8  # the tiny model returns at most GRID * GRID features
+
+
+class TinyDelf(tf.Module):
+    """Deterministic stand-in for google/delf/1: features on a grid, descriptors from the pixels there."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        weights = np.random.default_rng(seed).normal(size=(6, 40)).astype(np.float32)
+        self.weights = tf.Variable(weights, trainable=False)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, 3], tf.float32, name="image"),
+            tf.TensorSpec([], tf.float32, name="score_threshold"),
+            tf.TensorSpec([None], tf.float32, name="image_scales"),
+            tf.TensorSpec([], tf.int32, name="max_feature_num"),
+        ]
+    )
+    def __call__(self, image, score_threshold, image_scales, max_feature_num):
+        shape = tf.shape(image)
+        height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+        fractions = tf.linspace(0.1, 0.9, GRID)
+        ys, xs = tf.meshgrid(fractions * (height - 1.0), fractions * (width - 1.0), indexing="ij")
+        locations = tf.stack([tf.reshape(ys, [-1]), tf.reshape(xs, [-1])], axis=1)
+        n = tf.minimum(max_feature_num, GRID * GRID)
+        locations = tf.round(locations[:n])
+        pixels = tf.gather_nd(image, tf.cast(locations, tf.int32))  # [n, 3] RGB in [0, 1]
+        inputs = tf.concat(
+            [pixels, locations[:, :1] / height, locations[:, 1:] / width, tf.ones_like(pixels[:, :1])], axis=1
+        )
+        descriptors = tf.matmul(inputs, self.weights) * 3.0  # deliberately not unit length
+        attention = tf.reduce_mean(pixels, axis=1) + score_threshold * 0.0
+        scales = tf.fill([n], image_scales[0])
+        return {"locations": locations, "descriptors": descriptors, "scales": scales, "attention": attention}
+
+
+def _save(path, seed: int) -> str:
+    module = TinyDelf(seed)
+    tf.saved_model.save(module, str(path), signatures={"default": module.__call__.get_concrete_function()})
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    return _save(tmp_path_factory.mktemp("delf") / "model", seed=0)
+
+
+def test_delf_extract_shapes_dtypes_and_normalisation(tiny_model, textured_image):
+    extractor = make_extractor("delf", model=tiny_model)
+    assert isinstance(extractor, DELF) and extractor.dim == 40
+    features = extractor.extract(textured_image)
+    assert isinstance(features, Features)
+    assert len(features) == GRID * GRID
+    assert features.locations.shape == (64, 2) and features.descriptors.shape == (64, 40)
+    assert features.scales.shape == (64,) and features.scores.shape == (64,)
+    for name in ("locations", "descriptors", "scales", "scores"):
+        assert getattr(features, name).dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(features.descriptors, axis=1), 1.0, rtol=1e-5)
+    ys, xs = features.locations[:, 0], features.locations[:, 1]
+    assert ys.min() >= 0 and ys.max() <= textured_image.shape[0] - 1
+    assert xs.min() >= 0 and xs.max() <= textured_image.shape[1] - 1
+    assert xs.max() > 300 and ys.max() > 200  # (y, x) order: x spans the 400-pixel width
+    np.testing.assert_allclose(features.scales, extractor.image_scales[0])
+
+
+def test_delf_passes_image_in_unit_range(tiny_model, textured_image):
+    features = make_extractor("delf", model=tiny_model).extract(textured_image)
+    y, x = features.locations[0].astype(int)
+    assert features.scores[0] == pytest.approx(textured_image[y, x].mean() / 255.0, abs=1e-5)
+
+
+def test_delf_max_feature_num_is_honoured(tiny_model, textured_image):
+    extractor = make_extractor("delf", model=tiny_model, max_feature_num=10)
+    features = extractor.extract(textured_image)
+    assert len(features) == 10 and features.descriptors.shape == (10, 40)
+    assert extractor.params()["max_feature_num"] == 10
+
+
+def test_delf_is_deterministic(tiny_model, textured_image):
+    extractor = make_extractor("delf", model=tiny_model)
+    first, second = extractor.extract(textured_image), extractor.extract(textured_image)
+    np.testing.assert_array_equal(first.descriptors, second.descriptors)
+    np.testing.assert_array_equal(first.locations, second.locations)
+
+
+def test_delf_verifier_matches_image_with_itself(tiny_model, textured_image, tmp_path):
+    verifier = Verifier("delf", model=tiny_model, cache_dir=tmp_path / "cache")
+    result = verifier.verify(textured_image, textured_image.copy())
+    assert verifier.extracted == 1  # same pixels, same key
+    assert result.num_features_a == result.num_features_b == 64
+    assert result.num_inliers >= 60
+    np.testing.assert_allclose(result.transform, np.eye(3), atol=1e-3)
+    again = Verifier("delf", model=tiny_model, cache_dir=tmp_path / "cache")
+    again.features(textured_image)
+    assert again.extracted == 0
+
+
+def test_delf_fingerprint_follows_model_content(tiny_model, tmp_path):
+    base = fingerprint(make_extractor("delf", model=tiny_model))
+    assert base == fingerprint(make_extractor("delf", model=tiny_model))
+    other = _save(tmp_path / "other", seed=1)
+    assert fingerprint(make_extractor("delf", model=other)) != base
+    assert fingerprint(make_extractor("delf", model=tiny_model, max_feature_num=10)) != base
+    verifier_a = Verifier("delf", model=tiny_model)
+    verifier_b = Verifier("delf", model=other)
+    assert verifier_a.features_fingerprint != verifier_b.features_fingerprint
+
+
+def test_delf_fingerprint_changes_when_directory_is_overwritten(tmp_path):
+    path = tmp_path / "model"
+    _save(path, seed=0)
+    before = fingerprint(make_extractor("delf", model=str(path)))
+    import shutil
+
+    shutil.rmtree(path)
+    _save(path, seed=2)  # same path, new weights
+    assert fingerprint(make_extractor("delf", model=str(path))) != before
+
+
+def test_delf_missing_model_dir_raises_model_load_error(tmp_path):
+    handle = str(tmp_path / "no-such-model")
+    with pytest.raises(ModelLoadError) as info:
+        make_extractor("delf", model=handle)
+    message = str(info.value)
+    assert handle in message
+    assert "TFHUB_CACHE_DIR" in message and "--model" in message
+    with pytest.raises(ModelLoadError):
+        Verifier("delf", model=handle)
+
+
+def test_delf_dir_without_default_signature_raises_model_load_error(tmp_path):
+    module = tf.Module()
+    module.v = tf.Variable(1.0)
+    tf.saved_model.save(module, str(tmp_path / "plain"))
+    with pytest.raises(ModelLoadError, match="plain"):
+        make_extractor("delf", model=str(tmp_path / "plain"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, name", [({"max_feature_num": 0}, "max_feature_num"), ({"image_scales": ()}, "image_scales"),
+                     ({"image_scales": (1.0, -0.5)}, "image_scales")]
+)
+def test_delf_invalid_options_raise_value_error(tiny_model, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        make_extractor("delf", model=tiny_model, **kwargs)

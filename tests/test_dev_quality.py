@@ -1,0 +1,86 @@
+"""Quality on the dev photos (skipped when ../shared/data/landmarks-dev is absent): with RootSIFT, the max
+inlier count over two gallery photos separates a query of the right landmark from a non-landmark query."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from delfverify import Verifier
+
+#: Distractor queries used (seeded subsample) to keep the test well under a minute on 2 cores.
+MAX_DISTRACTORS = 30
+PER_LANDMARK = 2
+SEED = 0
+
+
+def _roc_auc(positives, negatives) -> float:
+    pos = np.asarray(positives, float)[:, None]
+    neg = np.asarray(negatives, float)[None, :]
+    return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
+
+
+def test_roc_auc_helper_hand_computed():
+    assert _roc_auc([3, 4], [1, 2]) == 1.0
+    assert _roc_auc([1], [2]) == 0.0
+    assert _roc_auc([2, 0], [1, 2]) == pytest.approx((1 + 0.5 + 0 + 0) / 4)
+
+
+@pytest.fixture(scope="session")
+def dev_verifier(tmp_path_factory) -> Verifier:
+    """One RootSIFT verifier with a feature store for the whole session: each photo is extracted once."""
+    return Verifier("rootsift", cache_dir=tmp_path_factory.mktemp("dev-features"))
+
+
+@pytest.fixture(scope="session")
+def dev_scores(dev_data, dev_verifier):
+    """(positives, negatives): max inliers of each landmark query against its own landmark's gallery photos,
+    and of each (sampled) distractor query against a seeded-random landmark's gallery photos."""
+    rng = np.random.default_rng(SEED)
+    gallery = pd.read_csv(dev_data / "gallery.csv", dtype=str)
+    truth = pd.read_csv(dev_data / "truth.csv", dtype=str, keep_default_na=False)
+    chosen = {
+        label: sorted(rng.choice(sorted(ids), size=min(PER_LANDMARK, len(ids)), replace=False))
+        for label, ids in gallery.groupby("landmark_id", sort=True)["id"]
+    }
+    labels = sorted(chosen)
+    landmark_queries = truth[truth["landmarks"] != ""]
+    distractors = truth[truth["landmarks"] == ""]
+    if len(distractors) > MAX_DISTRACTORS:
+        distractors = distractors.iloc[np.sort(rng.choice(len(distractors), MAX_DISTRACTORS, replace=False))]
+
+    def score(query_id: str, label: str) -> int:
+        query = dev_data / "queries" / f"{query_id}.jpg"
+        return max(
+            dev_verifier.verify(dev_data / "gallery" / f"{gid}.jpg", query).num_inliers for gid in chosen[label]
+        )
+
+    positives = [score(qid, label) for qid, label in zip(landmark_queries["id"], landmark_queries["landmarks"])]
+    negatives = [score(qid, labels[rng.integers(len(labels))]) for qid in distractors["id"]]
+    return np.array(positives), np.array(negatives)
+
+
+def test_dev_set_has_both_kinds_of_queries(dev_scores):
+    positives, negatives = dev_scores
+    assert len(positives) >= 10 and len(negatives) >= 10
+
+
+def test_dev_rootsift_inliers_separate_landmarks_from_distractors(dev_scores):
+    positives, negatives = dev_scores
+    auc = _roc_auc(positives, negatives)
+    assert auc >= 0.9, (auc, sorted(positives), sorted(negatives))
+
+
+def test_dev_rootsift_accept_threshold_rejects_most_distractors(dev_scores, dev_verifier):
+    _, negatives = dev_scores
+    accepted = (negatives >= dev_verifier.extractor.accept_inliers).mean()
+    assert accepted <= 0.1, sorted(negatives)
+
+
+def test_dev_feature_store_reused(dev_scores, dev_verifier, dev_data):
+    # Every photo was extracted once: the in-memory cache and the store served all repeats.
+    assert dev_verifier.extracted == len(list(dev_verifier.store.root.rglob("*.npz")))
+    again = Verifier("rootsift", cache_dir=dev_verifier.store.root)
+    again.features(next((dev_data / "queries").glob("*.jpg")))
+    assert again.extracted == 0

@@ -1,0 +1,326 @@
+"""Tests for delfverify.metrics: hand-computed GAP cases, input errors and properties."""
+
+import doctest
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from delfverify import metrics
+from delfverify.metrics import GapResult, global_average_precision, oracle_gap
+
+PROPERTY_SETTINGS = settings(derandomize=True, max_examples=200, deadline=None)
+
+
+def make_truth(landmarks_by_id):
+    return pd.DataFrame({"id": list(landmarks_by_id), "landmarks": list(landmarks_by_id.values())})
+
+
+def make_predictions(rows):
+    """rows: list of (id, label, confidence)."""
+    return pd.DataFrame(rows, columns=["id", "label", "confidence"])
+
+
+def brute_force_gap(predictions, truth):
+    """GAP straight from the definition, one prediction at a time."""
+    solution = {
+        query_id: landmarks.split() if isinstance(landmarks, str) else []
+        for query_id, landmarks in zip(truth["id"], truth["landmarks"])
+    }
+    num_landmark_queries = sum(1 for labels in solution.values() if labels)
+    ranked = sorted(
+        (
+            (query_id, label, confidence)
+            for query_id, label, confidence in zip(
+                predictions["id"], predictions["label"], predictions["confidence"]
+            )
+            if isinstance(label, str) and label != ""
+        ),
+        key=lambda row: (-row[2], row[0], row[1]),
+    )
+    total = 0.0
+    num_correct = 0
+    for rank, (query_id, label, _) in enumerate(ranked, start=1):
+        if label in solution[query_id]:
+            num_correct += 1
+            total += num_correct / rank
+    return total / num_landmark_queries
+
+
+def is_correct(predictions, truth):
+    """Per prediction row: is its label one of the truth labels of its query?"""
+    solution = dict(zip(truth["id"], truth["landmarks"]))
+    return [
+        isinstance(label, str) and label != "" and label in str(solution[query_id]).split()
+        for query_id, label in zip(predictions["id"], predictions["label"])
+    ]
+
+
+# --- hand-computed cases -------------------------------------------------------------
+
+
+def test_gap_of_three_predictions_matches_hand_computation():
+    truth = make_truth({"q1": "a", "q2": "b", "q3": "c"})
+    predictions = make_predictions([("q1", "a", 0.9), ("q2", "x", 0.8), ("q3", "c", 0.7)])
+    # rank 1: q1 correct, P(1) = 1/1; rank 2: q2 wrong; rank 3: q3 correct, P(3) = 2/3.
+    # M = 3, GAP = (1 + 2/3) / 3 = 5/9.
+    result = global_average_precision(predictions, truth)
+    assert result == GapResult(
+        gap=pytest.approx(5 / 9), num_predictions=3, num_landmark_queries=3, num_correct=2,
+        accuracy=pytest.approx(2 / 3),
+    )
+
+
+def test_gap_does_not_depend_on_row_order_of_the_frames():
+    truth = make_truth({"q1": "a", "q2": "b", "q3": "c"})
+    predictions = make_predictions([("q3", "c", 0.7), ("q1", "a", 0.9), ("q2", "x", 0.8)])
+    assert global_average_precision(predictions, truth.iloc[::-1]).gap == pytest.approx(5 / 9)
+
+
+def test_all_correct_predictions_give_gap_one():
+    truth = make_truth({"q1": "a", "q2": "b"})
+    predictions = make_predictions([("q1", "a", 0.9), ("q2", "b", 0.8)])
+    assert global_average_precision(predictions, truth).gap == 1.0
+
+
+def test_confident_non_landmark_prediction_lowers_gap():
+    truth = make_truth({"q1": "a", "q2": "b", "q3": None})
+    predictions = make_predictions([("q1", "a", 0.9), ("q2", "b", 0.8), ("q3", "e", 0.95)])
+    # rank 1: q3 non-landmark, rel = 0; rank 2: q1, P = 1/2; rank 3: q2, P = 2/3.
+    # M = 2 (q3 is not a landmark query), GAP = (1/2 + 2/3) / 2 = 7/12.
+    assert global_average_precision(predictions, truth).gap == pytest.approx(7 / 12)
+
+
+def test_non_landmark_prediction_ranked_last_costs_nothing():
+    truth = make_truth({"q1": "a", "q2": "b", "q3": None})
+    predictions = make_predictions([("q1", "a", 0.9), ("q2", "b", 0.8), ("q3", "e", 0.1)])
+    # P(1) = 1, P(2) = 1, rank 3 has rel = 0: GAP = (1 + 1) / 2 = 1.
+    assert global_average_precision(predictions, truth).gap == 1.0
+
+
+def test_landmark_query_without_prediction_still_counts_in_m():
+    truth = make_truth({"q1": "a", "q2": "b", "q3": "c"})
+    # q2 has an empty label and q3 has no row at all: neither is a prediction.
+    predictions = make_predictions([("q1", "a", 0.9), ("q2", "", 0.8)])
+    # one prediction, correct, P(1) = 1; M = 3, GAP = 1/3.
+    result = global_average_precision(predictions, truth)
+    assert result.gap == pytest.approx(1 / 3)
+    assert result.num_predictions == 1
+    assert result.num_landmark_queries == 3
+
+
+@pytest.mark.parametrize("no_label", [None, np.nan, ""])
+def test_row_without_label_is_not_a_prediction(no_label):
+    truth = make_truth({"q1": "a", "q2": None})
+    predictions = make_predictions([("q1", "a", 0.5), ("q2", no_label, 0.9)])
+    # Were q2's row ranked, it would come first with rel = 0 and give GAP 1/2.
+    result = global_average_precision(predictions, truth)
+    assert result.num_predictions == 1
+    assert result.gap == 1.0
+
+
+def test_row_without_label_may_have_no_confidence():
+    truth = make_truth({"q1": "a", "q2": "b"})
+    predictions = make_predictions([("q1", "a", 0.5), ("q2", None, np.nan)])
+    assert global_average_precision(predictions, truth).gap == pytest.approx(1 / 2)
+
+
+def test_any_of_several_truth_labels_counts_as_correct():
+    truth = make_truth({"q1": "a b c", "q2": "d  e", "q3": " f"})
+    predictions = make_predictions([("q1", "b", 0.9), ("q2", "e", 0.8), ("q3", "f", 0.7)])
+    result = global_average_precision(predictions, truth)
+    assert result.num_correct == 3
+    assert result.gap == 1.0
+
+
+def test_truth_label_must_match_whole():
+    truth = make_truth({"q1": "ab", "q2": "a b"})
+    predictions = make_predictions([("q1", "a", 0.9), ("q2", "a b", 0.8)])
+    assert global_average_precision(predictions, truth).num_correct == 0
+
+
+def test_equal_confidences_are_ranked_by_id():
+    truth = make_truth({"q1": "a", "q2": "b", "q3": "c"})
+    # Row order puts the wrong prediction first; the id tie-break puts it second.
+    predictions = make_predictions([("q2", "x", 0.5), ("q3", "c", 0.5), ("q1", "a", 0.5)])
+    # ranked q1 (correct, P = 1), q2 (wrong), q3 (correct, P = 2/3): GAP = (1 + 2/3) / 3 = 5/9.
+    # Had q2 come first it would be (1/2 + 2/3) / 3 = 7/18.
+    assert global_average_precision(predictions, truth).gap == pytest.approx(5 / 9)
+
+
+def test_ids_are_compared_as_strings_in_the_tie_break():
+    truth = make_truth({"q9": "a", "q10": "b"})
+    # "q10" < "q9" as strings, so the wrong q10 prediction is ranked first.
+    predictions = make_predictions([("q9", "a", 0.5), ("q10", "x", 0.5)])
+    # rank 1 wrong, rank 2 correct with P = 1/2; M = 2, GAP = 1/4.
+    assert global_average_precision(predictions, truth).gap == pytest.approx(1 / 4)
+
+
+def test_confidence_outranks_id():
+    truth = make_truth({"q1": "a", "q2": "b"})
+    predictions = make_predictions([("q1", "x", 0.4), ("q2", "b", 0.6)])
+    # q2 first despite its larger id: P(1) = 1, GAP = 1/2.
+    assert global_average_precision(predictions, truth).gap == pytest.approx(1 / 2)
+
+
+def test_no_predictions_give_gap_zero():
+    truth = make_truth({"q1": "a"})
+    predictions = make_predictions([])
+    assert global_average_precision(predictions, truth) == GapResult(0.0, 0, 1, 0, 0.0)
+
+
+def test_oracle_gap_is_correct_predictions_over_landmark_queries():
+    truth = make_truth({"q1": "a", "q2": "b", "q3": "c", "q4": None})
+    predictions = make_predictions(
+        [("q1", "a", 0.1), ("q2", "x", 0.9), ("q3", "c", 0.2), ("q4", "d", 0.8)]
+    )
+    # 2 correct out of M = 3 landmark queries.
+    assert oracle_gap(predictions, truth) == pytest.approx(2 / 3)
+    # As ranked: q2 wrong, q4 wrong, q3 P = 1/3, q1 P = 2/4; GAP = (1/3 + 1/2) / 3 = 5/18.
+    result = global_average_precision(predictions, truth)
+    assert result.gap == pytest.approx(5 / 18)
+    assert result.accuracy == pytest.approx(2 / 3)
+
+
+def test_docstring_examples_run():
+    failures, attempted = doctest.testmod(metrics)
+    assert attempted > 0
+    assert failures == 0
+
+
+# --- input errors --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("landmarks", [[None, None], ["", " "], [np.nan, ""]])
+def test_truth_without_landmark_queries_raises(landmarks):
+    truth = pd.DataFrame({"id": ["q1", "q2"], "landmarks": landmarks})
+    predictions = make_predictions([("q1", "a", 0.5)])
+    with pytest.raises(ValueError, match="no landmark query"):
+        global_average_precision(predictions, truth)
+    with pytest.raises(ValueError, match="no landmark query"):
+        oracle_gap(predictions, truth)
+
+
+def test_duplicate_prediction_id_raises_naming_it():
+    truth = make_truth({"q1": "a", "q2": "b"})
+    predictions = make_predictions([("q1", "a", 0.5), ("q2", "b", 0.4), ("q2", "c", 0.3)])
+    with pytest.raises(ValueError, match="more than one prediction for id 'q2'"):
+        global_average_precision(predictions, truth)
+
+
+def test_duplicate_truth_id_raises_naming_it():
+    truth = pd.DataFrame({"id": ["q1", "q2", "q1"], "landmarks": ["a", "b", "c"]})
+    predictions = make_predictions([("q1", "a", 0.5)])
+    with pytest.raises(ValueError, match="truth has more than one row for id 'q1'"):
+        global_average_precision(predictions, truth)
+
+
+def test_prediction_for_unknown_id_raises_with_count_and_examples():
+    truth = make_truth({"q1": "a"})
+    predictions = make_predictions(
+        [("q1", "a", 0.5)] + [(f"z{i}", "a", 0.5) for i in range(7)]
+    )
+    with pytest.raises(ValueError, match=r"7 id\(s\) that are not in truth, e.g. 'z0', 'z1'") as error:
+        global_average_precision(predictions, truth)
+    assert "'z4'" in str(error.value)
+    assert "'z5'" not in str(error.value)
+
+
+def test_nan_confidence_raises_naming_the_id():
+    truth = make_truth({"q1": "a", "q2": "b"})
+    predictions = make_predictions([("q1", "a", 0.5), ("q2", "b", np.nan)])
+    with pytest.raises(ValueError, match="NaN confidence for id 'q2'"):
+        global_average_precision(predictions, truth)
+
+
+def test_missing_column_raises_naming_it():
+    truth = make_truth({"q1": "a"})
+    predictions = pd.DataFrame({"id": ["q1"], "label": ["a"]})
+    with pytest.raises(ValueError, match=r"predictions is missing column\(s\) \['confidence'\]"):
+        global_average_precision(predictions, truth)
+    with pytest.raises(ValueError, match=r"truth is missing column\(s\) \['landmarks'\]"):
+        global_average_precision(make_predictions([("q1", "a", 0.5)]), truth[["id"]])
+
+
+def test_labels_parsed_as_numbers_raise():
+    truth = pd.DataFrame({"id": ["q1", "q2"], "landmarks": [12.0, np.nan]})
+    predictions = pd.DataFrame({"id": ["q1"], "label": ["12"], "confidence": [0.5]})
+    with pytest.raises(ValueError, match=r"truth\['landmarks'\] must hold label strings"):
+        global_average_precision(predictions, truth)
+    predictions = pd.DataFrame({"id": ["q1"], "label": [12], "confidence": [0.5]})
+    with pytest.raises(ValueError, match=r"predictions\['label'\] must hold label strings"):
+        global_average_precision(predictions, make_truth({"q1": "12"}))
+
+
+# --- properties ----------------------------------------------------------------------
+
+LABELS = ["a", "b", "c", "d"]
+
+
+@st.composite
+def predictions_and_truth(draw):
+    """Small frames with few labels and few confidence values, so ties and hits are common."""
+    ids = draw(st.lists(st.text(alphabet="qQ09", min_size=1, max_size=3), min_size=1,
+                        max_size=12, unique=True))
+    landmarks = [
+        draw(st.one_of(st.none(), st.just(""),
+                       st.lists(st.sampled_from(LABELS), min_size=1, max_size=3).map(" ".join)))
+        for _ in ids
+    ]
+    # Make sure there is a landmark query, so that GAP is defined.
+    landmarks[draw(st.integers(0, len(ids) - 1))] = draw(st.sampled_from(LABELS))
+    truth = pd.DataFrame({"id": ids, "landmarks": landmarks})
+
+    predicted_ids = draw(st.lists(st.sampled_from(ids), unique=True, max_size=len(ids)))
+    rows = [
+        (query_id,
+         draw(st.one_of(st.sampled_from(LABELS + ["e"]), st.none())),
+         draw(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0])))
+        for query_id in predicted_ids
+    ]
+    return make_predictions(rows), truth
+
+
+@PROPERTY_SETTINGS
+@given(predictions_and_truth())
+def test_gap_lies_between_zero_and_one(frames):
+    gap = global_average_precision(*frames).gap
+    assert 0.0 <= gap <= 1.0
+
+
+@PROPERTY_SETTINGS
+@given(predictions_and_truth(), st.randoms(use_true_random=False))
+def test_gap_is_invariant_under_row_shuffling(frames, random):
+    predictions, truth = frames
+    shuffled_predictions = predictions.iloc[random.sample(range(len(predictions)), len(predictions))]
+    shuffled_truth = truth.iloc[random.sample(range(len(truth)), len(truth))]
+    assert global_average_precision(shuffled_predictions, shuffled_truth) == (
+        global_average_precision(predictions, truth)
+    )
+
+
+@PROPERTY_SETTINGS
+@given(predictions_and_truth())
+def test_gap_equals_brute_force_definition(frames):
+    assert global_average_precision(*frames).gap == pytest.approx(brute_force_gap(*frames), abs=1e-12)
+
+
+@PROPERTY_SETTINGS
+@given(predictions_and_truth())
+def test_gap_never_exceeds_oracle_gap(frames):
+    assert global_average_precision(*frames).gap <= oracle_gap(*frames) + 1e-12
+
+
+@PROPERTY_SETTINGS
+@given(predictions_and_truth())
+def test_gap_reaches_oracle_when_correct_predictions_outrank_wrong_ones(frames):
+    predictions, truth = frames
+    # Confidences lie in [0, 1]; adding 2 to the correct ones puts them all on top.
+    correct = np.array(is_correct(predictions, truth), dtype=bool)
+    boosted = predictions.assign(confidence=predictions["confidence"] + 2.0 * correct)
+    result = global_average_precision(boosted, truth)
+    assert result.gap == pytest.approx(oracle_gap(predictions, truth), abs=1e-12)
+    assert math.isclose(result.gap, result.accuracy, abs_tol=1e-12)

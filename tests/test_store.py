@@ -1,0 +1,252 @@
+"""delfverify.store: write-then-read of feature entries (including empty ones), recovery from corrupt entries,
+and atomic writes under concurrent writers."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import zipfile
+
+import numpy as np
+import pytest
+
+from delfverify import Features, Verifier
+from delfverify.store import FORMAT_VERSION, FeatureStore, content_hash
+
+KEY = content_hash(b"some image bytes")
+FINGERPRINT = "0123456789abcdef"
+
+
+def _features(n: int, dim: int = 128, seed: int = 0) -> Features:
+    rng = np.random.default_rng(seed)
+    return Features(
+        locations=rng.uniform(0, 1000, size=(n, 2)).astype(np.float32),
+        descriptors=rng.normal(size=(n, dim)).astype(np.float32),
+        scales=rng.uniform(1, 10, size=n).astype(np.float32),
+        scores=rng.uniform(0, 1, size=n).astype(np.float32),
+    )
+
+
+def _assert_same(a: Features, b: Features) -> None:
+    for name in ("locations", "descriptors", "scales", "scores"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype == np.float32
+        assert x.shape == y.shape
+        np.testing.assert_array_equal(x, y)
+
+
+def test_store_round_trip_is_exact(tmp_path):
+    store = FeatureStore(tmp_path, FINGERPRINT)
+    features = _features(300)
+    assert store.get(KEY) is None
+    store.put(KEY, features)
+    _assert_same(store.get(KEY), features)
+    assert (store.stats.hits, store.stats.misses, store.stats.writes, store.stats.corrupt) == (1, 1, 1, 0)
+
+
+def test_store_round_trip_in_a_new_store_object(tmp_path):
+    features = _features(50, dim=40, seed=3)
+    FeatureStore(tmp_path, FINGERPRINT).put(KEY, features)
+    _assert_same(FeatureStore(tmp_path, FINGERPRINT).get(KEY), features)
+
+
+@pytest.mark.parametrize("dim", [40, 128])
+def test_store_empty_features_round_trip_keeps_shapes(tmp_path, dim):
+    store = FeatureStore(tmp_path, FINGERPRINT)
+    store.put(KEY, Features.empty(dim))
+    back = store.get(KEY)
+    assert len(back) == 0
+    assert back.locations.shape == (0, 2)
+    assert back.descriptors.shape == (0, dim)
+    assert back.scales.shape == (0,) and back.scores.shape == (0,)
+
+
+def test_store_entries_live_under_the_fingerprint_folder(tmp_path):
+    store = FeatureStore(tmp_path, FINGERPRINT)
+    store.put(KEY, _features(5))
+    path = store.path(KEY)
+    assert path == tmp_path / FINGERPRINT / KEY[:2] / f"{KEY}.npz"
+    assert path.is_file()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [path]
+
+
+def test_store_other_fingerprint_does_not_see_entries(tmp_path):
+    FeatureStore(tmp_path, FINGERPRINT).put(KEY, _features(5))
+    assert FeatureStore(tmp_path, "fedcba9876543210").get(KEY) is None
+
+
+def test_store_overwrite_replaces_entry(tmp_path):
+    store = FeatureStore(tmp_path, FINGERPRINT)
+    store.put(KEY, _features(5, seed=1))
+    store.put(KEY, _features(7, seed=2))
+    _assert_same(store.get(KEY), _features(7, seed=2))
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def _write_npz(path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _valid_arrays(**override):
+    features = _features(10)
+    arrays = {
+        "format_version": np.int64(FORMAT_VERSION),
+        "locations": features.locations,
+        "descriptors": features.descriptors,
+        "scales": features.scales,
+        "scores": features.scores,
+    }
+    arrays.update(override)
+    return {k: v for k, v in arrays.items() if v is not None}
+
+
+def _corrupt_truncated(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _corrupt_random_bytes(path):
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, size=2000, dtype=np.uint8).tobytes())
+
+
+def _corrupt_empty(path):
+    path.write_bytes(b"")
+
+
+CORRUPTIONS = {
+    "truncated": _corrupt_truncated,
+    "random-bytes": _corrupt_random_bytes,
+    "zero-bytes": _corrupt_empty,
+    "wrong-dtype": lambda p: _write_npz(p, **_valid_arrays(descriptors=np.zeros((10, 128), np.float64))),
+    "wrong-shape": lambda p: _write_npz(p, **_valid_arrays(locations=np.zeros((10, 3), np.float32))),
+    "mismatched-rows": lambda p: _write_npz(p, **_valid_arrays(scores=np.zeros(9, np.float32))),
+    "missing-array": lambda p: _write_npz(p, **_valid_arrays(scales=None)),
+    "wrong-version": lambda p: _write_npz(p, **_valid_arrays(format_version=np.int64(FORMAT_VERSION + 1))),
+    "no-version": lambda p: _write_npz(p, **_valid_arrays(format_version=None)),
+    "pickled-object": lambda p: _write_npz(p, **_valid_arrays(scores=np.array([{"a": 1}], dtype=object))),
+}
+
+
+@pytest.mark.parametrize("corrupt", list(CORRUPTIONS), ids=list(CORRUPTIONS))
+def test_store_corrupt_entry_is_reported_removed_and_missed(tmp_path, caplog, corrupt):
+    store = FeatureStore(tmp_path, FINGERPRINT)
+    store.put(KEY, _features(10))
+    path = store.path(KEY)
+    CORRUPTIONS[corrupt](path)
+    with caplog.at_level(logging.WARNING, logger="delfverify.store"):
+        assert store.get(KEY) is None
+    assert store.stats.corrupt == 1
+    assert not path.exists()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "delfverify.store"]
+    assert len(warnings) == 1 and str(path) in warnings[0].getMessage()
+    # The next read is a plain miss, not another corruption.
+    assert store.get(KEY) is None and store.stats.corrupt == 1
+
+
+def _image_file(tmp_path, textured_image):
+    from PIL import Image
+
+    path = tmp_path / "photo.png"
+    Image.fromarray(textured_image).save(path)
+    return path
+
+
+def test_verifier_recomputes_corrupt_entry_then_reuses_store(tmp_path, textured_image, caplog):
+    image = _image_file(tmp_path, textured_image)
+    cache = tmp_path / "cache"
+    first = Verifier("rootsift", cache_dir=cache)
+    features = first.features(image)
+    assert first.extracted == 1 and first.store.stats.writes == 1
+    entry = first.store.path(first.key(image))
+    assert entry.is_file() and entry.is_relative_to(cache / first.features_fingerprint)
+
+    _corrupt_truncated(entry)
+    second = Verifier("rootsift", cache_dir=cache)
+    with caplog.at_level(logging.WARNING, logger="delfverify.store"):
+        recomputed = second.features(image)
+    assert second.store.stats.corrupt == 1 and second.extracted == 1
+    assert any("corrupt" in r.getMessage() for r in caplog.records)
+    _assert_same(recomputed, features)
+    assert entry.is_file()
+
+    third = Verifier("rootsift", cache_dir=cache)
+    _assert_same(third.features(image), features)
+    assert third.extracted == 0 and third.store.stats.hits == 1 and third.store.stats.corrupt == 0
+
+
+def test_verifier_memory_cache_extracts_once(tmp_path, textured_image):
+    image = _image_file(tmp_path, textured_image)
+    verifier = Verifier("rootsift")
+    verifier.features(image)
+    verifier.features(image.read_bytes())  # same content, same key
+    assert verifier.extracted == 1 and verifier.store is None
+
+
+def _writer(root: str, fingerprint: str, key: str, seed: int, repeats: int) -> None:
+    store = FeatureStore(root, fingerprint)
+    for _ in range(repeats):
+        store.put(key, _features(400, seed=seed))
+
+
+def test_store_concurrent_writers_never_expose_partial_entries(tmp_path):
+    root = tmp_path / "cache"
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_writer, args=(str(root), FINGERPRINT, KEY, 0, 50)) for _ in range(2)]
+    for process in writers:
+        process.start()
+    reader = FeatureStore(root, FINGERPRINT)
+    expected = _features(400, seed=0)
+    reads = 0
+    try:
+        while any(p.is_alive() for p in writers):
+            got = reader.get(KEY)
+            if got is not None:
+                _assert_same(got, expected)
+                reads += 1
+    finally:
+        for process in writers:
+            process.join(timeout=60)
+    assert all(p.exitcode == 0 for p in writers)
+    assert reader.stats.corrupt == 0
+    _assert_same(FeatureStore(root, FINGERPRINT).get(KEY), expected)
+    assert reads + reader.stats.misses > 0
+    assert not list(root.rglob("*.tmp"))
+    assert [p.name for p in root.rglob("*") if p.is_file()] == [f"{KEY}.npz"]
+
+
+@pytest.mark.parametrize("key", ["", "abc", "ABCDEF0123456789", "../../etc/passwd", "0123456789abcdeg", "0123 56789"])
+def test_store_invalid_key_raises_value_error(tmp_path, key):
+    store = FeatureStore(tmp_path, FINGERPRINT)
+    with pytest.raises(ValueError, match="key"):
+        store.path(key)
+    with pytest.raises(ValueError, match="key"):
+        store.get(key)
+    with pytest.raises(ValueError, match="key"):
+        store.put(key, _features(1))
+
+
+@pytest.mark.parametrize("fingerprint", ["", "a/b", "..", "a\\b", "x.y"])
+def test_store_invalid_fingerprint_raises_value_error(tmp_path, fingerprint):
+    with pytest.raises(ValueError, match="fingerprint"):
+        FeatureStore(tmp_path, fingerprint)
+
+
+def test_content_hash_distinguishes_bytes_and_arrays():
+    array = np.zeros((2, 3), np.uint8)
+    assert content_hash(array) == content_hash(array.copy())
+    assert content_hash(array) != content_hash(array.astype(np.uint16))
+    assert content_hash(array) != content_hash(array.reshape(3, 2))
+    assert content_hash(b"abc") != content_hash(b"abd")
+    assert len(content_hash(b"")) == 64
+
+
+def test_store_entry_is_a_plain_npz_without_pickles(tmp_path):
+    store = FeatureStore(tmp_path, FINGERPRINT)
+    store.put(KEY, _features(3))
+    with zipfile.ZipFile(store.path(KEY)) as archive:
+        names = sorted(archive.namelist())
+    assert names == sorted(f"{n}.npy" for n in ("format_version", "locations", "descriptors", "scales", "scores"))
+    with np.load(store.path(KEY), allow_pickle=False) as npz:
+        assert int(npz["format_version"]) == FORMAT_VERSION

@@ -1,0 +1,238 @@
+"""delfverify.verification: seeded affine RANSAC (opencv and skimage engines) on synthetic matches with a known
+transform, failure as ``num_inliers=0``, and end-to-end ``verify_pair`` on a synthetic photo and its warp."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import KNOWN_AFFINE, make_textured_image
+from delfverify import Features, RansacConfig, Verification, verify_pair
+from delfverify.extractors.rootsift import RootSIFT
+from delfverify.matching import MatchConfig
+from delfverify.verification import ENGINES, ransac_affine, verify_features
+
+TRUE_AFFINE = np.array([[1.1, -0.25, 40.0], [0.2, 0.9, -15.0], [0.0, 0.0, 1.0]])
+
+
+def _apply(matrix: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    return xy @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+def _synthetic(seed: int, n_inliers: int = 60, n_outliers: int = 40, noise: float = 0.3):
+    """Matched points: ``n_inliers`` mapped by TRUE_AFFINE (+ small noise), then ``n_outliers`` random pairs,
+    shuffled. Returns src, dst and the ground-truth inlier mask (within the research's 20 px threshold)."""
+    rng = np.random.default_rng(seed)
+    src = rng.uniform(0, 1000, size=(n_inliers + n_outliers, 2))
+    dst = _apply(TRUE_AFFINE, src)
+    dst[:n_inliers] += rng.normal(0, noise, size=(n_inliers, 2))
+    dst[n_inliers:] = rng.uniform(0, 1000, size=(n_outliers, 2))
+    order = rng.permutation(len(src))
+    src, dst = src[order], dst[order]
+    truth = np.linalg.norm(_apply(TRUE_AFFINE, src) - dst, axis=1) < RansacConfig().residual_threshold
+    return src, dst, truth
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ransac_affine_finds_known_inliers_and_transform(engine, seed):
+    src, dst, truth = _synthetic(seed)
+    assert 60 <= truth.sum() <= 62  # a random outlier may land within 20 px by chance
+    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine, seed=seed))
+    assert mask.dtype == bool and mask.shape == (100,)
+    assert np.sum(mask != truth) <= 2
+    assert mask[truth].sum() >= 59
+    assert transform.shape == (3, 3)
+    np.testing.assert_allclose(transform[:2, :2], TRUE_AFFINE[:2, :2], rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(transform[:2, 2], TRUE_AFFINE[:2, 2], atol=1.0)
+    np.testing.assert_allclose(transform[2], [0, 0, 1])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ransac_engines_agree_on_seeded_data(seed):
+    rng = np.random.default_rng(100 + seed)
+    n_inliers = int(rng.integers(0, 80))
+    src, dst, _ = _synthetic(seed, n_inliers=n_inliers, n_outliers=int(rng.integers(20, 120)), noise=2.0)
+    accept = RootSIFT.accept_inliers
+    counts = {}
+    for engine in ENGINES:
+        _, mask = ransac_affine(src, dst, RansacConfig(engine=engine, seed=seed))
+        counts[engine] = int(mask.sum())
+    assert abs(counts["opencv"] - counts["skimage"]) <= max(2, 0.05 * n_inliers), counts
+    assert (counts["opencv"] >= accept) == (counts["skimage"] >= accept), counts
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ransac_affine_same_seed_same_result(engine):
+    src, dst, _ = _synthetic(7, n_inliers=25, n_outliers=75, noise=5.0)
+    config = RansacConfig(engine=engine, seed=3)
+    transform_1, mask_1 = ransac_affine(src, dst, config)
+    transform_2, mask_2 = ransac_affine(src, dst, config)
+    np.testing.assert_array_equal(mask_1, mask_2)
+    np.testing.assert_array_equal(transform_1, transform_2)
+
+
+def test_ransac_skimage_result_depends_on_seed_only():
+    # Few inliers in many outliers with few trials: different seeds explore different samples.
+    src, dst, _ = _synthetic(8, n_inliers=12, n_outliers=150, noise=3.0)
+    results = {
+        seed: ransac_affine(src, dst, RansacConfig(engine="skimage", seed=seed, max_trials=30))[1].sum()
+        for seed in range(8)
+    }
+    again = {
+        seed: ransac_affine(src, dst, RansacConfig(engine="skimage", seed=seed, max_trials=30))[1].sum()
+        for seed in range(8)
+    }
+    assert results == again
+    assert len(set(results.values())) > 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_ransac_affine_fewer_than_three_matches_fail(engine, n):
+    src, dst, _ = _synthetic(0, n_inliers=n, n_outliers=0)
+    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine))
+    assert transform is None
+    assert mask.shape == (n,) and not mask.any()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ransac_affine_fewer_than_min_samples_fail(engine):
+    src, dst, _ = _synthetic(0, n_inliers=5, n_outliers=0)
+    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine, min_samples=6))
+    assert transform is None and mask.sum() == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("kind", ["identical", "collinear"])
+def test_ransac_affine_degenerate_points_give_zero_inliers(engine, kind):
+    n = 30
+    if kind == "identical":
+        src = np.full((n, 2), 123.0)
+        dst = np.full((n, 2), 456.0)
+    else:
+        t = np.linspace(0, 500, n)
+        src = np.stack([t, 2 * t + 3], axis=1)
+        dst = np.stack([0.5 * t + 7, t - 2], axis=1)
+    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine))
+    assert transform is None
+    assert mask.shape == (n,) and mask.sum() == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ransac_affine_rejects_collapsing_transform(engine):
+    # Many features of one photo matched into a tiny patch of the other: a fit that shrinks 50x is degenerate.
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 1000, size=(50, 2))
+    dst = 0.02 * src + 300.0
+    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine))
+    assert transform is None and mask.sum() == 0
+    loose = RansacConfig(engine=engine, max_scale_change=100.0)
+    transform, mask = ransac_affine(src, dst, loose)
+    assert transform is not None and mask.sum() == 50
+
+
+def test_ransac_affine_shape_mismatch_raises_value_error():
+    with pytest.raises(ValueError, match="same shape"):
+        ransac_affine(np.zeros((5, 2)), np.zeros((4, 2)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"engine": "pydegensac"}, "engine"),
+        ({"residual_threshold": 0}, "residual_threshold"),
+        ({"residual_threshold": -3.0}, "residual_threshold"),
+        ({"max_trials": 0}, "max_trials"),
+        ({"max_trials": 10.5}, "max_trials"),
+        ({"min_samples": 2}, "min_samples"),
+        ({"confidence": 0}, "confidence"),
+        ({"confidence": 1.0}, "confidence"),
+        ({"max_scale_change": 1.0}, "max_scale_change"),
+    ],
+)
+def test_ransac_config_invalid_values_raise_value_error_naming_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        RansacConfig(**kwargs)
+
+
+def test_ransac_config_defaults_are_the_research_settings():
+    config = RansacConfig()
+    assert (config.residual_threshold, config.max_trials, config.min_samples) == (20.0, 1000, 3)
+    assert config.engine == "opencv"
+
+
+def _features(xy: np.ndarray, descriptors: np.ndarray) -> Features:
+    n = len(xy)
+    return Features(
+        locations=np.ascontiguousarray(xy[:, ::-1], dtype=np.float32),
+        descriptors=descriptors.astype(np.float32),
+        scales=np.ones(n, np.float32),
+        scores=np.ones(n, np.float32),
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_verify_features_on_arrays_finds_known_transform(engine):
+    rng = np.random.default_rng(11)
+    n = 80
+    xy_a = rng.uniform(0, 800, size=(n, 2))
+    desc = rng.normal(size=(n, 40))
+    desc /= np.linalg.norm(desc, axis=1, keepdims=True)
+    order = rng.permutation(n)
+    xy_b = _apply(TRUE_AFFINE, xy_a)[order]
+    xy_b[:20] = rng.uniform(0, 800, size=(20, 2))  # 20 of B's features moved: outliers
+    moved = np.zeros(n, bool)
+    moved[:20] = True
+    features_a = _features(xy_a, desc)
+    features_b = _features(xy_b, desc[order] + rng.normal(0, 0.01, size=(n, 40)))
+    result = verify_features(features_a, features_b, MatchConfig(max_distance=0.8), RansacConfig(engine=engine))
+    assert isinstance(result, Verification)
+    assert (result.num_features_a, result.num_features_b, result.num_putative) == (n, n, n)
+    np.testing.assert_array_equal(result.matches[:, 0], order)  # A index of each B feature
+    np.testing.assert_array_equal(result.matches[:, 1], np.arange(n))
+    assert result.num_inliers == int(result.inlier_mask.sum())
+    np.testing.assert_array_equal(result.inlier_mask, ~moved)
+    np.testing.assert_allclose(result.transform, TRUE_AFFINE, rtol=1e-6, atol=1e-6)
+
+
+def test_verify_features_empty_features_give_zero_inliers():
+    empty = Features.empty(128)
+    other = _features(np.random.default_rng(0).uniform(0, 100, (10, 2)), np.eye(10, 128))
+    for a, b in ((empty, empty), (empty, other), (other, empty)):
+        result = verify_features(a, b)
+        assert result.num_inliers == 0 and result.num_putative == 0 and result.transform is None
+        assert result.matches.shape == (0, 2) and result.inlier_mask.shape == (0,)
+    assert verify_features(empty, other).num_features_b == 10
+
+
+def _corner_error(transform: np.ndarray, width: int, height: int) -> float:
+    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], float)
+    known = np.vstack([KNOWN_AFFINE, [0, 0, 1]])
+    return float(np.abs(_apply(transform, corners) - _apply(known, corners)).max())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_verify_pair_warped_copy_matches(textured_image, warp, engine):
+    warped = warp(textured_image)
+    result = verify_pair(textured_image, warped, ransac=RansacConfig(engine=engine))
+    assert result.num_inliers >= 30
+    assert result.num_inliers >= 0.8 * result.num_putative
+    assert result.num_features_a > 100 and result.num_features_b > 100
+    assert _corner_error(result.transform, 400, 300) < 2.0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_verify_pair_unrelated_images_do_not_match(textured_image, engine):
+    result = verify_pair(textured_image, make_textured_image(seed=4), ransac=RansacConfig(engine=engine))
+    assert result.num_features_b > 100
+    assert result.num_inliers < RootSIFT.accept_inliers
+
+
+def test_verify_pair_is_deterministic(textured_image, warp):
+    other = warp(make_textured_image(seed=2), np.array([[0.7, 0.1, 20.0], [-0.1, 0.8, 5.0]]))
+    first = verify_pair(textured_image, other)
+    second = verify_pair(textured_image, other)
+    assert first.num_inliers == second.num_inliers
+    np.testing.assert_array_equal(first.matches, second.matches)
+    np.testing.assert_array_equal(first.inlier_mask, second.inlier_mask)
