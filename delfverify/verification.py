@@ -48,7 +48,8 @@ class RansacConfig:
         one photo matched to a few points of the other (star fields, coins), and give unrelated photos dozens
         of "inliers".
     seed : int
-        Random seed; same input and seed, same result.
+        Seed of the ``skimage`` engine. ``opencv``'s RANSAC uses its own fixed internal seed (``cv2.setRNGSeed``
+        does not reach it), so it is deterministic whatever this value. Same input and seed, same result.
     """
 
     engine: str = "opencv"
@@ -140,7 +141,6 @@ def ransac_affine(src_xy: np.ndarray, dst_xy: np.ndarray, config: RansacConfig =
 def _ransac_opencv(src_xy, dst_xy, config):
     import cv2
 
-    cv2.setRNGSeed(config.seed)
     matrix, mask = cv2.estimateAffine2D(
         src_xy.astype(np.float32),
         dst_xy.astype(np.float32),
@@ -180,11 +180,18 @@ def _spans_plane(src_xy, dst_xy) -> bool:
     """Whether a RANSAC sample determines an affine map: neither side collinear or repeated (as OpenCV checks).
 
     A collinear sample leaves the affine map underdetermined; skimage would fit an arbitrary least-squares
-    solution and count every point on the line as an inlier.
+    solution and count every point on the line as an inlier. Called on every trial, so kept cheap.
     """
     for points in (src_xy, dst_xy):
-        singular = np.linalg.svd(points - points.mean(axis=0), compute_uv=False)
-        if not singular[-1] > 1e-6 * max(singular[0], 1.0):
+        if len(points) == 3:
+            (x0, y0), (x1, y1), (x2, y2) = points.tolist()
+            ax, ay, bx, by = x1 - x0, y1 - y0, x2 - x0, y2 - y0
+            area, size = abs(ax * by - ay * bx), max(ax * ax + ay * ay, bx * bx + by * by)
+        else:
+            d = points[1:] - points[0]
+            area = np.abs(np.outer(d[:, 0], d[:, 1]) - np.outer(d[:, 1], d[:, 0])).max()
+            size = (d * d).sum(axis=1).max()
+        if not area > 1e-6 * size:
             return False
     return True
 

@@ -159,6 +159,14 @@ def test_ids_are_compared_as_strings_in_the_tie_break():
     assert global_average_precision(predictions, truth).gap == pytest.approx(1 / 4)
 
 
+def test_non_ascii_ids_are_ordered_by_code_point():
+    truth = make_truth({"\u00e9": "b", "z": "a"})
+    # "z" (U+007A) < "\u00e9" (U+00E9), so the correct z prediction is ranked first.
+    predictions = make_predictions([("\u00e9", "x", 0.5), ("z", "a", 0.5)])
+    # P(1) = 1, rank 2 wrong; M = 2, GAP = 1/2 (1/4 the other way round).
+    assert global_average_precision(predictions, truth).gap == pytest.approx(1 / 2)
+
+
 def test_confidence_outranks_id():
     truth = make_truth({"q1": "a", "q2": "b"})
     predictions = make_predictions([("q1", "x", 0.4), ("q2", "b", 0.6)])
@@ -248,11 +256,20 @@ def test_missing_column_raises_naming_it():
 def test_labels_parsed_as_numbers_raise():
     truth = pd.DataFrame({"id": ["q1", "q2"], "landmarks": [12.0, np.nan]})
     predictions = pd.DataFrame({"id": ["q1"], "label": ["12"], "confidence": [0.5]})
-    with pytest.raises(ValueError, match=r"truth\['landmarks'\] must hold label strings"):
+    with pytest.raises(ValueError, match=r"truth\['landmarks'\] must hold strings, found floating"):
         global_average_precision(predictions, truth)
     predictions = pd.DataFrame({"id": ["q1"], "label": [12], "confidence": [0.5]})
-    with pytest.raises(ValueError, match=r"predictions\['label'\] must hold label strings"):
+    with pytest.raises(ValueError, match=r"predictions\['label'\] must hold strings, found integer"):
         global_average_precision(predictions, make_truth({"q1": "12"}))
+
+
+def test_label_column_mixing_strings_and_numbers_raises():
+    truth = make_truth({"q1": "a", "q2": "b"})
+    predictions = pd.DataFrame(
+        {"id": ["q1", "q2"], "label": pd.Series(["a", 7], dtype=object), "confidence": [0.5, 0.4]}
+    )
+    with pytest.raises(ValueError, match=r"predictions\['label'\] must hold strings, found mixed"):
+        global_average_precision(predictions, truth)
 
 
 # --- properties ----------------------------------------------------------------------
@@ -263,7 +280,7 @@ LABELS = ["a", "b", "c", "d"]
 @st.composite
 def predictions_and_truth(draw):
     """Small frames with few labels and few confidence values, so ties and hits are common."""
-    ids = draw(st.lists(st.text(alphabet="qQ09", min_size=1, max_size=3), min_size=1,
+    ids = draw(st.lists(st.text(alphabet="qQ0\u00e9", min_size=1, max_size=3), min_size=1,
                         max_size=12, unique=True))
     landmarks = [
         draw(st.one_of(st.none(), st.just(""),

@@ -105,7 +105,8 @@ def test_ransac_affine_fewer_than_min_samples_fail(engine):
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("kind", ["identical", "collinear"])
-def test_ransac_affine_degenerate_points_give_zero_inliers(engine, kind):
+@pytest.mark.parametrize("min_samples", [3, 4])
+def test_ransac_affine_degenerate_points_give_zero_inliers(engine, kind, min_samples):
     n = 30
     if kind == "identical":
         src = np.full((n, 2), 123.0)
@@ -114,7 +115,7 @@ def test_ransac_affine_degenerate_points_give_zero_inliers(engine, kind):
         t = np.linspace(0, 500, n)
         src = np.stack([t, 2 * t + 3], axis=1)
         dst = np.stack([0.5 * t + 7, t - 2], axis=1)
-    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine))
+    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine, min_samples=min_samples))
     assert transform is None
     assert mask.shape == (n,) and mask.sum() == 0
 
