@@ -9,17 +9,20 @@ Errors in the input (missing file, unreadable image, model not loadable, malform
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sys
+import tempfile
 from typing import Sequence
 
 from . import __version__
 from .extractors.delf import DEFAULT_HANDLE, ModelLoadError
 from .features import DEFAULT_EXTRACTOR, EXTRACTORS
 from .images import DEFAULT_MAX_SIDE, ImageError, load_image
+from .parallel import default_workers
 from .store import default_cache_dir
 from .verification import ENGINES, RansacConfig
 from .verifier import Verifier
@@ -52,13 +55,14 @@ def add_verifier_options(parser: argparse.ArgumentParser) -> None:
     cache.add_argument("--no-cache", action="store_true", help="keep features in memory only")
 
 
-def make_verifier(args: argparse.Namespace) -> Verifier:
-    """A ``Verifier`` from the options of ``add_verifier_options``."""
+def make_verifier(args: argparse.Namespace, cache_dir: str | None = None) -> Verifier:
+    """A ``Verifier`` from the options of ``add_verifier_options`` (``cache_dir`` overrides them)."""
     if args.model is not None and args.features != "delf":
         raise CLIError("--model is only used with --features delf")
     if args.max_side < 1:
         raise CLIError(f"--max-side must be a positive integer, got {args.max_side}")
-    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    if cache_dir is None:
+        cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     return Verifier(
         args.features,
         model=args.model,
@@ -122,18 +126,23 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     if policy.extractor != args.features:
         logger.warning("policy %s was set for %s features, running with %s: its inlier thresholds may not fit",
                        policy.name, policy.extractor, args.features)
-    verifier = make_verifier(args)
+    if args.workers < 1:
+        raise CLIError(f"--workers must be a positive integer, got {args.workers}")
     output = args.output or f"{os.path.splitext(os.path.basename(args.predictions))[0]}.reranked.csv"
-    journal = None if verifier.store is None else PairJournal(verifier.store.root / "journal.sqlite")
-    try:
+    with contextlib.ExitStack() as stack:
+        parallel = args.workers > 1 or args.scheduler is not None
+        # Workers share features through a store; without --cache-dir they get a temporary one.
+        scratch = stack.enter_context(tempfile.TemporaryDirectory()) if args.no_cache and parallel else None
+        verifier = make_verifier(args, cache_dir=scratch)
+        journal = None
+        if verifier.store is not None and scratch is None:
+            journal = stack.enter_context(PairJournal(verifier.store.root / "journal.sqlite"))
         result = rerank(
             predictions, gallery, verifier, policy,
             query_images=query_images, gallery_images=gallery_images, journal=journal,
             on_missing=args.on_missing, progress=not args.quiet and sys.stderr.isatty(),
+            workers=args.workers, scheduler=args.scheduler,
         )
-    finally:
-        if journal is not None:
-            journal.close()
     write_predictions(result.predictions, output)
     if args.details:
         from .fileio import atomic_write
@@ -208,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("--on-missing", choices=ON_MISSING, default="keep",
                         help="a prediction whose images are missing/unreadable or whose label has no gallery "
                              "photo keeps its confidence, or is suppressed as if 0 inliers (default: %(default)s)")
+    rerank.add_argument("--workers", type=int, default=default_workers(),
+                        help="local worker processes for extraction and verification (default: this machine's "
+                             "cores, %(default)s)")
+    rerank.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on a Dask distributed cluster (e.g. tcp://host:8786); --cache-dir must then be "
+                             "a path every worker shares")
     add_verifier_options(rerank)
     rerank.set_defaults(handler=_cmd_rerank)
 

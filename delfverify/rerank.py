@@ -18,9 +18,9 @@ import pandas as pd
 
 from .images import ImageError
 from .journal import PairJournal
+from .parallel import ImageItem, PairItem, Runner, batched, extract_batch, verify_batch
 from .policy import Policy
 from .tables import ImageDirectory, Predictions, TableError
-from .verification import verify_features
 from .verifier import Verifier
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 ON_MISSING = ("keep", "suppress")
 #: Every status a prediction can end with.
 STATUSES = ("verified", "suppressed", "boosted", "skipped", "no_gallery", "error", "no_prediction")
+#: Predictions handled per chunk; memory for pairs and tasks stays bounded by this.
+CHUNK_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class InlierTable:
         Per prediction, why images failed ("" when none did).
     pairs_computed, pairs_reused : int
         Pairs verified now, and pairs taken from the journal.
+    features_extracted : int
+        Images whose features were extracted now (not found in memory or the store).
     """
 
     inliers: np.ndarray
@@ -51,6 +55,7 @@ class InlierTable:
     errors: list[str]
     pairs_computed: int = 0
     pairs_reused: int = 0
+    features_extracted: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,79 +111,103 @@ def inlier_table(
     gallery_images: ImageDirectory,
     journal: PairJournal | None = None,
     progress: bool = False,
+    runner: Runner | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> InlierTable:
     """Verify each prediction against the first ``k[i]`` gallery photos of its label.
 
-    Each pair's result is journaled as soon as it is computed; pairs already in the journal are not verified
-    again, and images already in the verifier's store are not extracted again.
+    Predictions are processed in chunks of ``chunk_size`` so that memory stays bounded. Within a chunk, pairs
+    already in the journal are reused; every image missing from the store is extracted once; the remaining
+    pairs are verified (by ``runner``: in this process, local workers or a Dask cluster) and each result is
+    journaled as soon as it arrives.
     """
     from tqdm import tqdm
 
+    runner = runner or Runner(verifier)
     by_label = {label: list(group["id"]) for label, group in gallery.groupby("landmark_id", sort=False)}
     paths = dict(zip(gallery["id"], gallery["path"]))
     orders: dict[str, list[str]] = {}
-    keys: dict[tuple[str, str], str | Exception] = {}
+    keys: dict[tuple[str, str], ImageItem | str] = {}  # (kind, id) -> image, or why it cannot be read
     fingerprint = verifier.pair_fingerprint
     n = len(predictions)
     table = np.full((n, max(int(k.max(initial=0)), 1)), np.nan)
     chosen: list[list[str]] = [[] for _ in range(n)]
-    errors = [""] * n
-    computed = reused = 0
+    errors: list[list[str]] = [[] for _ in range(n)]
+    counts = Counter()
 
-    def image_key(kind: str, image_id: str, directory: ImageDirectory, path: str = "") -> str | Exception:
+    def image(kind: str, image_id: str, directory: ImageDirectory, path: str = "") -> ImageItem | str:
         if (kind, image_id) not in keys:
             try:
-                keys[kind, image_id] = verifier.key(directory.find(image_id, path))
+                file = directory.find(image_id, path)
+                keys[kind, image_id] = ImageItem(verifier.key(file), str(file))
             except (ImageError, TableError) as exc:
-                keys[kind, image_id] = exc
+                keys[kind, image_id] = f"{kind} image: {exc}"
         return keys[kind, image_id]
 
-    rows = tqdm(range(n), total=n, unit="prediction", disable=not progress, desc="verifying")
-    for i in rows:
-        label = predictions["label"].iat[i]
-        if k[i] == 0 or label not in by_label:
-            continue
-        if label not in orders:
-            orders[label] = gallery_order(by_label[label], policy.selection, policy.seed, label)
-        chosen[i] = orders[label][: k[i]]
-        query_id = predictions["id"].iat[i]
-        query_key = image_key("query", query_id, query_images)
-        if isinstance(query_key, Exception):
-            errors[i] = f"query image: {query_key}"
-            continue
-        gallery_keys = [image_key("gallery", g, gallery_images, paths[g]) for g in chosen[i]]
-        known = journal.get(fingerprint, [(query_key, g) for g in gallery_keys if isinstance(g, str)]) if journal else {}
-        failures = []
-        query_features = None
-        for j, (gallery_id, gallery_key) in enumerate(zip(chosen[i], gallery_keys)):
-            if isinstance(gallery_key, Exception):
-                failures.append(f"gallery image: {gallery_key}")
+    bar = tqdm(total=n, unit="prediction", disable=not progress, desc="verifying")
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        needed: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        pair_items: dict[str, tuple[ImageItem, dict[str, ImageItem]]] = {}
+        for i in range(start, stop):
+            label = predictions["label"].iat[i]
+            if k[i] == 0 or label not in by_label:
                 continue
-            if (query_key, gallery_key) in known:
-                table[i, j] = known[query_key, gallery_key][0]
-                reused += 1
+            if label not in orders:
+                orders[label] = gallery_order(by_label[label], policy.selection, policy.seed, label)
+            chosen[i] = orders[label][: k[i]]
+            query = image("query", predictions["id"].iat[i], query_images)
+            if isinstance(query, str):
+                errors[i].append(query)
                 continue
-            try:
-                if query_features is None:
-                    query_features = verifier.features(query_images.find(query_id), key=query_key)
-            except ImageError as exc:
-                keys["query", query_id] = exc
-                failures = [f"query image: {exc}"]
-                break
-            try:
-                gallery_features = verifier.features(gallery_images.find(gallery_id, paths[gallery_id]),
-                                                     key=gallery_key)
-            except ImageError as exc:
-                keys["gallery", gallery_id] = exc
-                failures.append(f"gallery image: {exc}")
-                continue
-            result = verify_features(query_features, gallery_features, verifier.match, verifier.ransac)
-            table[i, j] = result.num_inliers
-            computed += 1
-            if journal is not None:
-                journal.put(fingerprint, query_key, gallery_key, result.num_inliers, result.num_putative)
-        errors[i] = "; ".join(failures)
-    return InlierTable(table, chosen, errors, computed, reused)
+            photos = [image("gallery", g, gallery_images, paths[g]) for g in chosen[i]]
+            errors[i] += [p for p in photos if isinstance(p, str)]
+            photos = [(j, p) for j, p in enumerate(photos) if not isinstance(p, str)]
+            known = journal.get(fingerprint, [(query.key, p.key) for _, p in photos]) if journal else {}
+            for j, photo in photos:
+                if (query.key, photo.key) in known:
+                    table[i, j] = known[query.key, photo.key][0]
+                    counts["reused"] += 1
+                else:
+                    needed.setdefault((query.key, photo.key), []).append((i, j))
+                    pair_items.setdefault(query.key, (query, {}))[1][photo.key] = photo
+        # Extract every image these pairs need exactly once, then verify the pairs.
+        missing = {q.key: q for q, _ in pair_items.values()}
+        missing.update({p.key: p for _, photos in pair_items.values() for p in photos.values()})
+        to_extract = [item for key, item in missing.items() if not verifier.has_features(key)]
+        failed: dict[str, str] = {}
+        batch = max(1, min(64, len(to_extract) // (4 * runner.parallelism) + 1))
+        for results in runner.map(extract_batch, list(batched(to_extract, batch))):
+            for key, error, extracted in results:
+                counts["extracted"] += extracted
+                if error:
+                    failed[key] = error
+        work = [PairItem(query, tuple(p for p in photos.values() if p.key not in failed))
+                for query, photos in pair_items.values() if query.key not in failed]
+        for key, error in failed.items():
+            kind = "query" if key in pair_items else "gallery"
+            for (query_key, gallery_key), cells in needed.items():
+                if key in (query_key, gallery_key):
+                    for i, _ in cells:
+                        errors[i].append(f"{kind} image: {error}")
+        batch = max(1, min(16, len(work) // (4 * runner.parallelism) + 1))
+        for results in runner.map(verify_batch, list(batched(work, batch))):
+            for result in results:
+                cells = needed[result.query_key, result.gallery_key]
+                if result.error:
+                    for i, _ in cells:
+                        errors[i].append(result.error)
+                    continue
+                for i, j in cells:
+                    table[i, j] = result.num_inliers
+                counts["computed"] += 1
+                if journal is not None:
+                    journal.put(fingerprint, result.query_key, result.gallery_key,
+                                result.num_inliers, result.num_putative)
+        bar.update(stop - start)
+    bar.close()
+    return InlierTable(table, chosen, ["; ".join(dict.fromkeys(e)) for e in errors],
+                       counts["computed"], counts["reused"], counts["extracted"])
 
 
 def rerank(
@@ -192,6 +221,8 @@ def rerank(
     journal: PairJournal | None = None,
     on_missing: str = "keep",
     progress: bool = False,
+    workers: int = 1,
+    scheduler=None,
 ) -> RerankResult:
     """Rescale each prediction's confidence by geometric verification against gallery photos of its label.
 
@@ -214,6 +245,10 @@ def rerank(
         confidence (``keep``) or is treated as verified with 0 inliers (``suppress``).
     progress : bool
         Show a progress bar.
+    workers : int
+        Local worker processes for extraction and verification (1: this process). Needs a store.
+    scheduler : str or distributed.Client, optional
+        Run on a Dask cluster instead; the store must be on a path all workers share.
 
     Returns
     -------
@@ -228,8 +263,9 @@ def rerank(
     confidence = table["confidence"].to_numpy(float)
     has_prediction = (table["label"] != "").to_numpy()
     k = np.where(has_prediction, policy.k_for(np.nan_to_num(confidence)), 0)
-    extracted_before = verifier.extracted
-    pairs = inlier_table(table, k, gallery, verifier, policy, query_images, gallery_images, journal, progress)
+    with Runner(verifier, workers, scheduler) as runner:
+        pairs = inlier_table(table, k, gallery, verifier, policy, query_images, gallery_images, journal, progress,
+                             runner)
     labels_in_gallery = set(gallery["landmark_id"])
     no_gallery = has_prediction & (k > 0) & ~table["label"].isin(labels_in_gallery).to_numpy()
     failed = np.array([bool(e) for e in pairs.errors]) & np.all(np.isnan(pairs.inliers), axis=1)
@@ -262,7 +298,7 @@ def rerank(
     summary.update(
         pairs_computed=pairs.pairs_computed,
         pairs_reused=pairs.pairs_reused,
-        features_extracted=verifier.extracted - extracted_before,
+        features_extracted=pairs.features_extracted,
     )
     out = replace(predictions, table=table.assign(confidence=new))
     return RerankResult(out, details, summary)

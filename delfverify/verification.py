@@ -1,6 +1,6 @@
 """Geometric verification: fit an affine transform to putative matches with RANSAC and count the inliers.
 
-Two engines, both seeded so the same input always gives the same count:
+Two engines, both deterministic (the same input always gives the same count):
 
 - ``opencv`` (default): ``cv2.estimateAffine2D`` with RANSAC; compiled, adaptive number of trials, well under
   a millisecond per pair.

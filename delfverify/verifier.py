@@ -12,8 +12,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -27,6 +26,22 @@ logger = logging.getLogger(__name__)
 
 #: Features of this many recently used images are kept in memory.
 MEMORY_CACHE_SIZE = 512
+
+
+@dataclass(frozen=True)
+class VerifierSpec:
+    """A picklable recipe for a ``Verifier``, to build the same one in worker processes."""
+
+    extractor: str
+    model: str | None
+    cache_dir: str | None
+    match: MatchConfig
+    ransac: RansacConfig
+    max_side: int | None
+
+    def build(self) -> "Verifier":
+        return Verifier(self.extractor, model=self.model, cache_dir=self.cache_dir, match=self.match,
+                        ransac=self.ransac, max_side=self.max_side)
 
 
 class Verifier:
@@ -59,6 +74,7 @@ class Verifier:
         ransac: RansacConfig = RansacConfig(),
         max_side: int | None = DEFAULT_MAX_SIDE,
     ):
+        self._recipe = (extractor, None if model is None else str(model)) if isinstance(extractor, str) else None
         if isinstance(extractor, str):
             extractor = make_extractor(extractor, **({"model": model} if model is not None else {}))
         elif model is not None:
@@ -81,6 +97,20 @@ class Verifier:
             {"features": self.features_fingerprint, "match": asdict(self.match), "ransac": asdict(self.ransac)}
         )
 
+    def spec(self, cache_dir: str | os.PathLike | None = None) -> VerifierSpec:
+        """The recipe of this verifier (with ``cache_dir`` instead of its own store, when given).
+
+        Raises
+        ------
+        ValueError
+            If the extractor was given as an object rather than by name (it cannot be rebuilt elsewhere).
+        """
+        if self._recipe is None:
+            raise ValueError("parallel or distributed runs need the extractor given by name, not as an object")
+        store_dir = cache_dir if cache_dir is not None else (self.store.root if self.store is not None else None)
+        return VerifierSpec(self._recipe[0], self._recipe[1], None if store_dir is None else str(store_dir),
+                            self.match, self.ransac, self.max_side)
+
     def key(self, image: ImageInput) -> str:
         """The content hash identifying an image (encoded bytes for paths/bytes, pixels otherwise).
 
@@ -97,30 +127,54 @@ class Verifier:
     def features(self, image: ImageInput, key: str | None = None) -> Features:
         """Features of an image, from memory, the store, or extracted (then stored).
 
+        Parameters
+        ----------
+        image : path, bytes, PIL image or array
+        key : str, optional
+            The image's content hash if already known (``key(image)``); then a stored entry is used without
+            reading the image at all.
+
         Raises
         ------
         ImageError
             If the image cannot be read; the message names it.
         """
+        cached = self._cached(key) if key is not None else None
+        if cached is not None:
+            return cached
         data = read_bytes(image)
         if key is None:
             key = content_hash(data) if data is not None else self.key(image)
-        cached = self._memory.get(key)
-        if cached is not None:
+            cached = self._cached(key)
+            if cached is not None:
+                return cached
+        source = str(image) if isinstance(image, (str, os.PathLike)) else None
+        pixels = load_image(data if data is not None else image, self.max_side, source=source)
+        features = self.extractor.extract(pixels)
+        self.extracted += 1
+        if self.store is not None:
+            self.store.put(key, features)
+        self._remember(key, features)
+        return features
+
+    def has_features(self, key: str) -> bool:
+        """Whether features for this content hash are in memory or in the store (without loading them)."""
+        return key in self._memory or (self.store is not None and self.store.path(key).is_file())
+
+    def _cached(self, key: str) -> Features | None:
+        features = self._memory.get(key)
+        if features is not None:
             self._memory.move_to_end(key)
-            return cached
+            return features
         features = self.store.get(key) if self.store is not None else None
-        if features is None:
-            source = str(image) if isinstance(image, (str, os.PathLike)) else None
-            pixels = load_image(data if data is not None else image, self.max_side, source=source)
-            features = self.extractor.extract(pixels)
-            self.extracted += 1
-            if self.store is not None:
-                self.store.put(key, features)
+        if features is not None:
+            self._remember(key, features)
+        return features
+
+    def _remember(self, key: str, features: Features) -> None:
         self._memory[key] = features
         if len(self._memory) > MEMORY_CACHE_SIZE:
             self._memory.popitem(last=False)
-        return features
 
     def verify(self, image_a: ImageInput, image_b: ImageInput) -> Verification:
         """Match and geometrically verify two photos (see ``verify_pair``)."""
