@@ -127,7 +127,9 @@ def inlier_table(
     by_label = {label: list(group["id"]) for label, group in gallery.groupby("landmark_id", sort=False)}
     paths = dict(zip(gallery["id"], gallery["path"]))
     orders: dict[str, list[str]] = {}
-    keys: dict[tuple[str, str], ImageItem | str] = {}  # (kind, id) -> image, or why it cannot be read
+    # id -> image, or why it cannot be read. Gallery entries are kept for the whole run (bounded by the gallery),
+    # query entries for the current chunk only, so memory does not grow with the number of predictions.
+    gallery_keys: dict[str, ImageItem | str] = {}
     fingerprint = verifier.pair_fingerprint
     n = len(predictions)
     table = np.full((n, max(int(k.max(initial=0)), 1)), np.nan)
@@ -135,18 +137,19 @@ def inlier_table(
     errors: list[list[str]] = [[] for _ in range(n)]
     counts = Counter()
 
-    def image(kind: str, image_id: str, directory: ImageDirectory, path: str = "") -> ImageItem | str:
-        if (kind, image_id) not in keys:
+    def image(cache: dict, kind: str, image_id: str, directory: ImageDirectory, path: str = "") -> ImageItem | str:
+        if image_id not in cache:
             try:
                 file = directory.find(image_id, path)
-                keys[kind, image_id] = ImageItem(verifier.key(file), str(file))
+                cache[image_id] = ImageItem(verifier.key(file), str(file))
             except (ImageError, TableError) as exc:
-                keys[kind, image_id] = f"{kind} image: {exc}"
-        return keys[kind, image_id]
+                cache[image_id] = f"{kind} image: {exc}"
+        return cache[image_id]
 
     bar = tqdm(total=n, unit="prediction", disable=not progress, desc="verifying")
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
+        query_keys: dict[str, ImageItem | str] = {}
         needed: dict[tuple[str, str], list[tuple[int, int]]] = {}
         pair_items: dict[str, tuple[ImageItem, dict[str, ImageItem]]] = {}
         for i in range(start, stop):
@@ -156,11 +159,11 @@ def inlier_table(
             if label not in orders:
                 orders[label] = gallery_order(by_label[label], policy.selection, policy.seed, label)
             chosen[i] = orders[label][: k[i]]
-            query = image("query", predictions["id"].iat[i], query_images)
+            query = image(query_keys, "query", predictions["id"].iat[i], query_images)
             if isinstance(query, str):
                 errors[i].append(query)
                 continue
-            photos = [image("gallery", g, gallery_images, paths[g]) for g in chosen[i]]
+            photos = [image(gallery_keys, "gallery", g, gallery_images, paths[g]) for g in chosen[i]]
             errors[i] += [p for p in photos if isinstance(p, str)]
             photos = [(j, p) for j, p in enumerate(photos) if not isinstance(p, str)]
             known = journal.get(fingerprint, [(query.key, p.key) for _, p in photos]) if journal else {}

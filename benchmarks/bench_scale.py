@@ -1,0 +1,61 @@
+"""Extraction throughput: one process vs N local worker processes vs a Dask LocalCluster, same images, same run.
+
+    python benchmarks/bench_scale.py [--data DIR] [--workers 2] [--features rootsift] [--repeat 1]
+
+Every configuration extracts all dev photos (gallery + queries) into a fresh feature store, through the same
+code path ``rerank`` uses (``Runner.map(extract_batch, ...)``). Times include starting the worker processes,
+as a user's run does; the ratio is images/s of the configuration over images/s of one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from _common import DEV_DATA, require_dev_data
+from delfverify import Verifier
+from delfverify.parallel import ImageItem, Runner, batched, extract_batch
+
+
+def measure(images: list[Path], features: str, workers: int = 1, scheduler=None) -> float:
+    """Seconds to extract every image into a fresh store."""
+    with tempfile.TemporaryDirectory() as store:
+        verifier = Verifier(features, cache_dir=store)
+        items = [ImageItem(verifier.key(path), str(path)) for path in images]
+        start = time.perf_counter()
+        with Runner(verifier, workers, scheduler) as runner:
+            batch = max(1, len(items) // (4 * runner.parallelism))
+            done = sum(len(r) for r in runner.map(extract_batch, list(batched(items, batch))))
+        elapsed = time.perf_counter() - start
+    assert done == len(items)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DEV_DATA))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--features", default="rootsift")
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster measurement")
+    args = parser.parse_args()
+    data = require_dev_data(Path(args.data))
+    images = sorted((data / "gallery").glob("*.jpg")) + sorted((data / "queries").glob("*.jpg"))
+    rows = [("1 process", measure(images, args.features))]
+    rows.append((f"{args.workers} worker processes", measure(images, args.features, workers=args.workers)))
+    if not args.no_dask:
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            rows.append((f"Dask LocalCluster, {args.workers} workers", measure(images, args.features, scheduler=client)))
+    base = rows[0][1]
+    print(f"{len(images)} dev photos, {args.features}")
+    print(f"{'configuration':36s} {'seconds':>8s} {'images/s':>9s} {'vs 1 process':>13s}")
+    for name, seconds in rows:
+        print(f"{name:36s} {seconds:8.2f} {len(images) / seconds:9.1f} {base / seconds:12.2f}x")
+
+
+if __name__ == "__main__":
+    main()
