@@ -20,6 +20,13 @@ from typing import Iterable
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+_TIMEOUT = 60.0  # seconds to wait for other processes writing to the same journal
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether an error only means that another connection holds a lock (retry), not a broken file."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class PairJournal:
@@ -38,20 +45,36 @@ class PairJournal:
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            logger.warning("journal %s is not a valid database (%s); moved to %s, starting afresh",
-                           self.path, exc, aside)
-            self.corrupt += 1
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(f"{self.path}{suffix}")
-                if src.exists():
-                    src.replace(Path(f"{aside}{suffix}"))
-            self._db = self._open()
+            if _busy(exc):  # another process holds the journal for longer than the timeout: not corruption
+                raise
+            self._move_aside(exc)
+
+    def _move_aside(self, exc: sqlite3.DatabaseError) -> None:
+        """Move a damaged journal (and its WAL files) to ``<name>.corrupt-<time>``, report it, start afresh."""
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        logger.warning("journal %s is damaged or not a valid database (%s); moved to %s, starting afresh",
+                       self.path, exc, aside)
+        self.corrupt += 1
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                src.replace(Path(f"{aside}{suffix}"))
+        self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=_TIMEOUT, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            # Switching to WAL answers SQLITE_BUSY at once, without the busy timeout, while another process
+            # opens the same new journal: wait and retry instead (it is not corruption).
+            deadline = time.monotonic() + _TIMEOUT
+            while True:
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if not _busy(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
             db.execute("PRAGMA synchronous=NORMAL")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
@@ -67,14 +90,41 @@ class PairJournal:
             raise
         return db
 
+    def _recover(self, exc: sqlite3.DatabaseError) -> bool:
+        """After opening, a damaged page (found only when read) or any other database error must not stop a run.
+
+        A damaged file is moved aside and started afresh (returns True); any other error (e.g. disk full, or
+        locked past the timeout) is reported and the journal is skipped for this call (returns False).
+        """
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            logger.warning("journal %s is damaged or not a valid database (%s); moved to %s, starting afresh",
+                       self.path, exc, aside)
+            self.corrupt += 1
+            self._db.close()
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(f"{self.path}{suffix}")
+                if src.exists():
+                    src.replace(Path(f"{aside}{suffix}"))
+            self._db = self._open()
+            return True
+        logger.warning("journal %s: %s; going on without it for this call", self.path, exc)
+        return False
+
     def get(self, fingerprint: str, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
-        """Stored results for the given (query_key, gallery_key) pairs; absent pairs are left out."""
+        """Stored results for the given (query_key, gallery_key) pairs; absent pairs are left out (also when the
+        journal turns out to be damaged: it is then moved aside and the pairs are recomputed)."""
         found: dict[tuple[str, str], tuple[int, int]] = {}
         for query, gallery in pairs:
-            row = self._db.execute(
-                "SELECT num_inliers, num_putative FROM pairs WHERE fingerprint=? AND query=? AND gallery=?",
-                (fingerprint, query, gallery),
-            ).fetchone()
+            try:
+                row = self._db.execute(
+                    "SELECT num_inliers, num_putative FROM pairs WHERE fingerprint=? AND query=? AND gallery=?",
+                    (fingerprint, query, gallery),
+                ).fetchone()
+            except sqlite3.DatabaseError as exc:
+                self._recover(exc)
+                return {}
             if row is None:
                 continue
             inliers, putative = row
@@ -87,11 +137,14 @@ class PairJournal:
         return found
 
     def put(self, fingerprint: str, query: str, gallery: str, num_inliers: int, num_putative: int) -> None:
-        """Record one pair's result (committed immediately)."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?)",
-            (fingerprint, query, gallery, int(num_inliers), int(num_putative)),
-        )
+        """Record one pair's result (committed immediately). A database error is reported, never raised: the run
+        keeps the result, only the next run does not find it."""
+        row = (fingerprint, query, gallery, int(num_inliers), int(num_putative))
+        try:
+            self._db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?)", row)
+        except sqlite3.DatabaseError as exc:
+            if self._recover(exc):
+                self._db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?)", row)
 
     def close(self) -> None:
         self._db.close()

@@ -75,9 +75,19 @@ def extract_batch(spec: VerifierSpec, items: Sequence[ImageItem]) -> list[tuple[
     return out
 
 
-def verify_batch(spec: VerifierSpec, items: Sequence[PairItem]) -> list[PairResult]:
+@dataclass(frozen=True)
+class VerifiedBatch:
+    """The pairs of a batch, and how many images had to be extracted for them (their store entry was corrupt
+    or had gone)."""
+
+    results: list[PairResult]
+    features_extracted: int
+
+
+def verify_batch(spec: VerifierSpec, items: Sequence[PairItem]) -> VerifiedBatch:
     """Verify each query against its gallery photos with the spec's matching and RANSAC settings."""
     verifier = _verifier(spec)
+    extracted_before = verifier.extracted
     results = []
     for item in items:
         try:
@@ -93,7 +103,7 @@ def verify_batch(spec: VerifierSpec, items: Sequence[PairItem]) -> list[PairResu
                 continue
             result = verify_features(query, features, verifier.match, verifier.ransac)
             results.append(PairResult(item.query.key, gallery.key, result.num_inliers, result.num_putative))
-    return results
+    return VerifiedBatch(results, verifier.extracted - extracted_before)
 
 
 class Runner:

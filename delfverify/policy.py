@@ -175,7 +175,9 @@ class Policy:
             inlier count are left unchanged with status ``skipped``.
         """
         confidence = np.asarray(confidence, float)
-        inliers = np.asarray(inliers, float).reshape(len(confidence), -1)
+        inliers = np.asarray(inliers, float)
+        if inliers.ndim != 2:  # one count per prediction (also for no predictions at all)
+            inliers = inliers.reshape(len(confidence), -1 if len(confidence) else 1)
         k = self.k_for(confidence)
         combined = combine_inliers(inliers, k, self.combine)
         k = np.where(np.isnan(combined), 0, k)  # nothing verified: left as it is

@@ -194,8 +194,9 @@ def inlier_table(
                     for i, _ in cells:
                         errors[i].append(f"{kind} image: {error}")
         batch = max(1, min(16, len(work) // (4 * runner.parallelism) + 1))
-        for results in runner.map(verify_batch, list(batched(work, batch))):
-            for result in results:
+        for verified in runner.map(verify_batch, list(batched(work, batch))):
+            counts["extracted"] += verified.features_extracted
+            for result in verified.results:
                 cells = needed[result.query_key, result.gallery_key]
                 if result.error:
                     for i, _ in cells:
@@ -271,7 +272,7 @@ def rerank(
                              runner)
     labels_in_gallery = set(gallery["landmark_id"])
     no_gallery = has_prediction & (k > 0) & ~table["label"].isin(labels_in_gallery).to_numpy()
-    failed = np.array([bool(e) for e in pairs.errors]) & np.all(np.isnan(pairs.inliers), axis=1)
+    failed = np.array([bool(e) for e in pairs.errors], bool) & np.all(np.isnan(pairs.inliers), axis=1)
     inliers = pairs.inliers.copy()
     if on_missing == "suppress":
         inliers[no_gallery | failed, 0] = 0.0

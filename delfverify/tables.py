@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,15 @@ class Predictions:
 def _read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
     path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=False)
+        # index_col=False: a row with one field more than the header must not turn the first column into an
+        # index and shift every value one column left; pandas then warns that it would drop data: an error here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                                skipinitialspace=False, index_col=False)
+    except pd.errors.ParserWarning:
+        raise TableError(f"{path}: row {_first_long_row(path)}: more fields than the header has columns; "
+                         f"quote fields that contain commas") from None
     except FileNotFoundError:
         raise TableError(f"{path}: {what} file not found") from None
     except pd.errors.EmptyDataError:
@@ -67,6 +76,14 @@ def _read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
         raise TableError(f"{path}: is a directory, expected a {what} CSV file") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def _first_long_row(path: Path) -> int:
+    """The row number (header = 1) of the first CSV record with more fields than the header."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        records = (record for record in csv.reader(handle) if record)  # blank lines are skipped, as pandas does
+        width = len(next(records))
+        return next((row for row, record in enumerate(records, start=2) if len(record) > width), 2)
 
 
 def _check_ids(frame: pd.DataFrame, path: Path, what: str) -> None:
@@ -111,6 +128,7 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
         raise TableError(
             f"{path}: unrecognised predictions columns {','.join(columns)}; accepted formats are {_ACCEPTED}"
         )
+    frame = frame.assign(id=frame["id"].str.strip())  # the ids as stored, so " a" and "a" are duplicates
     _check_ids(frame, path, "predictions")
     labels, confidences = [], []
     if fmt == "kaggle":
@@ -136,7 +154,7 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
                 raise TableError(f"{path}: row {row}: confidence given without a label")
             else:
                 confidences.append(_parse_confidence(conf, path, row))
-    table = pd.DataFrame({"id": frame["id"].str.strip(), "label": labels, "confidence": confidences})
+    table = pd.DataFrame({"id": frame["id"], "label": labels, "confidence": confidences})
     return Predictions(table=table, format=fmt)
 
 
@@ -240,14 +258,18 @@ class ImageDirectory:
             or "/" in image_id
             or "\\" in image_id
             or image_id in (".", "..")
-            or len(image_id) > 255
+            or len(os.fsencode(f"{image_id}{self.extension}")) > 255  # longer file names fail with an OSError
         ):
             raise TableError(f"image id {image_id[:80]!r} cannot name a file in {self.root}")
         flat = self.root / f"{image_id}{self.extension}"
         found = flat
-        if not flat.is_file() and len(image_id) >= 3:
-            nested = self.root / image_id[0] / image_id[1] / image_id[2] / f"{image_id}{self.extension}"
-            found = nested if nested.is_file() else flat
+        try:
+            if not flat.is_file() and len(image_id) >= 3:
+                nested = self.root / image_id[0] / image_id[1] / image_id[2] / f"{image_id}{self.extension}"
+                found = nested if nested.is_file() else flat
+        except OSError as exc:  # e.g. a folder that cannot be searched
+            raise TableError(f"image id {image_id[:80]!r}: cannot look it up in {self.root} "
+                             f"({exc.strerror or exc})") from None
         if found.exists() and not self._inside(found):
             raise TableError(f"image for id {image_id!r} links outside the image directory {self.root}")
         return found

@@ -1,0 +1,403 @@
+"""The CSV boundary: predictions in three formats read and written back, gallery and solution files, every
+malformed input reported with the file and row, safe image lookup by id, and atomic output."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from delfverify import tables
+from delfverify.tables import (
+    FORMATS,
+    ImageDirectory,
+    Predictions,
+    TableError,
+    read_gallery,
+    read_predictions,
+    read_solution,
+    write_predictions,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data"
+
+#: The same three predictions (one of them empty) in each accepted format, as written by ``write_predictions``.
+CANONICAL = {
+    "kaggle": "id,landmarks\nq1,eiffel 0.75\nq2,\nq3,\"Paris, France 1.0\"\nq4,big ben 0.000123\n",
+    "landmarks_confidence": "id,landmarks,confidence\nq1,eiffel,0.75\nq2,,\nq3,\"Paris, France\",1.0\n"
+                            "q4,big ben,0.000123\n",
+    "label_confidence": "id,label,confidence\nq1,eiffel,0.75\nq2,,\nq3,\"Paris, France\",1.0\n"
+                        "q4,big ben,0.000123\n",
+}
+
+
+def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def _error(path: Path, reader=read_predictions) -> str:
+    with pytest.raises(TableError) as info:
+        reader(path)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_read_predictions_detects_each_format(tmp_path, fmt):
+    predictions = read_predictions(_write(tmp_path / "p.csv", CANONICAL[fmt]))
+    assert predictions.format == fmt
+    table = predictions.table
+    assert list(table.columns) == ["id", "label", "confidence"]
+    assert list(table["id"]) == ["q1", "q2", "q3", "q4"]
+    assert list(table["label"]) == ["eiffel", "", "Paris, France", "big ben"]
+    assert table["confidence"].iloc[0] == 0.75
+    assert math.isnan(table["confidence"].iloc[1])
+    assert table["confidence"].iloc[2] == 1.0
+    assert table["confidence"].iloc[3] == 0.000123
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_write_predictions_round_trips_same_format_and_bytes(tmp_path, fmt):
+    source = _write(tmp_path / "in.csv", CANONICAL[fmt])
+    predictions = read_predictions(source)
+    write_predictions(predictions, tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8") == CANONICAL[fmt]
+    again = read_predictions(tmp_path / "out.csv")
+    assert again.format == fmt
+    pd.testing.assert_frame_equal(again.table, predictions.table)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_write_predictions_round_trips_confidences_in_row_order(tmp_path, fmt):
+    rng = np.random.default_rng(7)
+    n = 50
+    confidence = np.round(rng.random(n), 6)
+    confidence[:3] = [0.0, 1.0, 1e-6]
+    ids = [f"id{i:03d}" for i in rng.permutation(n)]  # not sorted: order must be kept
+    labels = [f"landmark {i % 7}" if i % 9 else "" for i in range(n)]
+    confidence = np.where([bool(lab) for lab in labels], confidence, np.nan)
+    table = pd.DataFrame({"id": ids, "label": labels, "confidence": confidence})
+    write_predictions(Predictions(table, fmt), tmp_path / "out.csv")
+    back = read_predictions(tmp_path / "out.csv")
+    assert back.format == fmt
+    assert list(back.table["id"]) == ids
+    assert list(back.table["label"]) == labels
+    np.testing.assert_array_equal(back.table["confidence"].to_numpy(), confidence)
+
+
+def test_write_predictions_rounds_to_six_decimals(tmp_path):
+    table = pd.DataFrame({"id": ["a", "b"], "label": ["x", "y"], "confidence": [1 / 3, 0.1 + 0.2]})
+    write_predictions(Predictions(table, "kaggle"), tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_text() == "id,landmarks\na,x 0.333333\nb,y 0.3\n"
+
+
+def test_read_sample_predictions_kaggle_with_crlf():
+    predictions = read_predictions(SAMPLE / "predictions.csv")
+    assert b"\r\n" in (SAMPLE / "predictions.csv").read_bytes()
+    assert predictions.format == "kaggle"
+    assert len(predictions.table) == 26
+    assert predictions.table["id"].iloc[0] == "da07d5ba65959f62"
+    assert predictions.table["label"].iloc[0] == "astronaut"
+    assert predictions.table["confidence"].iloc[0] == 0.7594
+
+
+def test_empty_kaggle_cell_is_no_prediction(tmp_path):
+    path = _write(tmp_path / "p.csv", "id,landmarks\na,\nb,   \nc,x 0.5\n")
+    table = read_predictions(path).table
+    assert list(table["label"]) == ["", "", "x"]
+    assert np.isnan(table["confidence"].iloc[:2]).all()
+
+
+def test_read_predictions_accepts_bom_crlf_and_quoted_labels(tmp_path):
+    text = 'id,label,confidence\r\nq1,"Notre-Dame, Paris",0.5\r\nq2,"  Big Ben ",0.25\r\n"q,3",St Paul\'s,1\r\n'
+    path = _write(tmp_path / "p.csv", "\ufeff" + text)
+    predictions = read_predictions(path)
+    assert predictions.format == "label_confidence"
+    assert list(predictions.table["id"]) == ["q1", "q2", "q,3"]
+    assert list(predictions.table["label"]) == ["Notre-Dame, Paris", "Big Ben", "St Paul's"]
+    assert list(predictions.table["confidence"]) == [0.5, 0.25, 1.0]
+    write_predictions(predictions, tmp_path / "out.csv")
+    assert read_predictions(tmp_path / "out.csv").table.equals(predictions.table)
+
+
+def test_kaggle_label_with_spaces_and_commas(tmp_path):
+    path = _write(tmp_path / "p.csv", '\ufeffid,landmarks\r\nq1,"Tower of London, UK 0.9"\r\nq2,Big Ben 0.1\r\n')
+    table = read_predictions(path).table
+    assert list(table["label"]) == ["Tower of London, UK", "Big Ben"]
+    assert list(table["confidence"]) == [0.9, 0.1]
+
+
+def test_unknown_columns_list_accepted_formats(tmp_path):
+    message = _error(_write(tmp_path / "p.csv", "id,prediction\na,x 0.5\n"))
+    assert str(tmp_path / "p.csv") in message
+    assert "id,prediction" in message
+    for name, columns in FORMATS.items():
+        assert name in message and ",".join(columns) in message
+
+
+def test_empty_predictions_file_is_an_error(tmp_path):
+    message = _error(_write(tmp_path / "p.csv", ""))
+    assert str(tmp_path / "p.csv") in message and "empty" in message
+
+
+def test_missing_predictions_file_is_an_error(tmp_path):
+    message = _error(tmp_path / "absent.csv")
+    assert str(tmp_path / "absent.csv") in message and "not found" in message
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_header_only_is_zero_predictions(tmp_path, fmt):
+    header = ",".join(FORMATS[fmt])
+    predictions = read_predictions(_write(tmp_path / "p.csv", header + "\r\n"))
+    assert predictions.format == fmt
+    assert len(predictions.table) == 0
+    write_predictions(predictions, tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_text() == header + "\n"
+
+
+def test_duplicate_id_names_both_rows(tmp_path):
+    path = _write(tmp_path / "p.csv", "id,landmarks\na,x 0.5\nb,y 0.5\nc,z 0.1\nb,x 0.2\n")
+    message = _error(path)
+    assert str(path) in message
+    assert "row 5" in message and "row 3" in message and "'b'" in message
+
+
+def test_duplicate_id_differing_only_in_spaces_is_an_error(tmp_path):
+    path = _write(tmp_path / "p.csv", "id,landmarks\na,x 0.5\n a ,y 0.5\n")
+    message = _error(path)
+    assert "row 3" in message and "row 2" in message
+
+
+def test_empty_id_is_an_error(tmp_path):
+    message = _error(_write(tmp_path / "p.csv", "id,landmarks\na,x 0.5\n  ,y 0.5\n"))
+    assert "row 3" in message and "empty id" in message
+
+
+@pytest.mark.parametrize("fmt, value", [(fmt, value) for fmt in ("kaggle", "label_confidence")
+                                        for value in ("nan", "NaN", "inf", "-inf", "-0.1", "1.5", "abc", "0.5x")]
+                         + [("label_confidence", "")])
+def test_bad_confidence_names_file_and_row(tmp_path, fmt, value):
+    if fmt == "kaggle":
+        text = f"id,landmarks\na,x 0.5\nb,y 0.25\nc,z {value}\n"
+    else:
+        text = f"id,label,confidence\na,x,0.5\nb,y,0.25\nc,z,{value}\n"
+    path = _write(tmp_path / "p.csv", text)
+    message = _error(path)
+    assert str(path) in message
+    assert "row 4" in message
+    assert "confidence" in message
+
+
+def test_kaggle_cell_without_score_is_an_error(tmp_path):
+    path = _write(tmp_path / "p.csv", "id,landmarks\na,x 0.5\nb,onlylabel\n")
+    message = _error(path)
+    assert str(path) in message and "row 3" in message and "onlylabel" in message
+
+
+def test_confidence_without_label_is_an_error(tmp_path):
+    path = _write(tmp_path / "p.csv", "id,landmarks,confidence\na,,0.5\n")
+    message = _error(path)
+    assert "row 2" in message and "without a label" in message
+
+
+def test_unparseable_csv_is_a_table_error(tmp_path):
+    path = _write(tmp_path / "p.csv", "id,landmarks\na,x 0.5,extra,fields\n")
+    assert str(path) in _error(path)
+
+
+def test_non_utf8_file_is_a_table_error(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"id,landmarks\na,\xff\xfe 0.5\n")
+    assert str(path) in _error(path)
+
+
+# --- gallery -------------------------------------------------------------------------------------------------
+
+def test_read_sample_gallery():
+    gallery = read_gallery(SAMPLE / "gallery.csv")
+    assert list(gallery.columns) == ["id", "landmark_id", "path"]
+    assert len(gallery) == 15
+    assert gallery["landmark_id"].value_counts().to_dict() == {
+        "astronaut": 3, "camera": 3, "chelsea": 3, "coffee": 3, "rocket": 3}
+    assert (gallery["path"] == "").all()
+
+
+def test_gallery_extra_columns_ignored_and_path_kept(tmp_path):
+    path = _write(tmp_path / "g.csv", "\ufeffurl,id,landmark_id,path\r\nhttp://x/1,g1,7, sub/g1.jpg\r\n"
+                                      "http://x/2,g2,8,\r\n")
+    gallery = read_gallery(path)
+    assert list(gallery.columns) == ["id", "landmark_id", "path"]
+    assert gallery.to_dict("list") == {"id": ["g1", "g2"], "landmark_id": ["7", "8"], "path": ["sub/g1.jpg", ""]}
+
+
+@pytest.mark.parametrize("header, missing", [("id,label", "landmark_id"), ("landmark_id,path", "id"),
+                                             ("name,class", "id, landmark_id")])
+def test_gallery_missing_columns(tmp_path, header, missing):
+    path = _write(tmp_path / "g.csv", header + "\na,b\n")
+    message = _error(path, read_gallery)
+    assert str(path) in message and missing in message and "id,landmark_id" in message
+
+
+def test_gallery_empty_landmark_and_duplicate_id(tmp_path):
+    path = _write(tmp_path / "g.csv", "id,landmark_id\ng1,7\ng2,\n")
+    assert "row 3" in _error(path, read_gallery)
+    path = _write(tmp_path / "g2.csv", "id,landmark_id\ng1,7\ng1,8\n")
+    message = _error(path, read_gallery)
+    assert "row 3" in message and "row 2" in message
+
+
+def test_gallery_header_only_and_empty_file(tmp_path):
+    assert len(read_gallery(_write(tmp_path / "g.csv", "id,landmark_id\n"))) == 0
+    assert "empty" in _error(_write(tmp_path / "e.csv", ""), read_gallery)
+
+
+# --- solution ------------------------------------------------------------------------------------------------
+
+def test_read_solution_ignores_usage_and_keeps_empty(tmp_path):
+    path = _write(tmp_path / "s.csv", "\ufeffid,landmarks,Usage\r\na,1 2,Private\r\nb,,Public\r\nc, 3 ,Private\r\n")
+    solution = read_solution(path)
+    assert solution.to_dict("list") == {"id": ["a", "b", "c"], "landmarks": ["1 2", "", "3"]}
+
+
+def test_read_sample_solution():
+    solution = read_solution(SAMPLE / "truth.csv")
+    assert len(solution) == 26
+    assert (solution["landmarks"] == "").sum() == 11
+
+
+def test_solution_missing_column_and_duplicates(tmp_path):
+    message = _error(_write(tmp_path / "s.csv", "id,label\na,1\n"), read_solution)
+    assert "landmarks" in message and str(tmp_path / "s.csv") in message
+    message = _error(_write(tmp_path / "d.csv", "id,landmarks\na,1\na,2\n"), read_solution)
+    assert "row 3" in message and "row 2" in message
+
+
+# --- image lookup ----------------------------------------------------------------------------------------------
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"jpeg")
+    return path
+
+
+def test_image_directory_flat_and_nested_layouts(tmp_path):
+    flat = _touch(tmp_path / "imgs" / "abcdef.jpg")
+    nested = _touch(tmp_path / "imgs" / "1" / "2" / "3" / "123456.jpg")
+    images = ImageDirectory(tmp_path / "imgs")
+    assert images.find("abcdef") == flat
+    assert images.find("123456") == nested
+    # Absent images resolve to the flat name, so the read error names a sensible file.
+    assert images.find("ffffff") == tmp_path / "imgs" / "ffffff.jpg"
+    assert images.find("ab") == tmp_path / "imgs" / "ab.jpg"
+
+
+def test_image_directory_flat_wins_over_nested(tmp_path):
+    flat = _touch(tmp_path / "imgs" / "abcdef.jpg")
+    _touch(tmp_path / "imgs" / "a" / "b" / "c" / "abcdef.jpg")
+    assert ImageDirectory(tmp_path / "imgs").find("abcdef") == flat
+
+
+def test_image_directory_extension(tmp_path):
+    png = _touch(tmp_path / "imgs" / "x1.png")
+    assert ImageDirectory(tmp_path / "imgs", extension=".png").find("x1") == png
+
+
+def test_image_directory_path_column(tmp_path):
+    photo = _touch(tmp_path / "imgs" / "sub" / "photo.jpg")
+    images = ImageDirectory(tmp_path / "imgs")
+    assert images.find("anything", "sub/photo.jpg") == photo
+
+
+def test_image_directory_missing_folder(tmp_path):
+    with pytest.raises(TableError, match="image directory not found"):
+        ImageDirectory(tmp_path / "absent")
+
+
+@pytest.mark.parametrize("image_id", ["../../etc/passwd", "/etc/passwd", "a\\b", "..", ".", "", "a\x00b",
+                                      "x" * 300, "sub/../x"])
+def test_image_ids_that_escape_are_rejected(tmp_path, image_id):
+    images = ImageDirectory(tmp_path)
+    with pytest.raises(TableError):
+        images.find(image_id)
+
+
+@pytest.mark.parametrize("relative", ["../x.jpg", "sub/../../x.jpg", "/etc/passwd", "x\x00.jpg"])
+def test_image_paths_that_escape_are_rejected(tmp_path, relative):
+    _touch(tmp_path / "x.jpg")
+    (tmp_path / "imgs" / "sub").mkdir(parents=True)
+    images = ImageDirectory(tmp_path / "imgs")
+    with pytest.raises(TableError, match="escapes"):
+        images.find("g1", relative)
+
+
+def test_absolute_path_inside_root_is_still_rejected(tmp_path):
+    photo = _touch(tmp_path / "imgs" / "p.jpg")
+    with pytest.raises(TableError):
+        ImageDirectory(tmp_path / "imgs").find("g1", str(photo))
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_symlink_pointing_outside_is_rejected(tmp_path):
+    secret = _touch(tmp_path / "outside" / "secret.jpg")
+    root = tmp_path / "imgs"
+    root.mkdir()
+    (root / "evil.jpg").symlink_to(secret)
+    (root / "e").mkdir()
+    (root / "e" / "v").symlink_to(tmp_path / "outside", target_is_directory=True)
+    _touch(tmp_path / "outside" / "i" / "evi123.jpg")
+    images = ImageDirectory(root)
+    with pytest.raises(TableError, match="outside"):
+        images.find("evil")
+    with pytest.raises(TableError):
+        images.find("g1", "evil.jpg")
+    with pytest.raises(TableError):
+        images.find("evi123")  # nested layout through a linked folder
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_symlink_inside_root_is_allowed(tmp_path):
+    real = _touch(tmp_path / "imgs" / "real.jpg")
+    (tmp_path / "imgs" / "alias.jpg").symlink_to(real)
+    assert ImageDirectory(tmp_path / "imgs").find("alias") == tmp_path / "imgs" / "alias.jpg"
+
+
+# --- atomic output ---------------------------------------------------------------------------------------------
+
+def test_write_predictions_is_atomic(tmp_path, monkeypatch):
+    out = tmp_path / "out" / "predictions.csv"
+    table = pd.DataFrame({"id": [f"q{i}" for i in range(10)], "label": ["x"] * 10, "confidence": [0.5] * 10})
+    write_predictions(Predictions(table, "kaggle"), out)
+    before = out.read_bytes()
+
+    calls = []
+    original = tables.format_confidence
+
+    def failing(value):
+        calls.append(value)
+        if len(calls) == 4:
+            raise RuntimeError("disk on fire")
+        return original(value)
+
+    monkeypatch.setattr(tables, "format_confidence", failing)
+    changed = Predictions(table.assign(confidence=0.25), "kaggle")
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_predictions(changed, out)
+    assert len(calls) == 4  # it failed half-way through the rows
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["predictions.csv"]
+
+    monkeypatch.setattr(tables, "format_confidence", original)
+    write_predictions(changed, out)
+    assert read_predictions(out).table["confidence"].tolist() == [0.25] * 10
+    assert sorted(p.name for p in out.parent.iterdir()) == ["predictions.csv"]
+
+
+def test_write_predictions_creates_folder(tmp_path):
+    table = pd.DataFrame({"id": ["a"], "label": ["x"], "confidence": [0.5]})
+    write_predictions(Predictions(table, "label_confidence"), tmp_path / "new" / "deeper" / "p.csv")
+    assert (tmp_path / "new" / "deeper" / "p.csv").read_text() == "id,label,confidence\na,x,0.5\n"
