@@ -39,6 +39,7 @@ class TinyDelf(tf.Module):
         ys, xs = tf.meshgrid(fractions * (height - 1.0), fractions * (width - 1.0), indexing="ij")
         locations = tf.stack([tf.reshape(ys, [-1]), tf.reshape(xs, [-1])], axis=1)
         n = tf.minimum(max_feature_num, GRID * GRID)
+        n = tf.where(score_threshold > 1e6, 0, n)  # nothing passes a huge threshold, as for a featureless photo
         locations = tf.round(locations[:n])
         pixels = tf.gather_nd(image, tf.cast(locations, tf.int32))  # [n, 3] RGB in [0, 1]
         inputs = tf.concat(
@@ -159,3 +160,11 @@ def test_delf_dir_without_default_signature_raises_model_load_error(tmp_path):
 def test_delf_invalid_options_raise_value_error(tiny_model, kwargs, name):
     with pytest.raises(ValueError, match=name):
         make_extractor("delf", model=tiny_model, **kwargs)
+
+
+def test_delf_without_features_gives_empty_features_with_shapes(tiny_model, textured_image):
+    from delfverify.features import make_extractor
+
+    features = make_extractor("delf", model=tiny_model, score_threshold=1e7).extract(textured_image)
+    assert len(features) == 0
+    assert features.locations.shape == (0, 2) and features.descriptors.shape == (0, 40)

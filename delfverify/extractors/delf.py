@@ -96,10 +96,11 @@ class DELF:
             max_feature_num=tf.constant(self.max_feature_num, tf.int32),
         )
         locations = np.asarray(out["locations"], np.float32).reshape(-1, 2)
+        if len(locations) == 0:
+            return Features.empty(self.dim)
         descriptors = np.asarray(out["descriptors"], np.float32).reshape(len(locations), -1)
-        if descriptors.shape[1] not in (0, self.dim):
+        if descriptors.shape[1] != self.dim:
             raise ModelLoadError(f"{self.model}: model returned {descriptors.shape[1]}-D descriptors, expected {self.dim}")
-        descriptors = descriptors.reshape(len(locations), self.dim)
         norms = np.linalg.norm(descriptors, axis=1, keepdims=True)
         return Features(
             locations=locations,
