@@ -29,9 +29,27 @@ _VERIFIERS: dict[VerifierSpec, Verifier] = {}
 
 
 def _verifier(spec: VerifierSpec) -> Verifier:
+    """The worker's verifier for a spec, built once per process (the main process registers its own)."""
     if spec not in _VERIFIERS:
+        _one_thread_per_worker(spec)
         _VERIFIERS[spec] = spec.build()
     return _VERIFIERS[spec]
+
+
+def _one_thread_per_worker(spec: VerifierSpec) -> None:
+    """Worker processes already use every core between them: keep OpenCV (and TensorFlow) to one thread each,
+    or they oversubscribe the machine (OpenCV's SIFT alone uses about 1.5 cores)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    if spec.extractor == "delf":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already initialised in this process
+            logger.debug("TensorFlow threads already set in this worker")
 
 
 @dataclass(frozen=True)
@@ -118,14 +136,17 @@ class Runner:
     scheduler : str, optional
         Address of a Dask distributed scheduler (``tcp://host:8786``) or a ``distributed.Client``; then
         ``workers`` is ignored and the cluster's workers run the batches.
+    in_process : bool, optional
+        Run in this process; default: when ``workers == 1`` and there is no scheduler. ``False`` with one
+        worker runs one single-threaded worker process (benchmarks compare it with N processes).
     """
 
-    def __init__(self, verifier: Verifier, workers: int = 1, scheduler=None):
+    def __init__(self, verifier: Verifier, workers: int = 1, scheduler=None, in_process: bool | None = None):
         if not (isinstance(workers, int) and workers >= 1):
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         self.workers = workers
         self.scheduler = scheduler
-        self.distributed = workers > 1 or scheduler is not None
+        self.distributed = not in_process if in_process is not None else (workers > 1 or scheduler is not None)
         if self.distributed and verifier.store is None:
             raise ValueError("parallel or distributed runs need a feature store shared by the workers (cache_dir)")
         self.spec = verifier.spec()
@@ -139,7 +160,7 @@ class Runner:
             from distributed import Client
 
             self._client = self.scheduler if isinstance(self.scheduler, Client) else Client(self.scheduler)
-        elif self.workers > 1:
+        elif self.distributed:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
         return self
 
