@@ -72,6 +72,57 @@ def make_verifier(args: argparse.Namespace, cache_dir: str | None = None) -> Ver
     )
 
 
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Where the gallery and the photos are, and where the work runs (``rerank`` and ``tune``)."""
+    parser.add_argument("--gallery", required=True, help="gallery CSV with id,landmark_id[,path]")
+    parser.add_argument("--gallery-images", required=True, metavar="DIR",
+                        help="gallery photos: DIR/<id>.jpg or DIR/a/b/c/<id>.jpg")
+    parser.add_argument("--query-images", required=True, metavar="DIR", help="query photos, same layouts")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="local worker processes for extraction and verification (default: this machine's "
+                             "cores, %(default)s)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on a Dask distributed cluster (e.g. tcp://host:8786); --cache-dir must then be "
+                             "a path every worker shares")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What ``add_data_options`` and ``add_verifier_options`` set up for a verification run."""
+
+    verifier: Verifier
+    gallery: object
+    images: dict
+    options: dict  # journal, progress, workers, scheduler: keyword arguments of rerank and tuning.measure_*
+
+
+@contextlib.contextmanager
+def _verification_run(args: argparse.Namespace):
+    """Read the gallery, open the image folders, build the verifier and open the journal for one run.
+
+    Parallel workers share features through a store; without ``--cache-dir`` they get a temporary one (and no
+    journal), removed afterwards.
+    """
+    from .journal import PairJournal
+    from .tables import ImageDirectory, read_gallery
+
+    if args.workers < 1:
+        raise CLIError(f"--workers must be a positive integer, got {args.workers}")
+    gallery = read_gallery(args.gallery)
+    images = {"query_images": ImageDirectory(args.query_images),
+              "gallery_images": ImageDirectory(args.gallery_images)}
+    with contextlib.ExitStack() as stack:
+        parallel = args.workers > 1 or args.scheduler is not None
+        scratch = stack.enter_context(tempfile.TemporaryDirectory()) if args.no_cache and parallel else None
+        verifier = make_verifier(args, cache_dir=scratch)
+        journal = None
+        if verifier.store is not None and scratch is None:
+            journal = stack.enter_context(PairJournal(verifier.store.root / "journal.sqlite"))
+        options = {"journal": journal, "progress": not args.quiet and sys.stderr.isatty(),
+                   "workers": args.workers, "scheduler": args.scheduler}
+        yield _Run(verifier, gallery, images, options)
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     verifier = make_verifier(args)
     features_a = verifier.features(args.image_a)
@@ -113,36 +164,19 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:
-    from .journal import PairJournal
     from .policy import load_policy
     from .rerank import rerank
-    from .tables import ImageDirectory, read_gallery, read_predictions, write_predictions
+    from .tables import read_predictions, write_predictions
 
     predictions = read_predictions(args.predictions)
-    gallery = read_gallery(args.gallery)
-    query_images = ImageDirectory(args.query_images)
-    gallery_images = ImageDirectory(args.gallery_images)
     policy = load_policy(args.policy, args.features)
     if policy.extractor != args.features:
         logger.warning("policy %s was set for %s features, running with %s: its inlier thresholds may not fit",
                        policy.name, policy.extractor, args.features)
-    if args.workers < 1:
-        raise CLIError(f"--workers must be a positive integer, got {args.workers}")
     output = args.output or f"{os.path.splitext(os.path.basename(args.predictions))[0]}.reranked.csv"
-    with contextlib.ExitStack() as stack:
-        parallel = args.workers > 1 or args.scheduler is not None
-        # Workers share features through a store; without --cache-dir they get a temporary one.
-        scratch = stack.enter_context(tempfile.TemporaryDirectory()) if args.no_cache and parallel else None
-        verifier = make_verifier(args, cache_dir=scratch)
-        journal = None
-        if verifier.store is not None and scratch is None:
-            journal = stack.enter_context(PairJournal(verifier.store.root / "journal.sqlite"))
-        result = rerank(
-            predictions, gallery, verifier, policy,
-            query_images=query_images, gallery_images=gallery_images, journal=journal,
-            on_missing=args.on_missing, progress=not args.quiet and sys.stderr.isatty(),
-            workers=args.workers, scheduler=args.scheduler,
-        )
+    with _verification_run(args) as run:
+        result = rerank(predictions, run.gallery, run.verifier, policy, **run.images, on_missing=args.on_missing,
+                        **run.options)
     write_predictions(result.predictions, output)
     if args.details:
         from .fileio import atomic_write
@@ -152,7 +186,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     summary = result.summary
     statuses = ", ".join(f"{name} {count}" for name, count in summary.items()
                          if count and name not in ("pairs_computed", "pairs_reused", "features_extracted"))
-    print(f"wrote {output} ({len(result.details)} predictions, policy {policy.name}): {statuses}; "
+    print(f"wrote {output} ({len(result.details)} predictions, policy {policy.name}): {statuses or 'none'}; "
           f"pairs verified {summary['pairs_computed']}, reused {summary['pairs_reused']}; "
           f"features extracted {summary['features_extracted']}")
     for row in result.details.itertuples():
@@ -172,6 +206,32 @@ def _cmd_gap(args: argparse.Namespace) -> int:
     else:
         print(f"GAP {result.gap:.4f}  predictions {result.num_predictions}  M {result.num_landmark_queries}  "
               f"correct {result.num_correct}  accuracy {result.accuracy:.4f}  ({args.predictions})")
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from .tables import read_predictions, read_solution
+    from .tuning import (SearchSpace, TuneConfig, assign_folds, format_summary, measure_builtin_inliers,
+                         measure_inliers, plot_tuning, tune, write_policy)
+
+    space = dataclasses.replace(SearchSpace(), max_k=args.max_k)
+    config = TuneConfig(folds=args.folds, seed=args.cv_seed, space=space)
+    predictions = [read_predictions(path) for path in args.predictions]
+    truth = read_solution(args.truth)
+    assign_folds(truth, config.folds, config.seed)  # too few landmark queries: fail before reading any image
+    with _verification_run(args) as run:
+        inliers = measure_inliers(predictions, run.gallery, run.verifier, **run.images, max_k=space.max_k,
+                                  selection=space.selection, **run.options)
+        baselines = measure_builtin_inliers(predictions, run.gallery, run.verifier, **run.images,
+                                            extractor=args.features, space=space, **run.options)
+    result = tune(predictions, truth, inliers, extractor=args.features, config=config, baseline_inliers=baselines,
+                  names=args.predictions)
+    write_policy(result.policy, args.output)
+    if args.plot:
+        plot_tuning(result, args.plot)
+    print(format_summary(result))
+    print(f"wrote {args.output}" + (f" and {args.plot}" if args.plot else "")
+          + f"; use it with: delfverify rerank ... --policy {args.output}")
     return 0
 
 
@@ -204,10 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
                     "by the policy. The output keeps the input's format and row order.")
     rerank.add_argument("predictions", help="predictions CSV: id,landmarks ('label score'), "
                         "id,landmarks,confidence or id,label,confidence")
-    rerank.add_argument("--gallery", required=True, help="gallery CSV with id,landmark_id[,path]")
-    rerank.add_argument("--gallery-images", required=True, metavar="DIR",
-                        help="gallery photos: DIR/<id>.jpg or DIR/a/b/c/<id>.jpg")
-    rerank.add_argument("--query-images", required=True, metavar="DIR", help="query photos, same layouts")
     rerank.add_argument("--policy", default="default",
                         help="built-in policy (default, seed) or a policy JSON file (default: %(default)s)")
     rerank.add_argument("-o", "--output", metavar="CSV",
@@ -217,12 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("--on-missing", choices=ON_MISSING, default="keep",
                         help="a prediction whose images are missing/unreadable or whose label has no gallery "
                              "photo keeps its confidence, or is suppressed as if 0 inliers (default: %(default)s)")
-    rerank.add_argument("--workers", type=int, default=default_workers(),
-                        help="local worker processes for extraction and verification (default: this machine's "
-                             "cores, %(default)s)")
-    rerank.add_argument("--scheduler", metavar="ADDRESS",
-                        help="run on a Dask distributed cluster (e.g. tcp://host:8786); --cache-dir must then be "
-                             "a path every worker shares")
+    add_data_options(rerank)
     add_verifier_options(rerank)
     rerank.set_defaults(handler=_cmd_rerank)
 
@@ -233,6 +284,29 @@ def build_parser() -> argparse.ArgumentParser:
     gap.add_argument("--truth", required=True, help="solution CSV id,landmarks")
     gap.add_argument("--json", action="store_true", help="print one JSON object")
     gap.set_defaults(handler=_cmd_gap)
+
+    from .tuning import SearchSpace, TuneConfig
+
+    tune_defaults, space_defaults = TuneConfig(), SearchSpace()
+    tune = commands.add_parser(
+        "tune", parents=[common], help="fit a re-ranking policy to labelled predictions",
+        description="Verify every prediction once against up to --max-k gallery photos of its label, then search "
+                    "policies (bands, thresholds, actions, fusion modes) for the best GAP, cross-validated over "
+                    "queries. Writes a policy JSON for 'delfverify rerank --policy'.")
+    tune.add_argument("predictions", nargs="+", help="one or more predictions CSV files for the queries of --truth")
+    tune.add_argument("--truth", required=True, help="solution CSV id,landmarks")
+    tune.add_argument("-o", "--output", required=True, metavar="JSON", help="the tuned policy")
+    tune.add_argument("--plot", metavar="PNG", help="GAP against each band's min_inliers, and inlier histograms "
+                      "of correct, wrong and non-landmark predictions")
+    tune.add_argument("--folds", type=int, default=tune_defaults.folds,
+                      help="cross-validation folds over queries (default: %(default)s)")
+    tune.add_argument("--max-k", type=int, default=space_defaults.max_k,
+                      help="most gallery photos per prediction a policy may use (default: %(default)s)")
+    tune.add_argument("--cv-seed", type=int, default=tune_defaults.seed,
+                      help="seed of the folds and the random search (default: %(default)s; --seed is RANSAC's)")
+    add_data_options(tune)
+    add_verifier_options(tune)
+    tune.set_defaults(handler=_cmd_tune)
     return parser
 
 

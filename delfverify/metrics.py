@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["GapResult", "global_average_precision", "oracle_gap"]
+__all__ = ["GapResult", "MatchedPredictions", "global_average_precision", "match_predictions", "oracle_gap",
+           "ranked_gap"]
 
 _PREDICTION_COLUMNS = ("id", "label", "confidence")
 _TRUTH_COLUMNS = ("id", "landmarks")
@@ -56,14 +57,34 @@ class GapResult:
 
 
 @dataclass(frozen=True)
-class _MatchedPredictions:
-    """Predictions that carry a label, validated and checked against the truth."""
+class MatchedPredictions:
+    """Predictions that carry a label, validated and checked against the truth (see `match_predictions`).
 
-    truth_ids: pd.Index  # (T,) unique query ids of the truth
-    truth_rows: np.ndarray  # (N,) int, position in truth_ids of each prediction's id
-    confidence: np.ndarray  # (N,) float64, no NaN
-    correct: np.ndarray  # (N,) bool
-    num_landmark_queries: int  # M
+    Attributes
+    ----------
+    truth_ids : pandas.Index (T,)
+        The unique query ids of the truth, in its row order.
+    truth_rows : int array (N,)
+        Position in ``truth_ids`` of each prediction's id.
+    prediction_rows : int array (N,)
+        Position in the predictions frame of each prediction (rows without a label are left out).
+    confidence : float64 array (N,)
+        The predictions' confidences, no NaN.
+    correct : bool array (N,)
+        Whether each prediction's label is one of its query's truth labels.
+    is_landmark : bool array (T,)
+        Whether each truth row holds at least one landmark label.
+    num_landmark_queries : int
+        M, the number of True values in ``is_landmark``; at least 1.
+    """
+
+    truth_ids: pd.Index
+    truth_rows: np.ndarray
+    prediction_rows: np.ndarray
+    confidence: np.ndarray
+    correct: np.ndarray
+    is_landmark: np.ndarray
+    num_landmark_queries: int
 
 
 def global_average_precision(predictions: pd.DataFrame, truth: pd.DataFrame) -> GapResult:
@@ -118,18 +139,16 @@ def global_average_precision(predictions: pd.DataFrame, truth: pd.DataFrame) -> 
     >>> round(result.gap, 4), result.num_correct, result.num_landmark_queries
     (0.3889, 2, 3)
     """
-    matched = _match_predictions(predictions, truth)
+    matched = match_predictions(predictions, truth)
     # Convert each truth id once and pick the one of each prediction.
     ids = _sort_keys(matched.truth_ids)[matched.truth_rows]
     # np.lexsort sorts by its last key first and is stable.
     order = np.lexsort((ids, -matched.confidence))
-    # Precision at the k-th correct prediction is k / (its rank).
-    correct_ranks = np.flatnonzero(matched.correct[order]) + 1
-    num_correct = correct_ranks.size
-    precisions = np.arange(1, num_correct + 1) / correct_ranks
+    correct_in_order = matched.correct[order]
+    num_correct = int(np.count_nonzero(correct_in_order))
     num_landmark_queries = matched.num_landmark_queries
     return GapResult(
-        gap=float(precisions.sum() / num_landmark_queries),
+        gap=ranked_gap(correct_in_order, num_landmark_queries),
         num_predictions=int(matched.truth_rows.size),
         num_landmark_queries=num_landmark_queries,
         num_correct=num_correct,
@@ -169,12 +188,76 @@ def oracle_gap(predictions: pd.DataFrame, truth: pd.DataFrame) -> float:
     >>> oracle_gap(predictions, truth)
     0.5
     """
-    matched = _match_predictions(predictions, truth)
+    matched = match_predictions(predictions, truth)
     return int(matched.correct.sum()) / matched.num_landmark_queries
 
 
-def _match_predictions(predictions: pd.DataFrame, truth: pd.DataFrame) -> _MatchedPredictions:
-    """Validate both frames and mark each prediction that carries a label correct or not."""
+def ranked_gap(
+    correct: np.ndarray,
+    num_landmark_queries: int | np.ndarray,
+    starts: np.ndarray | None = None,
+) -> float | np.ndarray:
+    """Return the GAP of predictions already in rank order, from whether each is correct.
+
+    The core of `global_average_precision`, for callers that rank the predictions
+    themselves, e.g. to score many re-rankings of the same predictions
+    (``delfverify.tuning``). Precision at the k-th correct prediction is k / (its rank).
+
+    Parameters
+    ----------
+    correct : bool array (N,)
+        Whether each prediction is correct, best-ranked first. With ``starts``: several
+        rankings laid end to end.
+    num_landmark_queries : int, or int array (G,) with ``starts``
+        M of the ranking, or of each ranking; must be at least 1.
+    starts : int array (G,), optional
+        Position of the first prediction of each ranking: ``starts[0] == 0``,
+        non-decreasing, at most N. An empty ranking has GAP 0.
+
+    Returns
+    -------
+    float, or float array (G,) when ``starts`` is given
+        The GAP of the ranking, or of each ranking.
+
+    Raises
+    ------
+    ValueError
+        If M is below 1 or ``starts`` is malformed.
+
+    Examples
+    --------
+    Rank 1 wrong, ranks 2 and 3 correct, M = 3: GAP = (1/2 + 2/3) / 3.
+
+    >>> round(ranked_gap(np.array([False, True, True]), 3), 4)
+    0.3889
+    >>> ranked_gap(np.array([True, False, False, True]), np.array([1, 2]), starts=np.array([0, 2]))
+    array([1.  , 0.25])
+    """
+    correct = np.asarray(correct, dtype=bool)
+    positions = np.flatnonzero(correct)
+    if starts is None:
+        if not num_landmark_queries >= 1:
+            raise ValueError(f"num_landmark_queries must be at least 1, got {num_landmark_queries}")
+        precisions = np.arange(1, positions.size + 1) / (positions + 1)
+        return float(precisions.sum() / num_landmark_queries)
+    starts = np.asarray(starts, dtype=np.intp)
+    if (starts.ndim != 1 or starts.size == 0 or starts[0] != 0 or starts[-1] > correct.size
+            or np.any(np.diff(starts) < 0)):
+        raise ValueError(f"starts must begin at 0 and be non-decreasing up to {correct.size}, got {starts}")
+    m = np.broadcast_to(np.asarray(num_landmark_queries, dtype=np.float64), starts.shape)
+    if not np.all(m >= 1):
+        raise ValueError(f"num_landmark_queries must be at least 1 for every ranking, got {m}")
+    ranking = np.searchsorted(starts, positions, side="right") - 1
+    k = np.arange(1, positions.size + 1) - np.searchsorted(positions, starts)[ranking]
+    rank = positions - starts[ranking] + 1
+    return np.bincount(ranking, weights=k / rank, minlength=starts.size) / m
+
+
+def match_predictions(predictions: pd.DataFrame, truth: pd.DataFrame) -> MatchedPredictions:
+    """Validate both frames and mark each prediction that carries a label correct or not.
+
+    Parameters and errors are those of `global_average_precision`.
+    """
     _require_columns(predictions, _PREDICTION_COLUMNS, "predictions")
     _require_columns(truth, _TRUTH_COLUMNS, "truth")
 
@@ -223,11 +306,13 @@ def _match_predictions(predictions: pd.DataFrame, truth: pd.DataFrame) -> _Match
     hit = truth_labels == predicted_label_of_row[truth_rows]
     row_is_correct = np.zeros(len(truth_ids), dtype=bool)
     row_is_correct[truth_rows[hit]] = True
-    return _MatchedPredictions(
+    return MatchedPredictions(
         truth_ids=truth_ids,
         truth_rows=rows,
+        prediction_rows=np.flatnonzero(has_label),
         confidence=confidence,
         correct=row_is_correct[rows],
+        is_landmark=is_landmark_row,
         num_landmark_queries=num_landmark_queries,
     )
 

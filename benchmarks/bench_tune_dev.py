@@ -1,0 +1,103 @@
+"""Does a tuned policy generalise? Tune on dev prediction files 00-04, re-rank 05-09 with it.
+
+    python benchmarks/bench_tune_dev.py [--data DIR] [--features rootsift] [--max-k 5] [--folds 5]
+                                        [--workers N] [--cache-dir DIR]
+
+Prints the tuning summary (cross-validated GAP on 00-04), then for every file of 05-09 the GAP before, after the
+``seed`` and ``default`` built-ins and after the tuned policy (all through ``delfverify.rerank.rerank``, as the
+``rerank`` command does), the oracle GAP (correct predictions / M), and the means. The dev files share their
+80 queries, so the held-out files test new predictions of known photos, not new photos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from _common import DEV_DATA, require_dev_data
+from delfverify import Verifier
+from delfverify.journal import PairJournal
+from delfverify.metrics import global_average_precision, oracle_gap
+from delfverify.parallel import default_workers
+from delfverify.policy import load_policy
+from delfverify.rerank import rerank
+from delfverify.tables import ImageDirectory, read_gallery, read_predictions, read_solution
+from delfverify.tuning import (SearchSpace, TuneConfig, format_summary, measure_builtin_inliers, measure_inliers,
+                               tune, write_policy)
+
+TUNE_FILES = ("00", "01", "02", "03", "04")
+TEST_FILES = ("05", "06", "07", "08", "09")
+
+
+def evaluate(data: Path, cache: Path, features: str = "rootsift", max_k: int = SearchSpace().max_k,
+             folds: int = TuneConfig().folds, seed: int = TuneConfig().seed, workers: int = 1):
+    """Tune on ``TUNE_FILES`` and re-rank ``TEST_FILES``: (TuneResult, per-file GAP table, tune seconds)."""
+    truth = read_solution(data / "truth.csv")
+    gallery = read_gallery(data / "gallery.csv")
+    images = {"query_images": ImageDirectory(data / "queries"), "gallery_images": ImageDirectory(data / "gallery")}
+    verifier = Verifier(features, cache_dir=cache)
+    space = dataclasses.replace(SearchSpace(), max_k=max_k)
+    tuning = [read_predictions(data / "predictions" / f"{name}.csv") for name in TUNE_FILES]
+    with PairJournal(cache / "journal.sqlite") as journal:
+        start = time.perf_counter()
+        run = {"journal": journal, "workers": workers}
+        inliers = measure_inliers(tuning, gallery, verifier, **images, max_k=max_k, selection=space.selection,
+                                  **run)
+        baselines = measure_builtin_inliers(tuning, gallery, verifier, **images, extractor=features, space=space,
+                                            **run)
+        measured = time.perf_counter() - start
+        start = time.perf_counter()
+        result = tune(tuning, truth, inliers, extractor=features, config=TuneConfig(folds=folds, seed=seed,
+                                                                                      space=space),
+                      baseline_inliers=baselines, names=[f"{name}.csv" for name in TUNE_FILES])
+        searched = time.perf_counter() - start
+        policy_file = cache / "tuned.json"
+        write_policy(result.policy, policy_file)
+        policies = {name: load_policy(name, features) for name in ("seed", "default")}
+        policies["tuned"] = load_policy(policy_file, features)
+        rows = []
+        for name in TEST_FILES:
+            predictions = read_predictions(data / "predictions" / f"{name}.csv")
+            row = {"file": f"{name}.csv", "before": global_average_precision(predictions.table, truth).gap}
+            for label, policy in policies.items():
+                out = rerank(predictions, gallery, verifier, policy, **images, journal=journal)
+                row[label] = global_average_precision(out.predictions.table, truth).gap
+            row["oracle"] = oracle_gap(predictions.table, truth)
+            rows.append(row)
+    return result, pd.DataFrame(rows), measured, searched
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DEV_DATA))
+    parser.add_argument("--features", default="rootsift")
+    parser.add_argument("--max-k", type=int, default=SearchSpace().max_k)
+    parser.add_argument("--folds", type=int, default=TuneConfig().folds)
+    parser.add_argument("--seed", type=int, default=TuneConfig().seed, help="folds and random search")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="processes verifying pairs")
+    parser.add_argument("--cache-dir", default=None, help="reuse this store (default: a fresh temporary one)")
+    args = parser.parse_args()
+    data = require_dev_data(Path(args.data))
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(args.cache_dir or tmp)
+        result, table, measured, searched = evaluate(data, cache, args.features, args.max_k, args.folds, args.seed,
+                                                     args.workers)
+    print(format_summary(result))
+    print(f"inliers measured in {measured:.1f} s, {result.candidates_evaluated} candidates searched in "
+          f"{searched:.1f} s")
+    print(f"\nheld-out files {', '.join(TEST_FILES)} re-ranked with each policy:")
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    means = table.drop(columns="file").mean()
+    print("mean   " + "  ".join(f"{name} {value:.4f}" for name, value in means.items()))
+    for name in ("seed", "default", "tuned"):
+        print(f"{name}: mean GAP / oracle {(table[name] / table['oracle']).mean():.3f}; files worse than before "
+              f"{int((table[name] < table['before'] - 1e-12).sum())}")
+
+
+if __name__ == "__main__":
+    main()
