@@ -755,6 +755,18 @@ def _parameters(doc: Mapping[str, Any]) -> list[tuple[str, int | None]]:
     return names
 
 
+
+def _with_min_inliers(doc: dict, band: int, min_inliers: int, space: "SearchSpace") -> dict:
+    """``doc`` (modified in place) with band ``band`` suppressing below ``min_inliers`` (0: never)."""
+    b = doc["bands"][band]
+    if min_inliers == 0:
+        b.pop("min_inliers", None)
+        b.pop("suppress", None)
+    else:
+        b["min_inliers"] = min_inliers
+        b.setdefault("suppress", space.suppress_actions[0].to_json())
+    return doc
+
 def _variants(doc: Mapping[str, Any], parameter: str, index: int | None, space: SearchSpace) -> list[dict]:
     """``doc`` with one parameter set to each value of the space (invalid ones are weeded out later)."""
     out = []
@@ -815,16 +827,7 @@ def _variants(doc: Mapping[str, Any], parameter: str, index: int | None, space: 
                 d["bands"][index]["k"] = k
                 out.append(d)
         elif parameter == "min_inliers":
-            for m in space.min_inliers:
-                d = copy()
-                b = d["bands"][index]
-                if m == 0:
-                    b.pop("min_inliers", None)
-                    b.pop("suppress", None)
-                else:
-                    b["min_inliers"] = m
-                    b.setdefault("suppress", space.suppress_actions[0].to_json())
-                out.append(d)
+            out += [_with_min_inliers(copy(), index, m, space) for m in space.min_inliers]
         elif parameter == "boost_inliers":
             for v in space.boost_inliers:
                 d = copy()
@@ -955,15 +958,7 @@ def _curves(policy: Policy, scorer: PolicyScorer, space: SearchSpace) -> tuple[C
                 continue
             variants = []
             for m in space.min_inliers:
-                d = json.loads(json.dumps(doc))
-                b = d["bands"][i]
-                if m == 0:
-                    b.pop("min_inliers", None)
-                    b.pop("suppress", None)
-                else:
-                    b["min_inliers"] = m
-                    b.setdefault("suppress", space.suppress_actions[0].to_json())
-                variants.append((m, d))
+                variants.append((m, _with_min_inliers(json.loads(json.dumps(doc)), i, m, space)))
             values, gaps = score(variants)
             curves.append(Curve(f"{band.lower:g}-{band.upper:g}", "min_inliers", tuple(values), tuple(gaps),
                                 float(band.min_inliers or 0)))
