@@ -157,8 +157,10 @@ class Runner:
 
     def __enter__(self) -> "Runner":
         if self.scheduler is not None:
-            from distributed import Client
-
+            try:
+                from distributed import Client
+            except ImportError:
+                raise ValueError("scheduler needs Dask distributed: pip install 'delfverify[dask]'") from None
             self._client = self.scheduler if isinstance(self.scheduler, Client) else Client(self.scheduler)
         elif self.distributed:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
