@@ -14,7 +14,6 @@ import os
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
 from .features import DEFAULT_EXTRACTOR, Extractor, Features, fingerprint, make_extractor
 from .images import DEFAULT_MAX_SIDE, ImageInput, load_image, read_bytes
