@@ -22,10 +22,10 @@ import pandas as pd
 from _common import DEV_DATA, require_dev_data
 from delfverify import Verifier
 from delfverify.journal import PairJournal
-from delfverify.metrics import global_average_precision, oracle_gap
 from delfverify.policy import load_policy
 from delfverify.rerank import rerank
 from delfverify.tables import ImageDirectory, read_gallery, read_predictions, read_solution
+from delfverify.tuning import compare_policies
 
 
 def run(data: Path, prediction_file: Path, gallery: pd.DataFrame, policy, cache: Path, features: str):
@@ -61,16 +61,14 @@ def main() -> None:
         start = time.perf_counter()
         warm_result = run(data, files[0], gallery, policies[-1], cache / "timing", args.features)
         warm = time.perf_counter() - start
-        rows = []
-        for file in files:
-            before = read_predictions(file).table
-            row = {"file": file.name, "before": global_average_precision(before, truth).gap}
-            for policy in policies:
-                result = run(data, file, gallery, policy, cache / "quality", args.features)
-                row[policy.name] = global_average_precision(result.predictions.table, truth).gap
-            row["oracle"] = oracle_gap(before, truth)
-            rows.append(row)
-    table = pd.DataFrame(rows)
+        quality = cache / "quality"
+        with PairJournal(quality / "journal.sqlite") as journal:
+            table = compare_policies(
+                {file.name: read_predictions(file) for file in files}, truth, gallery,
+                Verifier(args.features, cache_dir=quality), {policy.name: policy for policy in policies},
+                query_images=ImageDirectory(data / "queries"), gallery_images=ImageDirectory(data / "gallery"),
+                journal=journal,
+            )
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     means = table.drop(columns="file").mean()
     print("mean   " + "  ".join(f"{name} {value:.4f}" for name, value in means.items()))

@@ -17,18 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 
 from _common import DEV_DATA, require_dev_data
 from delfverify import Verifier
 from delfverify.journal import PairJournal
-from delfverify.metrics import global_average_precision, oracle_gap
 from delfverify.parallel import default_workers
 from delfverify.policy import load_policy
-from delfverify.rerank import rerank
 from delfverify.tables import ImageDirectory, read_gallery, read_predictions, read_solution
-from delfverify.tuning import (SearchSpace, TuneConfig, format_summary, measure_builtin_inliers, measure_inliers,
-                               tune, write_policy)
+from delfverify.tuning import (SearchSpace, TuneConfig, compare_policies, format_summary, measure_builtin_inliers,
+                               measure_inliers, tune, write_policy)
 
 TUNE_FILES = ("00", "01", "02", "03", "04")
 TEST_FILES = ("05", "06", "07", "08", "09")
@@ -60,16 +57,9 @@ def evaluate(data: Path, cache: Path, features: str = "rootsift", max_k: int = S
         write_policy(result.policy, policy_file)
         policies = {name: load_policy(name, features) for name in ("seed", "default")}
         policies["tuned"] = load_policy(policy_file, features)
-        rows = []
-        for name in TEST_FILES:
-            predictions = read_predictions(data / "predictions" / f"{name}.csv")
-            row = {"file": f"{name}.csv", "before": global_average_precision(predictions.table, truth).gap}
-            for label, policy in policies.items():
-                out = rerank(predictions, gallery, verifier, policy, **images, journal=journal)
-                row[label] = global_average_precision(out.predictions.table, truth).gap
-            row["oracle"] = oracle_gap(predictions.table, truth)
-            rows.append(row)
-    return result, pd.DataFrame(rows), measured, searched
+        testing = {f"{name}.csv": read_predictions(data / "predictions" / f"{name}.csv") for name in TEST_FILES}
+        table = compare_policies(testing, truth, gallery, verifier, policies, **images, journal=journal)
+    return result, table, measured, searched
 
 
 def main() -> None:

@@ -1256,3 +1256,35 @@ def plot_tuning(result: TuneResult, path: str | os.PathLike) -> None:
     with atomic_write(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=100)
     plt.close(fig)
+
+
+def compare_policies(
+    predictions: Mapping[str, Predictions],
+    truth: pd.DataFrame,
+    gallery: pd.DataFrame,
+    verifier: "Verifier",
+    policies: Mapping[str, Policy],
+    *,
+    query_images: "ImageDirectory",
+    gallery_images: "ImageDirectory",
+    journal: "PairJournal | None" = None,
+) -> pd.DataFrame:
+    """GAP of each predictions file before re-ranking, after each policy, and the oracle (correct / M).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per file: ``file``, ``before``, one column per policy name, ``oracle``.
+    """
+    from .rerank import rerank
+
+    rows = []
+    for name, table in predictions.items():
+        row = {"file": name, "before": global_average_precision(table.table, truth).gap}
+        for label, policy in policies.items():
+            result = rerank(table, gallery, verifier, policy, query_images=query_images,
+                            gallery_images=gallery_images, journal=journal)
+            row[label] = global_average_precision(result.predictions.table, truth).gap
+        row["oracle"] = oracle_gap(table.table, truth)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -22,6 +22,7 @@ from delfverify.tuning import (
     SearchSpace,
     TuneConfig,
     assign_folds,
+    compare_policies,
     describe_policy,
     plot_tuning,
     random_policies,
@@ -412,7 +413,6 @@ def dev_tuned_and_tested(dev_data, tmp_path_factory):
     """Tune on dev predictions 00-04, re-rank 05-09 with seed, default and tuned: (result, GAP table)."""
     from delfverify import Verifier
     from delfverify.journal import PairJournal
-    from delfverify.rerank import rerank
     from delfverify.tables import ImageDirectory, read_gallery, read_predictions, read_solution
     from delfverify.parallel import default_workers
     from delfverify.tuning import measure_builtin_inliers, measure_inliers
@@ -436,15 +436,9 @@ def dev_tuned_and_tested(dev_data, tmp_path_factory):
         write_policy(result.policy, cache / "tuned.json")
         policies = {name: load_policy(name, "rootsift") for name in ("seed", "default")}
         policies["tuned"] = load_policy(cache / "tuned.json", "rootsift")
-        rows = []
-        for i, predictions in zip(range(5, 10), testing):
-            row = {"file": f"{i:02d}", "before": global_average_precision(predictions.table, truth).gap}
-            for name, policy in policies.items():
-                reranked = rerank(predictions, gallery, verifier, policy, **images, journal=journal)
-                row[name] = global_average_precision(reranked.predictions.table, truth).gap
-            row["oracle"] = oracle_gap(predictions.table, truth)
-            rows.append(row)
-    return result, pd.DataFrame(rows)
+        table = compare_policies({f"{i:02d}": p for i, p in zip(range(5, 10), testing)}, truth, gallery,
+                                 verifier, policies, **images, journal=journal)
+    return result, table
 
 
 def test_dev_policy_tuned_on_00_04_generalises_to_05_09(dev_tuned_and_tested):
