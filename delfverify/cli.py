@@ -45,7 +45,8 @@ def add_verifier_options(parser: argparse.ArgumentParser) -> None:
                        help=f"delf only: TF-Hub handle or local model directory (default: {DEFAULT_HANDLE})")
     group.add_argument("--engine", choices=ENGINES, default=_RANSAC.engine,
                        help="RANSAC implementation (default: %(default)s)")
-    group.add_argument("--seed", type=int, default=_RANSAC.seed, help="seed of the skimage RANSAC engine; opencv is deterministic with its own fixed seed "
+    group.add_argument("--seed", type=int, default=_RANSAC.seed,
+                       help="seed of the skimage RANSAC engine; opencv is deterministic with its own fixed seed "
                             "(default: %(default)s)")
     group.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
                        help="shrink photos to this longest side before extraction (default: %(default)s)")

@@ -187,10 +187,13 @@ def inlier_table(
                     failed[key] = error
         work = [PairItem(query, tuple(p for p in photos.values() if p.key not in failed))
                 for query, photos in pair_items.values() if query.key not in failed]
-        for key, error in failed.items():
-            kind = "query" if key in pair_items else "gallery"
+        if failed:
             for (query_key, gallery_key), cells in needed.items():
-                if key in (query_key, gallery_key):
+                if query_key in failed:
+                    kind, error = "query", failed[query_key]
+                else:
+                    kind, error = "gallery", failed.get(gallery_key)
+                if error:
                     for i, _ in cells:
                         errors[i].append(f"{kind} image: {error}")
         batch = max(1, min(16, len(work) // (4 * runner.parallelism) + 1))
