@@ -246,3 +246,13 @@ def test_cli_subprocess_error_exit_status(tmp_path):
     result = _python("-m", "delfverify.cli", "verify", str(tmp_path / "x.jpg"), str(tmp_path / "y.jpg"), "--no-cache")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"delfverify: error: {tmp_path / 'x.jpg'}: file not found"]
+
+
+def test_package_exports_the_rerank_metrics_and_tuning_functions():
+    import delfverify.rerank  # noqa: F401  (the submodule of the same name must not shadow the function)
+    from delfverify import global_average_precision, load_policy, read_predictions, rerank, tune
+    from delfverify.metrics import global_average_precision as metric
+    from delfverify.rerank import rerank as rerank_function
+
+    assert rerank is rerank_function and global_average_precision is metric
+    assert all(callable(f) for f in (load_policy, read_predictions, tune))
