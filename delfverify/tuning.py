@@ -353,7 +353,6 @@ class PolicyScorer:
         self._base = base[self._order]
         self.confidence = confidence[self._order]
         self._inliers = inliers[self._order]
-        self.num_columns = inliers.shape[1]
         self.num_landmark_queries = m
         self.starts = np.searchsorted(ranking[self._order], np.arange(m.size))
         self.size = n
