@@ -2,48 +2,80 @@
 
 Public API::
 
-    from delfverify import verify_pair, Verifier
-    result = verify_pair("query.jpg", "gallery.jpg")   # Verification(num_inliers=..., ...)
+    import delfverify
+    delfverify.verify_pair("query.jpg", "gallery.jpg")          # Verification(num_inliers=..., ...)
+    delfverify.rerank("predictions.csv", gallery="gallery.csv", gallery_images="gallery/",
+                      query_images="queries/", output="reranked.csv")
 
-    from delfverify import rerank, load_policy, read_predictions, read_gallery, global_average_precision
-
-TensorFlow is imported only when the DELF extractor is used.
+``import delfverify`` loads nothing heavy: each name below is imported from its module on first use (PEP 562), so
+pandas, SciPy, OpenCV and TensorFlow load only when a function needs them.
 """
 
-from .features import Extractor, Features, make_extractor
-from .images import ImageError, load_image
-from .matching import MatchConfig
-from .verification import RansacConfig, Verification
-from .verifier import Verifier, verify_pair
-from .metrics import GapResult, global_average_precision, oracle_gap
-from .policy import Policy, load_policy
-from .rerank import RerankResult, rerank
-from .tables import ImageDirectory, read_gallery, read_predictions, read_solution, write_predictions
-from .tuning import tune
+from __future__ import annotations
 
-__all__ = [
-    "Extractor",
-    "Features",
-    "GapResult",
-    "global_average_precision",
-    "ImageDirectory",
-    "ImageError",
-    "load_image",
-    "load_policy",
-    "make_extractor",
-    "MatchConfig",
-    "oracle_gap",
-    "Policy",
-    "RansacConfig",
-    "read_gallery",
-    "read_predictions",
-    "read_solution",
-    "rerank",
-    "RerankResult",
-    "tune",
-    "Verification",
-    "Verifier",
-    "verify_pair",
-    "write_predictions",
-]
+import importlib
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "DelfverifyError": "errors",
+    "Extractor": "features",
+    "Features": "features",
+    "GapResult": "metrics",
+    "global_average_precision": "metrics",
+    "oracle_gap": "metrics",
+    "ImageDirectory": "images",
+    "ImageError": "images",
+    "load_image": "images",
+    "make_extractor": "extractors",
+    "MatchConfig": "matching",
+    "Policy": "policy",
+    "load_policy": "policy",
+    "save_policy": "policy",
+    "RansacConfig": "verification",
+    "Verification": "verification",
+    "Verifier": "verifier",
+    "verify_pair": "verifier",
+    "Predictions": "tables",
+    "Gallery": "tables",
+    "Solution": "tables",
+    "read_predictions": "tables",
+    "read_gallery": "tables",
+    "read_solution": "tables",
+    "write_predictions": "tables",
+    "rerank": "pipeline",
+    "RerankResult": "pipeline",
+    "tune": "tuning",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; never run
+    from .errors import DelfverifyError
+    from .extractors import make_extractor
+    from .features import Extractor, Features
+    from .images import ImageDirectory, ImageError, load_image
+    from .matching import MatchConfig
+    from .metrics import GapResult, global_average_precision, oracle_gap
+    from .pipeline import RerankResult, rerank
+    from .policy import Policy, load_policy, save_policy
+    from .tables import Gallery, Predictions, Solution, read_gallery, read_predictions, read_solution, \
+        write_predictions
+    from .tuning import tune
+    from .verification import RansacConfig, Verification
+    from .verifier import Verifier, verify_pair

@@ -1,39 +1,45 @@
 """Command-line interface: a thin layer over the library functions, with the same defaults.
 
     delfverify verify A.jpg B.jpg [--json] [--plot matches.png]
+    delfverify rerank PREDICTIONS.csv --gallery ... --gallery-images ... --query-images ...
+    delfverify gap PREDICTIONS.csv --truth SOLUTION.csv
+    delfverify tune PREDICTIONS.csv ... --truth SOLUTION.csv --gallery ... -o POLICY.json
 
-Errors in the input (missing file, unreadable image, model not loadable, malformed CSV) print one line
-``delfverify: error: ...`` and exit with status 2, without a traceback.
+A problem with the input or the surroundings (a ``DelfverifyError``: missing file, unreadable image, model not
+loadable, malformed CSV, bad option; or a file system error) prints one line ``delfverify: error: ...`` and exits
+with status 2. Any other exception is a bug: its traceback is shown, with a line saying so, and the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sys
-import tempfile
-from typing import Sequence
+import traceback
+from typing import TYPE_CHECKING, Any, Sequence
 
 from . import __version__
-from .extractors.delf import DEFAULT_HANDLE, ModelLoadError
-from .features import DEFAULT_EXTRACTOR, EXTRACTORS
-from .images import DEFAULT_MAX_SIDE, ImageError, load_image
-from .parallel import default_workers
+from .errors import DelfverifyError
+from .execution import default_workers
+from .extractors import DEFAULT_EXTRACTOR, EXTRACTORS
+from .extractors.delf import DEFAULT_HANDLE
+from .images import DEFAULT_MAX_SIDE
 from .store import default_cache_dir
 from .verification import ENGINES, RansacConfig
-from .verifier import Verifier
+
+if TYPE_CHECKING:
+    from .tuning import TuneResult
 
 logger = logging.getLogger(__name__)
 
 _RANSAC = RansacConfig()
 
 
-class CLIError(Exception):
-    """An error to report as one line with exit status 2."""
+class CLIError(DelfverifyError):
+    """A bad option or option value, reported as one line with exit status 2."""
 
 
 def add_verifier_options(parser: argparse.ArgumentParser) -> None:
@@ -56,21 +62,19 @@ def add_verifier_options(parser: argparse.ArgumentParser) -> None:
     cache.add_argument("--no-cache", action="store_true", help="keep features in memory only")
 
 
-def make_verifier(args: argparse.Namespace, cache_dir: str | None = None) -> Verifier:
-    """A ``Verifier`` from the options of ``add_verifier_options`` (``cache_dir`` overrides them)."""
+def verifier_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``Verifier`` / ``delfverify.pipeline.open_session`` that the options set."""
     if args.model is not None and args.features != "delf":
         raise CLIError("--model is only used with --features delf")
     if args.max_side < 1:
         raise CLIError(f"--max-side must be a positive integer, got {args.max_side}")
-    if cache_dir is None:
-        cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    return Verifier(
-        args.features,
-        model=args.model,
-        cache_dir=cache_dir,
-        ransac=RansacConfig(engine=args.engine, seed=args.seed),
-        max_side=args.max_side,
-    )
+    return {"features": args.features, "model": args.model, "max_side": args.max_side,
+            "ransac": RansacConfig(engine=args.engine, seed=args.seed)}
+
+
+def cache_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``cache_dir`` and ``cache`` for ``delfverify.pipeline.open_session`` from ``--cache-dir``/``--no-cache``."""
+    return {"cache_dir": args.cache_dir, "cache": not args.no_cache}
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -87,62 +91,29 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                              "a path every worker shares")
 
 
-@dataclasses.dataclass(frozen=True)
-class _Run:
-    """What ``add_data_options`` and ``add_verifier_options`` set up for a verification run."""
-
-    verifier: Verifier
-    gallery: object
-    images: dict
-    options: dict  # journal, progress, workers, scheduler: keyword arguments of rerank and tuning.measure_*
-
-
-@contextlib.contextmanager
-def _verification_run(args: argparse.Namespace):
-    """Read the gallery, open the image folders, build the verifier and open the journal for one run.
-
-    Parallel workers share features through a store; without ``--cache-dir`` they get a temporary one (and no
-    journal), removed afterwards.
-    """
-    from .journal import PairJournal
-    from .tables import ImageDirectory, read_gallery
-
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``workers``, ``scheduler`` and ``progress`` from the options."""
     if args.workers < 1:
         raise CLIError(f"--workers must be a positive integer, got {args.workers}")
-    gallery = read_gallery(args.gallery)
-    images = {"query_images": ImageDirectory(args.query_images),
-              "gallery_images": ImageDirectory(args.gallery_images)}
-    with contextlib.ExitStack() as stack:
-        parallel = args.workers > 1 or args.scheduler is not None
-        scratch = stack.enter_context(tempfile.TemporaryDirectory()) if args.no_cache and parallel else None
-        verifier = make_verifier(args, cache_dir=scratch)
-        journal = None
-        if verifier.store is not None and scratch is None:
-            journal = stack.enter_context(PairJournal(verifier.store.root / "journal.sqlite"))
-        options = {"journal": journal, "progress": not args.quiet and sys.stderr.isatty(),
-                   "workers": args.workers, "scheduler": args.scheduler}
-        yield _Run(verifier, gallery, images, options)
+    return {"workers": args.workers, "scheduler": args.scheduler,
+            "progress": not args.quiet and sys.stderr.isatty()}
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    verifier = make_verifier(args)
-    features_a = verifier.features(args.image_a)
-    features_b = verifier.features(args.image_b)
-    from .verification import verify_features
+    from .verifier import Verifier
 
-    result = verify_features(features_a, features_b, verifier.match, verifier.ransac)
+    options = verifier_options(args)
+    verifier = Verifier(**options, cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()))
+    features_a = verifier.features_of(args.image_a)
+    features_b = verifier.features_of(args.image_b)
+    result = verifier.verify_features(features_a, features_b)
     accepted = result.num_inliers >= verifier.extractor.accept_inliers
     if args.plot:
+        from .images import load_image
         from .plotting import plot_matches
 
-        plot_matches(
-            load_image(args.image_a, verifier.max_side),
-            load_image(args.image_b, verifier.max_side),
-            features_a,
-            features_b,
-            result,
-            args.plot,
-        )
+        plot_matches(load_image(args.image_a, None), load_image(args.image_b, None), features_a, features_b,
+                     result, args.plot)
     if args.json:
         print(json.dumps({
             "image_a": args.image_a,
@@ -165,29 +136,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:
-    from .policy import load_policy
-    from .rerank import rerank
-    from .tables import read_predictions, write_predictions
+    from .pipeline import rerank
 
-    predictions = read_predictions(args.predictions)
-    policy = load_policy(args.policy, args.features)
-    if policy.extractor != args.features:
-        logger.warning("policy %s was set for %s features, running with %s: its inlier thresholds may not fit",
-                       policy.name, policy.extractor, args.features)
     output = args.output or f"{os.path.splitext(os.path.basename(args.predictions))[0]}.reranked.csv"
-    with _verification_run(args) as run:
-        result = rerank(predictions, run.gallery, run.verifier, policy, **run.images, on_missing=args.on_missing,
-                        **run.options)
-    write_predictions(result.predictions, output)
-    if args.details:
-        from .fileio import atomic_write
-
-        with atomic_write(args.details, "w", newline="", encoding="utf-8") as handle:
-            result.details.to_csv(handle, index=False, lineterminator="\n")
+    result = rerank(args.predictions, gallery=args.gallery, gallery_images=args.gallery_images,
+                    query_images=args.query_images, output=output, details=args.details, policy=args.policy,
+                    on_missing=args.on_missing, **verifier_options(args), **cache_options(args), **run_options(args))
     summary = result.summary
     statuses = ", ".join(f"{name} {count}" for name, count in summary.items()
                          if count and name not in ("pairs_computed", "pairs_reused", "features_extracted"))
-    print(f"wrote {output} ({len(result.details)} predictions, policy {policy.name}): {statuses or 'none'}; "
+    print(f"wrote {output} ({len(result.details)} predictions, policy {result.policy.name}): {statuses or 'none'}; "
           f"pairs verified {summary['pairs_computed']}, reused {summary['pairs_reused']}; "
           f"features extracted {summary['features_extracted']}")
     for row in result.details.itertuples():
@@ -201,7 +159,11 @@ def _cmd_gap(args: argparse.Namespace) -> int:
     from .tables import read_predictions, read_solution
 
     predictions = read_predictions(args.predictions)
-    result = global_average_precision(predictions.table, read_solution(args.truth))
+    truth = read_solution(args.truth)
+    try:
+        result = global_average_precision(predictions.table, truth.table)
+    except ValueError as exc:
+        raise CLIError(f"{args.predictions} against {args.truth}: {exc}") from None
     if args.json:
         print(json.dumps({"file": args.predictions, **dataclasses.asdict(result)}))
     else:
@@ -211,29 +173,72 @@ def _cmd_gap(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from .tables import read_predictions, read_solution
-    from .tuning import (SearchSpace, TuneConfig, assign_folds, format_summary, measure_builtin_inliers,
-                         measure_inliers, plot_tuning, tune, write_policy)
+    from .images import ImageDirectory
+    from .pipeline import Photos, open_session
+    from .plotting import plot_tuning
+    from .policy import save_policy
+    from .tables import read_gallery, read_predictions, read_solution
+    from .tuning import SearchSpace, TuneConfig, assign_folds, measure_builtin_inliers, measure_inliers, tune
 
+    if args.folds < 2:
+        raise CLIError(f"--folds must be an integer >= 2, got {args.folds}")
+    if args.max_k < 1:
+        raise CLIError(f"--max-k must be a positive integer, got {args.max_k}")
     space = dataclasses.replace(SearchSpace(), max_k=args.max_k)
     config = TuneConfig(folds=args.folds, seed=args.cv_seed, space=space)
     predictions = [read_predictions(path) for path in args.predictions]
     truth = read_solution(args.truth)
-    assign_folds(truth, config.folds, config.seed)  # too few landmark queries: fail before reading any image
-    with _verification_run(args) as run:
-        inliers = measure_inliers(predictions, run.gallery, run.verifier, **run.images, max_k=space.max_k,
-                                  selection=space.selection, **run.options)
-        baselines = measure_builtin_inliers(predictions, run.gallery, run.verifier, **run.images,
-                                            extractor=args.features, space=space, **run.options)
-    result = tune(predictions, truth, inliers, extractor=args.features, config=config, baseline_inliers=baselines,
-                  names=args.predictions)
-    write_policy(result.policy, args.output)
+    try:
+        assign_folds(truth, config.folds, config.seed)  # too few landmark queries: fail before reading any image
+    except ValueError as exc:
+        raise CLIError(f"{args.truth}: {exc}") from None
+    gallery = read_gallery(args.gallery)
+    photos = Photos(ImageDirectory(args.query_images), ImageDirectory(args.gallery_images), gallery.paths())
+    run = run_options(args)
+    progress = run.pop("progress")
+    with open_session(**verifier_options(args), **cache_options(args), **run) as session:
+        inliers = measure_inliers(predictions, gallery, session, photos, space=space, progress=progress)
+        baselines = measure_builtin_inliers(predictions, gallery, session, photos, extractor=args.features,
+                                            space=space, progress=progress)
+    try:
+        result = tune(predictions, truth, inliers, extractor=args.features, config=config,
+                      baseline_inliers=baselines, names=args.predictions)
+    except ValueError as exc:
+        raise CLIError(f"{args.truth}: {exc}") from None
+    save_policy(result.policy, args.output)
     if args.plot:
         plot_tuning(result, args.plot)
     print(format_summary(result))
     print(f"wrote {args.output}" + (f" and {args.plot}" if args.plot else "")
           + f"; use it with: delfverify rerank ... --policy {args.output}")
     return 0
+
+
+def format_summary(result: "TuneResult") -> str:
+    """A few lines for the terminal: cross-validated GAP, the policy, and the comparison with the built-ins."""
+    from .policy import describe_policy
+
+    info = result.policy.info
+    means = result.gaps.drop(columns="file").mean()
+    builtins = ", ".join(f"{name} {value:.4f}" for name, value in result.baseline_scores.items())
+    lines = [
+        f"tuned on {info['tuned_on']['predictions']} predictions of {info['tuned_on']['queries']} queries "
+        f"({len(result.gaps)} file(s)), {result.candidates_evaluated} candidates, {len(result.folds)} folds",
+        f"cross-validated held-out GAP (nested) {result.cv_gap:.4f} +/- {result.cv_gap_std:.4f} "
+        f"(per fold: {', '.join(f'{r.heldout_gap:.3f}' for r in result.folds)}); "
+        f"chosen policy's held-out mean {result.chosen_score:.4f} (built-ins: {builtins})",
+        f"policy: {describe_policy(result.policy)}",
+        "GAP on all queries (mean over files): " + ", ".join(f"{k} {v:.4f}" for k, v in means.items())
+        + " (tuned: in-sample)",
+    ]
+    if "same_as_builtin" in info:
+        lines.append(f"(the tuned policy is the built-in {info['same_as_builtin']!r} policy)")
+    default = result.baseline_scores.get("default")
+    if default is not None and result.cv_gap < default - 1e-12:
+        lines.append(f"note: on held-out queries, tuning scored below the built-in default ({result.cv_gap:.4f} < "
+                     f"{default:.4f}): the tuned thresholds may not carry over to new photos; more labelled "
+                     f"queries, or --policy default, may serve better")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_verifier_options(verify)
     verify.set_defaults(handler=_cmd_verify)
 
-    from .rerank import ON_MISSING
+    from .pipeline import ON_MISSING
 
     rerank = commands.add_parser(
         "rerank", parents=[common], help="re-rank a classifier's predictions by geometric verification",
@@ -321,12 +326,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
-    except (CLIError, ImageError, ModelLoadError, ValueError, OSError) as exc:
+    except (DelfverifyError, OSError) as exc:
         print(f"delfverify: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("delfverify: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug: never hide it behind a one-line message
+        traceback.print_exc()
+        print("delfverify: internal error: this is a bug in delfverify, not a problem with the input; please "
+              "report it with the traceback above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,21 +1,24 @@
-"""Local features: the ``Features`` result, the extractor interface and the registry of extractors by name.
+"""Local features: the ``Features`` result, the extractor interface and extractor fingerprints.
 
 An extractor turns an RGB ``uint8`` image into ``Features``. Each extractor also says how its descriptors are
 matched (``match``) and how many RANSAC inliers make two photos "the same place" (``accept_inliers``), because
 both depend on the descriptor: DELF's 40-D PCA-whitened descriptors and RootSIFT's 128-D ones have different
-distance scales and inlier statistics. Extractors live in ``delfverify.extractors.<name>``.
+distance scales and inlier statistics. The extractors live in ``delfverify.extractors``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .matching import MatchConfig
+
+#: The array fields of ``Features``, in order.
+ARRAY_FIELDS = ("locations", "descriptors", "scales", "scores")
 
 
 @dataclass(frozen=True)
@@ -25,19 +28,25 @@ class Features:
     Attributes
     ----------
     locations : float32 [N, 2]
-        Keypoint centres as (y, x) in the pixels of the image given to the extractor.
+        Keypoint centres as (y, x). An extractor gives them in the pixels of the image it was given; a
+        ``Verifier`` maps them to the pixels of the photo as the user gave it (``in_original_pixels``).
     descriptors : float32 [N, D]
         L2-normalised descriptors.
     scales : float32 [N]
         Keypoint scale (extractor-specific units).
     scores : float32 [N]
         Keypoint strength (DELF attention, SIFT response).
+    extraction_scale : (float, float)
+        Pixels of the image the extractor saw per pixel of ``locations``, along y and x (1.0, 1.0 unless the
+        photo was shrunk before extraction). RANSAC measures its thresholds in the extractor's pixels, so the
+        same photo gives the same inliers whatever its size on disk.
     """
 
     locations: np.ndarray
     descriptors: np.ndarray
     scales: np.ndarray
     scores: np.ndarray
+    extraction_scale: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         n = self.locations.shape[0] if self.locations.ndim == 2 else -1
@@ -48,9 +57,11 @@ class Features:
         for name in ("scales", "scores"):
             if getattr(self, name).shape != (n,):
                 raise ValueError(f"{name} must have shape [{n}], got {getattr(self, name).shape}")
-        for name in ("locations", "descriptors", "scales", "scores"):
+        for name in ARRAY_FIELDS:
             if getattr(self, name).dtype != np.float32:
                 raise ValueError(f"{name} must be float32, got {getattr(self, name).dtype}")
+        if len(self.extraction_scale) != 2 or not all(0 < s <= 1 for s in self.extraction_scale):
+            raise ValueError(f"extraction_scale must be two factors in (0, 1], got {self.extraction_scale!r}")
 
     def __len__(self) -> int:
         return int(self.locations.shape[0])
@@ -65,10 +76,20 @@ class Features:
             scores=np.zeros((0,), np.float32),
         )
 
+    def in_original_pixels(self, scale_yx: tuple[float, float]) -> "Features":
+        """These features, extracted from a photo shrunk by ``scale_yx``, with locations in the photo's pixels."""
+        scale = (float(scale_yx[0]), float(scale_yx[1]))
+        locations = (self.locations / np.array(scale, np.float32)).astype(np.float32)
+        return replace(self, locations=locations, extraction_scale=scale)
+
+    def locations_xy_extracted(self) -> np.ndarray:
+        """Keypoint centres as (x, y) in the pixels of the image the extractor saw (float64 [N, 2])."""
+        return self.locations[:, ::-1].astype(np.float64) * np.array(self.extraction_scale[::-1])
+
 
 @runtime_checkable
 class Extractor(Protocol):
-    """What every extractor provides."""
+    """What every extractor provides. Extractors sent to worker processes must be picklable."""
 
     #: Registry name, e.g. ``"rootsift"``.
     name: str
@@ -84,56 +105,19 @@ class Extractor(Protocol):
         ...
 
     def extract(self, image: np.ndarray) -> Features:
-        """Features of an RGB ``uint8`` image ``[H, W, 3]``."""
+        """Features of an RGB ``uint8`` image ``[H, W, 3]``, locations in its pixels."""
+        ...
+
+    def limit_threads(self, threads: int) -> None:
+        """Use at most ``threads`` threads (worker processes call it so that they do not oversubscribe cores)."""
         ...
 
 
 def fingerprint(extractor: Extractor) -> str:
     """A stable short hash of an extractor's name and parameters, used in cache keys."""
-    doc = json.dumps({"name": extractor.name, "params": extractor.params()}, sort_keys=True, default=str)
-    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+    return short_hash({"name": extractor.name, "params": extractor.params()})
 
 
-#: Extractor names accepted by ``make_extractor`` and the CLI's ``--features``.
-EXTRACTORS = ("rootsift", "delf")
-
-#: The extractor used when none is named: RootSIFT needs no model download.
-DEFAULT_EXTRACTOR = "rootsift"
-
-
-def extractor_class(name: str) -> type:
-    """The extractor class registered under ``name`` (its class attributes, e.g. ``accept_inliers``, can be read
-    without creating it, which for DELF would load the model).
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is unknown.
-    """
-    if name == "rootsift":
-        from .extractors.rootsift import RootSIFT
-
-        return RootSIFT
-    if name == "delf":
-        from .extractors.delf import DELF
-
-        return DELF
-    raise ValueError(f"unknown extractor {name!r}; choose one of {', '.join(EXTRACTORS)}")
-
-
-def make_extractor(name: str = DEFAULT_EXTRACTOR, **options: Any) -> Extractor:
-    """Create an extractor by name.
-
-    Parameters
-    ----------
-    name : {"rootsift", "delf"}
-        The extractor. ``delf`` imports TensorFlow (lazily, only here).
-    **options
-        Passed to the extractor's constructor, e.g. ``model="/path/to/delf"`` or ``max_feature_num=500``.
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is unknown.
-    """
-    return extractor_class(name)(**options)
+def short_hash(doc: Any) -> str:
+    """The first 16 hex digits of the SHA-256 of a JSON document (keys sorted): a stable cache key."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,4 +1,4 @@
-"""Image loading: any photo-like input to an RGB uint8 array.
+"""Images: finding a photo by id in a folder (``ImageDirectory``) and decoding any photo-like input to RGB uint8.
 
 Accepts a path, raw bytes, a PIL image or a numpy array (gray, RGB or RGBA; uint8, uint16 or float in [0, 1]).
 EXIF orientation is applied, so features are computed on the photo as a person sees it. Decompression bombs
@@ -11,10 +11,13 @@ import io
 import os
 import warnings
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DelfverifyError
 
 #: Refuse images with more pixels than this (about 16k x 11k); protects against decompression bombs.
 MAX_PIXELS = 178_956_970
@@ -25,13 +28,17 @@ DEFAULT_MAX_SIDE = 1024
 ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 
-class ImageError(ValueError):
+class ImageError(DelfverifyError, ValueError):
     """An input could not be read as an image; the message names the source and the reason."""
 
     def __init__(self, source: str, reason: str):
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+
+
+class ImageLookupError(DelfverifyError, ValueError):
+    """An image folder is missing, or an id or path cannot name a file inside it (it would escape the folder)."""
 
 
 def describe_source(image: ImageInput) -> str:
@@ -65,10 +72,31 @@ def read_bytes(image: ImageInput) -> bytes | None:
     return None
 
 
+@dataclass(frozen=True)
+class DecodedImage:
+    """A photo ready for feature extraction.
+
+    Attributes
+    ----------
+    pixels : uint8 [h, w, 3]
+        RGB, shrunk to ``max_side``.
+    original_shape : (int, int)
+        Height and width of the photo as given (after EXIF orientation), before shrinking.
+    """
+
+    pixels: np.ndarray
+    original_shape: tuple[int, int]
+
+    @property
+    def scale_yx(self) -> tuple[float, float]:
+        """Pixels of ``pixels`` per original pixel, along y and x (1.0 when the photo was not shrunk)."""
+        return (self.pixels.shape[0] / self.original_shape[0], self.pixels.shape[1] / self.original_shape[1])
+
+
 def load_image(
     image: ImageInput, max_side: int | None = DEFAULT_MAX_SIDE, *, source: str | None = None
 ) -> np.ndarray:
-    """Load an image as an RGB ``uint8`` array of shape ``[H, W, 3]``.
+    """Load an image as an RGB ``uint8`` array of shape ``[H, W, 3]`` (``decode_image(...).pixels``).
 
     Parameters
     ----------
@@ -94,6 +122,19 @@ def load_image(
     ValueError
         If ``max_side`` is not a positive integer.
     """
+    return decode_image(image, max_side, source=source).pixels
+
+
+def decode_image(
+    image: ImageInput, max_side: int | None = DEFAULT_MAX_SIDE, *, source: str | None = None
+) -> DecodedImage:
+    """Decode an image and shrink it to ``max_side``, remembering its original size (see ``load_image``).
+
+    Raises
+    ------
+    ImageError, ValueError
+        As ``load_image``.
+    """
     if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
         raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
     source = source or describe_source(image)
@@ -101,11 +142,12 @@ def load_image(
         pil = Image.fromarray(_array_to_uint8(image, source))
     else:
         pil = _open_pil(image, source)
+    original = (pil.size[1], pil.size[0])
     if max_side is not None and max(pil.size) > max_side:
         scale = max_side / max(pil.size)
         size = (max(1, round(pil.size[0] * scale)), max(1, round(pil.size[1] * scale)))
         pil = pil.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return np.asarray(pil, dtype=np.uint8)
+    return DecodedImage(np.asarray(pil, dtype=np.uint8), original)
 
 
 def _open_pil(image: ImageInput, source: str) -> Image.Image:
@@ -175,3 +217,72 @@ def _array_to_uint8(array: np.ndarray, source: str) -> np.ndarray:
     if out.ndim == 2:
         out = np.repeat(out[:, :, None], 3, axis=2)
     return np.ascontiguousarray(out)
+
+
+class ImageDirectory:
+    """Find images by id under a root folder, never outside it.
+
+    Layouts: flat ``<root>/<id>.jpg`` or Kaggle nested ``<root>/<id[0]>/<id[1]>/<id[2]>/<id>.jpg`` (detected per
+    image); or an explicit relative ``path`` (from a gallery's ``path`` column), resolved under the root.
+
+    Parameters
+    ----------
+    root : path
+        The image folder.
+    extension : str
+        File extension for id lookups.
+
+    Raises
+    ------
+    ImageLookupError
+        If ``root`` is not a folder.
+    """
+
+    def __init__(self, root: str | os.PathLike, extension: str = ".jpg"):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ImageLookupError(f"{self.root}: image directory not found")
+        self._resolved_root = self.root.resolve()
+        self.extension = extension
+
+    def find(self, image_id: str, path: str = "") -> Path:
+        """The file of an image (it may not exist; reading it then fails with an error naming it).
+
+        Raises
+        ------
+        ImageLookupError
+            If the id or path would escape the root (absolute paths, ``..``, separators in ids, NUL bytes).
+        """
+        if path:
+            candidate = self.root / path
+            if Path(path).is_absolute() or "\x00" in path or not self._inside(candidate):
+                raise ImageLookupError(f"image path {path!r} for id {image_id!r} escapes the image directory "
+                                       f"{self.root}")
+            return candidate
+        if (
+            not image_id
+            or "\x00" in image_id
+            or "/" in image_id
+            or "\\" in image_id
+            or image_id in (".", "..")
+            or len(os.fsencode(f"{image_id}{self.extension}")) > 255  # longer file names fail with an OSError
+        ):
+            raise ImageLookupError(f"image id {image_id[:80]!r} cannot name a file in {self.root}")
+        flat = self.root / f"{image_id}{self.extension}"
+        found = flat
+        try:
+            if not flat.is_file() and len(image_id) >= 3:
+                nested = self.root / image_id[0] / image_id[1] / image_id[2] / f"{image_id}{self.extension}"
+                found = nested if nested.is_file() else flat
+        except OSError as exc:  # e.g. a folder that cannot be searched
+            raise ImageLookupError(f"image id {image_id[:80]!r}: cannot look it up in {self.root} "
+                                   f"({exc.strerror or exc})") from None
+        if found.exists() and not self._inside(found):
+            raise ImageLookupError(f"image for id {image_id!r} links outside the image directory {self.root}")
+        return found
+
+    def _inside(self, candidate: Path) -> bool:
+        try:
+            return candidate.resolve().is_relative_to(self._resolved_root)
+        except (OSError, RuntimeError):
+            return False

@@ -39,6 +39,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .errors import DelfverifyError
+from .fileio import atomic_write
+
 MODES = ("bands", "additive", "multiplicative")
 COMBINES = ("max", "mean", "second")
 SELECTIONS = ("first", "random", "spread")
@@ -51,7 +54,7 @@ DEFAULT_SUPPRESS_FACTOR = 0.625
 DEFAULT_BOOST_FACTOR = 1.25
 
 
-class PolicyError(ValueError):
+class PolicyError(DelfverifyError, ValueError):
     """A policy document is invalid; the message names the field."""
 
 
@@ -435,7 +438,7 @@ def _seed_policy(extractor: str) -> Policy:
 
 
 def _default_policy(extractor: str) -> Policy:
-    from .features import extractor_class
+    from .extractors import extractor_class
 
     accept = extractor_class(extractor).accept_inliers
     return Policy(
@@ -486,3 +489,38 @@ def load_policy(name_or_file: str | os.PathLike, extractor: str) -> Policy:
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from None
     return policy if policy.extractor else replace(policy, extractor=extractor)
+
+
+def save_policy(policy: Policy, path: str | os.PathLike) -> None:
+    """Write a policy JSON document atomically (readable by ``load_policy``)."""
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        json.dump(policy.to_dict(), handle, indent=2)
+        handle.write("\n")
+
+
+def _action_text(action: Action) -> str:
+    (op, value), = action.to_json().items()
+    if op == "range":
+        return f"->[{value[0]:.3g},{value[1]:.3g}]"
+    return f"x{value:.3g}" if op == "multiply" else f"={value:.3g}"
+
+
+def describe_policy(policy: Policy) -> str:
+    """The policy in one line, e.g. ``bands (max, spread): [0-1) k3 <5 x0.333 >=10 ->[0.667,1]``."""
+    if policy.mode != "bands":
+        f = policy.fusion
+        return (f"{policy.mode} ({policy.combine}, {policy.selection}): k{f.k} weight {f.weight:g} "
+                f"min_inliers {f.min_inliers:g} cap {f.cap:g}")
+    parts = []
+    for band in policy.bands:
+        text = f"[{band.lower:g}-{band.upper:g})"
+        if band.skip:
+            parts.append(f"{text} skip")
+            continue
+        text += f" k{band.k}"
+        if band.min_inliers is not None:
+            text += f" <{band.min_inliers} {_action_text(band.suppress)}"
+        if band.boost_inliers is not None:
+            text += f" >={band.boost_inliers} {_action_text(band.boost)}"
+        parts.append(text)
+    return f"bands ({policy.combine}, {policy.selection}): " + "; ".join(parts)

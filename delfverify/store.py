@@ -1,7 +1,8 @@
 """Feature store: a directory cache of ``Features`` keyed by image content and extractor fingerprint.
 
-Layout: ``<root>/<fingerprint>/<hash[:2]>/<hash>.npz``, one ``.npz`` per image, holding the four arrays and a
-``format_version``. Entries are written to a temporary file in the same folder and renamed into place, so a
+Layout: ``<root>/<fingerprint>/<hash[:2]>/<hash>.npz``, one ``.npz`` per image, holding the four arrays, the
+extraction scale and a ``format_version``. Version 2 keeps locations in the photo's own pixels (version 1 kept
+them in the pixels of the shrunk image); entries of another version are recomputed, never misread. Entries are written to a temporary file in the same folder and renamed into place, so a
 reader sees a whole entry or none, and concurrent writers of the same key cannot corrupt it (the last rename
 wins; both wrote the same features). Entries are read with ``allow_pickle=False``. A corrupt entry (truncated,
 random bytes, wrong shapes or dtypes, another version) is logged, counted in ``stats.corrupt``, deleted and
@@ -19,13 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import Features
+from .features import ARRAY_FIELDS, Features
 from .fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-_FIELDS = ("locations", "descriptors", "scales", "scores")
+FORMAT_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -65,7 +65,7 @@ class FeatureStore:
     root : path
         Cache directory (created when first written).
     fingerprint : str
-        The extractor's fingerprint (``delfverify.features.fingerprint``); entries of other extractors or
+        The fingerprint of the extractor and its input size (``Verifier.features_fingerprint``); entries of other extractors or
         settings live in other sub-folders and are never mixed up.
     """
 
@@ -90,7 +90,11 @@ class FeatureStore:
                 version = int(npz["format_version"])
                 if version != FORMAT_VERSION:
                     raise ValueError(f"format_version {version}, expected {FORMAT_VERSION}")
-                features = Features(**{name: npz[name] for name in _FIELDS})
+                scale = npz["extraction_scale"]
+                if scale.shape != (2,) or scale.dtype != np.float64:
+                    raise ValueError(f"extraction_scale has shape {scale.shape} and dtype {scale.dtype}")
+                features = Features(**{name: npz[name] for name in ARRAY_FIELDS},
+                                    extraction_scale=(float(scale[0]), float(scale[1])))
         except FileNotFoundError:
             self.stats.misses += 1
             return None
@@ -109,6 +113,7 @@ class FeatureStore:
             np.savez(
                 handle,
                 format_version=np.int64(FORMAT_VERSION),
-                **{name: getattr(features, name) for name in _FIELDS},
+                extraction_scale=np.array(features.extraction_scale, np.float64),
+                **{name: getattr(features, name) for name in ARRAY_FIELDS},
             )
         self.stats.writes += 1

@@ -1,4 +1,4 @@
-"""CSV files in and out: predictions (three formats), gallery, solution; and finding images by id.
+"""CSV files in and out: predictions (three formats), gallery and solution, each a small typed table.
 
 Every check happens here, at the boundary, and every error names the file, the row (1-based line number in the
 file, the header being line 1) and what to do. Reading uses UTF-8 with an optional BOM, any line ending, and
@@ -17,12 +17,13 @@ import csv
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .errors import DelfverifyError
 from .fileio import atomic_write
 
 FORMATS = {
@@ -33,7 +34,7 @@ FORMATS = {
 _ACCEPTED = "; ".join(f"{name}: {','.join(cols)}" for name, cols in FORMATS.items())
 
 
-class TableError(ValueError):
+class TableError(DelfverifyError, ValueError):
     """A CSV file is malformed; the message names the file, the row and the remedy."""
 
 
@@ -52,6 +53,70 @@ class Predictions:
 
     table: pd.DataFrame
     format: str = "kaggle"
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The query ids (object array of str)."""
+        return self.table["id"].to_numpy(object)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The predicted labels (object array of str, ``""`` = no prediction)."""
+        return self.table["label"].to_numpy(object)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """The confidences (float64, NaN where there is no prediction)."""
+        return self.table["confidence"].to_numpy(float)
+
+    @property
+    def has_label(self) -> np.ndarray:
+        """Which rows hold a prediction (bool)."""
+        return (self.table["label"] != "").to_numpy()
+
+    def with_confidence(self, confidence: np.ndarray) -> "Predictions":
+        """The same predictions with new confidences (format and row order kept)."""
+        return replace(self, table=self.table.assign(confidence=confidence))
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """A gallery file: reference photos and their landmark labels.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Columns ``id``, ``landmark_id`` and ``path`` (relative image path, ``""`` when not given), in file order.
+    """
+
+    table: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def ids_by_label(self) -> dict[str, list[str]]:
+        """The gallery ids of each label, in file order."""
+        return {label: list(group) for label, group in self.table.groupby("landmark_id", sort=False)["id"]}
+
+    def paths(self) -> dict[str, str]:
+        """The relative image path of each gallery id (``""``: look it up by id)."""
+        return dict(zip(self.table["id"], self.table["path"]))
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A Kaggle solution file: the true landmarks of each query.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Columns ``id`` and ``landmarks`` (space-separated labels; ``""`` for a query without a landmark).
+    """
+
+    table: pd.DataFrame
 
 
 def _read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
@@ -178,13 +243,13 @@ def write_predictions(predictions: Predictions, path: str | os.PathLike) -> None
                 writer.writerow([pid, label, score])
 
 
-def read_gallery(path: str | os.PathLike) -> pd.DataFrame:
+def read_gallery(path: str | os.PathLike) -> Gallery:
     """Read a gallery CSV: ``id,landmark_id`` and optionally ``path``; other columns (e.g. ``url``) are ignored.
 
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``id``, ``landmark_id`` and ``path`` (``""`` when not given), in file order.
+    Raises
+    ------
+    TableError
+        Missing columns, empty or duplicate ids, empty labels; the row is named.
     """
     path = Path(path)
     frame = _read_csv(path, "gallery")
@@ -200,13 +265,18 @@ def read_gallery(path: str | os.PathLike) -> pd.DataFrame:
     if len(empty):
         raise TableError(f"{path}: row {empty[0] + 2}: empty landmark_id in the gallery")
     paths = frame["path"].str.strip() if "path" in frame.columns else pd.Series([""] * len(frame), dtype=str)
-    return pd.DataFrame({"id": frame["id"], "landmark_id": frame["landmark_id"], "path": paths.to_numpy()})
+    return Gallery(pd.DataFrame({"id": frame["id"], "landmark_id": frame["landmark_id"], "path": paths.to_numpy()}))
 
 
-def read_solution(path: str | os.PathLike) -> pd.DataFrame:
+def read_solution(path: str | os.PathLike) -> Solution:
     """Read a Kaggle solution CSV ``id,landmarks`` (space-separated labels; empty = no landmark).
 
     Extra columns (e.g. Kaggle's ``Usage``) are ignored.
+
+    Raises
+    ------
+    TableError
+        Missing columns, empty or duplicate ids; the row is named.
     """
     path = Path(path)
     frame = _read_csv(path, "solution")
@@ -215,67 +285,4 @@ def read_solution(path: str | os.PathLike) -> pd.DataFrame:
         raise TableError(f"{path}: solution is missing column(s) {', '.join(missing)}; expected id,landmarks")
     frame = pd.DataFrame({"id": frame["id"].str.strip(), "landmarks": frame["landmarks"].str.strip()})
     _check_ids(frame, path, "the solution")
-    return frame
-
-
-class ImageDirectory:
-    """Find images by id under a root folder, never outside it.
-
-    Layouts: flat ``<root>/<id>.jpg`` or Kaggle nested ``<root>/<id[0]>/<id[1]>/<id[2]>/<id>.jpg`` (detected per
-    image); or an explicit relative ``path`` (from a gallery's ``path`` column), resolved under the root.
-
-    Parameters
-    ----------
-    root : path
-        The image folder.
-    extension : str
-        File extension for id lookups.
-    """
-
-    def __init__(self, root: str | os.PathLike, extension: str = ".jpg"):
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise TableError(f"{self.root}: image directory not found")
-        self._resolved_root = self.root.resolve()
-        self.extension = extension
-
-    def find(self, image_id: str, path: str = "") -> Path:
-        """The file of an image (it may not exist; reading it then fails with an error naming it).
-
-        Raises
-        ------
-        TableError
-            If the id or path would escape the root (absolute paths, ``..``, separators in ids, NUL bytes).
-        """
-        if path:
-            candidate = self.root / path
-            if Path(path).is_absolute() or "\x00" in path or not self._inside(candidate):
-                raise TableError(f"image path {path!r} for id {image_id!r} escapes the image directory {self.root}")
-            return candidate
-        if (
-            not image_id
-            or "\x00" in image_id
-            or "/" in image_id
-            or "\\" in image_id
-            or image_id in (".", "..")
-            or len(os.fsencode(f"{image_id}{self.extension}")) > 255  # longer file names fail with an OSError
-        ):
-            raise TableError(f"image id {image_id[:80]!r} cannot name a file in {self.root}")
-        flat = self.root / f"{image_id}{self.extension}"
-        found = flat
-        try:
-            if not flat.is_file() and len(image_id) >= 3:
-                nested = self.root / image_id[0] / image_id[1] / image_id[2] / f"{image_id}{self.extension}"
-                found = nested if nested.is_file() else flat
-        except OSError as exc:  # e.g. a folder that cannot be searched
-            raise TableError(f"image id {image_id[:80]!r}: cannot look it up in {self.root} "
-                             f"({exc.strerror or exc})") from None
-        if found.exists() and not self._inside(found):
-            raise TableError(f"image for id {image_id!r} links outside the image directory {self.root}")
-        return found
-
-    def _inside(self, candidate: Path) -> bool:
-        try:
-            return candidate.resolve().is_relative_to(self._resolved_root)
-        except (OSError, RuntimeError):
-            return False
+    return Solution(frame)

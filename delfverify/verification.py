@@ -202,7 +202,11 @@ def verify_features(
     match: MatchConfig = MatchConfig(),
     ransac: RansacConfig = RansacConfig(),
 ) -> Verification:
-    """Match two feature sets and verify the matches geometrically.
+    """Match two feature sets and verify the matches geometrically (``Verifier.verify_features`` calls this with
+    the verifier's settings).
+
+    RANSAC runs in the pixels the extractor saw (``Features.extraction_scale``), so its thresholds mean the same
+    whatever the photos' sizes on disk; the transform is then expressed in the features' own pixels.
 
     Returns
     -------
@@ -211,9 +215,13 @@ def verify_features(
         no model; ``transform`` maps A's (x, y) pixels to B's.
     """
     matches = match_descriptors(features_a.descriptors, features_b.descriptors, match)
-    src = features_a.locations[matches.pairs[:, 0], ::-1]
-    dst = features_b.locations[matches.pairs[:, 1], ::-1]
+    src = features_a.locations_xy_extracted()[matches.pairs[:, 0]]
+    dst = features_b.locations_xy_extracted()[matches.pairs[:, 1]]
     transform, mask = ransac_affine(src, dst, ransac)
+    if transform is not None:
+        to_a = np.diag([*features_a.extraction_scale[::-1], 1.0])
+        from_b = np.diag([*(1.0 / s for s in features_b.extraction_scale[::-1]), 1.0])
+        transform = from_b @ transform @ to_a
     return Verification(
         num_inliers=int(mask.sum()),
         num_putative=len(matches),

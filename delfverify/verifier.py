@@ -2,21 +2,21 @@
 
 A ``Verifier`` holds an extractor, the matching and RANSAC settings, and optionally a ``FeatureStore``: each
 distinct image (by content) has its features extracted at most once per store, and recently used features are
-also kept in memory.
+also kept in memory. ``Verifier.verify_features`` is the one place where two feature sets are matched and
+verified with those settings.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from typing import Any
 
-
-from .features import DEFAULT_EXTRACTOR, Extractor, Features, fingerprint, make_extractor
-from .images import DEFAULT_MAX_SIDE, ImageInput, load_image, read_bytes
+from .extractors import DEFAULT_EXTRACTOR, resolve_extractor
+from .features import Extractor, Features, fingerprint, short_hash
+from .images import DEFAULT_MAX_SIDE, ImageInput, decode_image, read_bytes
 from .matching import MatchConfig
 from .store import FeatureStore, content_hash
 from .verification import RansacConfig, Verification, verify_features
@@ -27,45 +27,36 @@ logger = logging.getLogger(__name__)
 MEMORY_CACHE_SIZE = 512
 
 
-@dataclass(frozen=True)
-class VerifierSpec:
-    """A picklable recipe for a ``Verifier``, to build the same one in worker processes."""
-
-    extractor: str
-    model: str | None
-    cache_dir: str | None
-    match: MatchConfig
-    ransac: RansacConfig
-    max_side: int | None
-
-    def build(self) -> "Verifier":
-        return Verifier(self.extractor, model=self.model, cache_dir=self.cache_dir, match=self.match,
-                        ransac=self.ransac, max_side=self.max_side)
-
-
 class Verifier:
     """Verify photo pairs with one extractor, reusing features across calls and runs.
 
     Parameters
     ----------
-    extractor : str or Extractor
-        ``"rootsift"`` (default, offline), ``"delf"``, or an extractor object.
+    features : str or Extractor
+        ``"rootsift"`` (default, offline), ``"delf"``, or an extractor object
+        (``from delfverify.extractors import RootSIFT, DELF``).
     model : str, optional
-        DELF only: TF-Hub handle or local directory (see ``delfverify.extractors.delf``).
+        DELF by name only: TF-Hub handle or local directory (see ``delfverify.extractors.delf``).
     cache_dir : path, optional
-        Feature store directory; ``None`` (default) keeps features in memory only. The CLI uses the user cache
-        directory (``delfverify.store.default_cache_dir()``).
+        Feature store directory; ``None`` (default) keeps features in memory only. The CLI and
+        ``delfverify.rerank`` use the user cache directory (``delfverify.store.default_cache_dir()``).
     match : MatchConfig, optional
         Matching settings; default: the extractor's own (``extractor.match``).
     ransac : RansacConfig
         RANSAC settings.
     max_side : int or None
         Photos are shrunk to this longest side before extraction.
+
+    Attributes
+    ----------
+    extractor : Extractor
+    extracted : int
+        Images whose features this verifier extracted (not found in memory or the store).
     """
 
     def __init__(
         self,
-        extractor: str | Extractor = DEFAULT_EXTRACTOR,
+        features: str | Extractor = DEFAULT_EXTRACTOR,
         *,
         model: str | os.PathLike | None = None,
         cache_dir: str | os.PathLike | None = None,
@@ -73,18 +64,13 @@ class Verifier:
         ransac: RansacConfig = RansacConfig(),
         max_side: int | None = DEFAULT_MAX_SIDE,
     ):
-        self._recipe = (extractor, None if model is None else str(model)) if isinstance(extractor, str) else None
-        if isinstance(extractor, str):
-            extractor = make_extractor(extractor, **({"model": model} if model is not None else {}))
-        elif model is not None:
-            raise ValueError("model is only used when extractor is given by name")
         if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
             raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
-        self.extractor = extractor
-        self.match = match if match is not None else extractor.match
+        self.extractor = resolve_extractor(features, None if model is None else str(model))
+        self.match = match if match is not None else self.extractor.match
         self.ransac = ransac
         self.max_side = max_side
-        self.features_fingerprint = _short_hash({"extractor": fingerprint(extractor), "max_side": max_side})
+        self.features_fingerprint = short_hash({"extractor": fingerprint(self.extractor), "max_side": max_side})
         self.store = FeatureStore(cache_dir, self.features_fingerprint) if cache_dir is not None else None
         self._memory: OrderedDict[str, Features] = OrderedDict()
         self.extracted = 0
@@ -92,23 +78,14 @@ class Verifier:
     @property
     def pair_fingerprint(self) -> str:
         """Identifies everything that determines a pair's inlier count (features, matching, RANSAC)."""
-        return _short_hash(
+        return short_hash(
             {"features": self.features_fingerprint, "match": asdict(self.match), "ransac": asdict(self.ransac)}
         )
 
-    def spec(self, cache_dir: str | os.PathLike | None = None) -> VerifierSpec:
-        """The recipe of this verifier (with ``cache_dir`` instead of its own store, when given).
-
-        Raises
-        ------
-        ValueError
-            If the extractor was given as an object rather than by name (it cannot be rebuilt elsewhere).
-        """
-        if self._recipe is None:
-            raise ValueError("parallel or distributed runs need the extractor given by name, not as an object")
-        store_dir = cache_dir if cache_dir is not None else (self.store.root if self.store is not None else None)
-        return VerifierSpec(self._recipe[0], self._recipe[1], None if store_dir is None else str(store_dir),
-                            self.match, self.ransac, self.max_side)
+    def settings(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild an equal verifier (with the same extractor object)."""
+        return {"features": self.extractor, "cache_dir": None if self.store is None else self.store.root,
+                "match": self.match, "ransac": self.ransac, "max_side": self.max_side}
 
     def key(self, image: ImageInput) -> str:
         """The content hash identifying an image (encoded bytes for paths/bytes, pixels otherwise).
@@ -121,10 +98,10 @@ class Verifier:
         data = read_bytes(image)
         if data is not None:
             return content_hash(data)
-        return content_hash(load_image(image, max_side=None))
+        return content_hash(decode_image(image, max_side=None).pixels)
 
-    def features(self, image: ImageInput, key: str | None = None) -> Features:
-        """Features of an image, from memory, the store, or extracted (then stored).
+    def features_of(self, image: ImageInput, key: str | None = None) -> Features:
+        """Features of an image, from memory, the store, or extracted (then stored); locations in its pixels.
 
         Parameters
         ----------
@@ -148,8 +125,8 @@ class Verifier:
             if cached is not None:
                 return cached
         source = str(image) if isinstance(image, (str, os.PathLike)) else None
-        pixels = load_image(data if data is not None else image, self.max_side, source=source)
-        features = self.extractor.extract(pixels)
+        decoded = decode_image(data if data is not None else image, self.max_side, source=source)
+        features = self.extractor.extract(decoded.pixels).in_original_pixels(decoded.scale_yx)
         self.extracted += 1
         if self.store is not None:
             self.store.put(key, features)
@@ -175,16 +152,20 @@ class Verifier:
         if len(self._memory) > MEMORY_CACHE_SIZE:
             self._memory.popitem(last=False)
 
+    def verify_features(self, features_a: Features, features_b: Features) -> Verification:
+        """Match two feature sets and verify them geometrically with this verifier's settings."""
+        return verify_features(features_a, features_b, self.match, self.ransac)
+
     def verify(self, image_a: ImageInput, image_b: ImageInput) -> Verification:
         """Match and geometrically verify two photos (see ``verify_pair``)."""
-        return verify_features(self.features(image_a), self.features(image_b), self.match, self.ransac)
+        return self.verify_features(self.features_of(image_a), self.features_of(image_b))
 
 
 def verify_pair(
     image_a: ImageInput,
     image_b: ImageInput,
     *,
-    features: str = DEFAULT_EXTRACTOR,
+    features: str | Extractor = DEFAULT_EXTRACTOR,
     model: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     ransac: RansacConfig = RansacConfig(),
@@ -197,7 +178,7 @@ def verify_pair(
     Parameters
     ----------
     image_a, image_b : path, bytes, PIL image or numpy array
-    features : {"rootsift", "delf"}
+    features : {"rootsift", "delf"} or Extractor
     model : str, optional
         DELF handle or local directory.
     cache_dir : path, optional
@@ -209,18 +190,14 @@ def verify_pair(
     -------
     Verification
         ``num_inliers`` (0 when verification failed), ``num_putative``, ``num_features_a``, ``num_features_b``,
-        ``matches``, ``inlier_mask`` and ``transform``.
+        ``matches``, ``inlier_mask`` and ``transform`` (from A's pixels to B's, as the photos were given).
 
     Examples
     --------
     >>> from delfverify import verify_pair
     >>> result = verify_pair("a.jpg", "b.jpg")  # doctest: +SKIP
-    >>> result.num_inliers >= 12  # the RootSIFT default acceptance threshold  # doctest: +SKIP
+    >>> result.num_inliers >= 8  # the RootSIFT acceptance threshold  # doctest: +SKIP
     True
     """
     verifier = Verifier(features, model=model, cache_dir=cache_dir, ransac=ransac, max_side=max_side)
     return verifier.verify(image_a, image_b)
-
-
-def _short_hash(doc: dict) -> str:
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]

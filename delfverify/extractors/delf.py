@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import DelfverifyError
 from ..features import Features
 from ..matching import MatchConfig
 
@@ -34,7 +35,7 @@ DEFAULT_HANDLE = "https://tfhub.dev/google/delf/1"
 DEFAULT_IMAGE_SCALES = (0.25, 0.3536, 0.5, 0.7071, 1.0, 1.4142, 2.0)
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(DelfverifyError, RuntimeError):
     """The DELF model could not be loaded; the message names the handle and how to load it offline."""
 
 
@@ -78,6 +79,18 @@ class DELF:
         self._signature = _load_signature(self.model)
         self._model_id = _model_identity(self.model)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_signature": None}  # a worker process loads the model when it first extracts
+
+    def limit_threads(self, threads: int) -> None:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow already initialised in this process
+            logger.debug("TensorFlow threads already set in this process")
+
     def params(self) -> dict[str, Any]:
         return {
             "model": self._model_id,
@@ -89,6 +102,8 @@ class DELF:
     def extract(self, image: np.ndarray) -> Features:
         import tensorflow as tf
 
+        if self._signature is None:
+            self._signature = _load_signature(self.model)
         out = self._signature(
             image=tf.constant(image.astype(np.float32) / 255.0),
             score_threshold=tf.constant(self.score_threshold, tf.float32),

@@ -43,6 +43,14 @@ class RootSIFT:
         self.contrast_threshold = contrast_threshold
         self._sift = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_sift": None}  # OpenCV's detector is rebuilt where it is used
+
+    def limit_threads(self, threads: int) -> None:
+        import cv2
+
+        cv2.setNumThreads(threads)
+
     def params(self) -> dict[str, Any]:
         import cv2
 

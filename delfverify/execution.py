@@ -1,55 +1,32 @@
-"""Running extraction and pair verification serially, in local worker processes, or on a Dask cluster.
+"""Where the work runs: in this process, in local worker processes, or on a Dask cluster.
 
-The work comes in batches, and each batch is a pure function of a ``VerifierSpec`` and its items, so every
-backend gives the same results:
+The work comes in batches of two kinds, each a function of a ``Verifier`` and its items, so every backend gives
+the same results:
 
-- ``extract_batch``: features of images missing from the store, written to the shared store;
+- ``extract_batch``: features of images missing from the store, written to the store;
 - ``verify_batch``: inlier counts of (query, gallery) pairs.
 
-Each worker process builds its ``Verifier`` once per spec, so a DELF model is loaded once per process. With
-local processes or Dask, the feature store must be on a path that every worker can reach.
+In this process the batches run on the caller's verifier itself. Work that leaves the process is described by a
+``WorkerSpec`` (the verifier's settings, extractor object included, which must therefore be picklable); each
+worker process rebuilds the verifier once per spec, limited to one thread, so a DELF model is loaded once per
+process. With local processes or Dask, the feature store must be on a path every worker can reach.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from .errors import DelfverifyError
 from .images import ImageError
-from .verification import verify_features
-from .verifier import Verifier, VerifierSpec
+from .verifier import Verifier
 
 logger = logging.getLogger(__name__)
-
-_VERIFIERS: dict[VerifierSpec, Verifier] = {}
-
-
-def _verifier(spec: VerifierSpec) -> Verifier:
-    """The worker's verifier for a spec, built once per process (the main process registers its own)."""
-    if spec not in _VERIFIERS:
-        _one_thread_per_worker(spec)
-        _VERIFIERS[spec] = spec.build()
-    return _VERIFIERS[spec]
-
-
-def _one_thread_per_worker(spec: VerifierSpec) -> None:
-    """Worker processes already use every core between them: keep OpenCV (and TensorFlow) to one thread each,
-    or they oversubscribe the machine (OpenCV's SIFT alone uses about 1.5 cores)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    if spec.extractor == "delf":
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(1)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # TensorFlow already initialised in this process
-            logger.debug("TensorFlow threads already set in this worker")
 
 
 @dataclass(frozen=True)
@@ -79,20 +56,6 @@ class PairResult:
     error: str = ""
 
 
-def extract_batch(spec: VerifierSpec, items: Sequence[ImageItem]) -> list[tuple[str, str, bool]]:
-    """Make sure every image's features are stored; returns ``(key, error, extracted_now)`` per image."""
-    verifier = _verifier(spec)
-    out = []
-    for item in items:
-        before = verifier.extracted
-        try:
-            verifier.features(item.path, key=item.key)
-            out.append((item.key, "", verifier.extracted > before))
-        except ImageError as exc:
-            out.append((item.key, str(exc), False))
-    return out
-
-
 @dataclass(frozen=True)
 class VerifiedBatch:
     """The pairs of a batch, and how many images had to be extracted for them (their store entry was corrupt
@@ -102,26 +65,65 @@ class VerifiedBatch:
     features_extracted: int
 
 
-def verify_batch(spec: VerifierSpec, items: Sequence[PairItem]) -> VerifiedBatch:
-    """Verify each query against its gallery photos with the spec's matching and RANSAC settings."""
-    verifier = _verifier(spec)
+def extract_batch(verifier: Verifier, items: Sequence[ImageItem]) -> list[tuple[str, str, bool]]:
+    """Make sure every image's features are stored; returns ``(key, error, extracted_now)`` per image."""
+    out = []
+    for item in items:
+        before = verifier.extracted
+        try:
+            verifier.features_of(item.path, key=item.key)
+            out.append((item.key, "", verifier.extracted > before))
+        except ImageError as exc:
+            out.append((item.key, str(exc), False))
+    return out
+
+
+def verify_batch(verifier: Verifier, items: Sequence[PairItem]) -> VerifiedBatch:
+    """Verify each query against its gallery photos with the verifier's matching and RANSAC settings."""
     extracted_before = verifier.extracted
     results = []
     for item in items:
         try:
-            query = verifier.features(item.query.path, key=item.query.key)
+            query = verifier.features_of(item.query.path, key=item.query.key)
         except ImageError as exc:
             results += [PairResult(item.query.key, g.key, 0, 0, f"query image: {exc}") for g in item.gallery]
             continue
         for gallery in item.gallery:
             try:
-                features = verifier.features(gallery.path, key=gallery.key)
+                features = verifier.features_of(gallery.path, key=gallery.key)
             except ImageError as exc:
                 results.append(PairResult(item.query.key, gallery.key, 0, 0, f"gallery image: {exc}"))
                 continue
-            result = verify_features(query, features, verifier.match, verifier.ransac)
+            result = verifier.verify_features(query, features)
             results.append(PairResult(item.query.key, gallery.key, result.num_inliers, result.num_putative))
     return VerifiedBatch(results, verifier.extracted - extracted_before)
+
+
+@dataclass(frozen=True, eq=False)
+class WorkerSpec:
+    """A verifier's settings sent to worker processes, and a key naming them (equal keys: equal verifiers)."""
+
+    key: str
+    settings: Mapping[str, Any]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WorkerSpec) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+@functools.lru_cache(maxsize=4)
+def _worker_verifier(spec: WorkerSpec) -> Verifier:
+    """The verifier of a spec, built once per worker process and limited to one thread: the workers already
+    share the cores between them (OpenCV's SIFT alone would use about 1.5 cores)."""
+    verifier = Verifier(**spec.settings)
+    verifier.extractor.limit_threads(1)
+    return verifier
+
+
+def _in_worker(function: Callable, spec: WorkerSpec, batch: Sequence) -> Any:
+    return function(_worker_verifier(spec), batch)
 
 
 class Runner:
@@ -130,28 +132,35 @@ class Runner:
     Parameters
     ----------
     verifier : Verifier
-        Used directly in this process (``workers == 1``), or rebuilt from its spec by each worker.
+        Used directly in this process, or rebuilt from its settings by each worker.
     workers : int
         Local worker processes; 1 runs in this process.
-    scheduler : str, optional
-        Address of a Dask distributed scheduler (``tcp://host:8786``) or a ``distributed.Client``; then
-        ``workers`` is ignored and the cluster's workers run the batches.
+    scheduler : str or distributed.Client, optional
+        Address of a Dask distributed scheduler (``tcp://host:8786``) or a client; then ``workers`` is ignored
+        and the cluster's workers run the batches.
     in_process : bool, optional
         Run in this process; default: when ``workers == 1`` and there is no scheduler. ``False`` with one
         worker runs one single-threaded worker process (benchmarks compare it with N processes).
+
+    Raises
+    ------
+    ValueError
+        If ``workers`` is not a positive integer, or work leaves the process without a feature store.
     """
 
     def __init__(self, verifier: Verifier, workers: int = 1, scheduler=None, in_process: bool | None = None):
         if not (isinstance(workers, int) and workers >= 1):
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        self.verifier = verifier
         self.workers = workers
         self.scheduler = scheduler
         self.distributed = not in_process if in_process is not None else (workers > 1 or scheduler is not None)
         if self.distributed and verifier.store is None:
             raise ValueError("parallel or distributed runs need a feature store shared by the workers (cache_dir)")
-        self.spec = verifier.spec()
-        if not self.distributed:
-            _VERIFIERS[self.spec] = verifier  # the serial path keeps this verifier's memory cache
+        self._spec = None
+        if self.distributed:
+            settings = verifier.settings()
+            self._spec = WorkerSpec(f"{verifier.pair_fingerprint}:{settings['cache_dir']}", settings)
         self._pool = None
         self._client = None
 
@@ -160,7 +169,7 @@ class Runner:
             try:
                 from distributed import Client
             except ImportError:
-                raise ValueError("scheduler needs Dask distributed: pip install 'delfverify[dask]'") from None
+                raise DelfverifyError("--scheduler needs Dask distributed: pip install 'delfverify[dask]'") from None
             self._client = self.scheduler if isinstance(self.scheduler, Client) else Client(self.scheduler)
         elif self.distributed:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
@@ -171,7 +180,6 @@ class Runner:
             self._pool.shutdown(cancel_futures=True)
         if self._client is not None and self._client is not self.scheduler:
             self._client.close()
-        _VERIFIERS.pop(self.spec, None)
 
     @property
     def parallelism(self) -> int:
@@ -179,18 +187,18 @@ class Runner:
             return max(1, sum(self._client.nthreads().values()))
         return self.workers
 
-    def map(self, function: Callable, batches: Iterable[Sequence]) -> Iterator[list]:
-        """Results of ``function(spec, batch)`` for every batch, in completion order."""
+    def map(self, function: Callable, batches: Iterable[Sequence]) -> Iterator[Any]:
+        """Results of ``function(verifier, batch)`` for every batch, in completion order."""
         if self._client is not None:
             from distributed import as_completed
 
-            futures = [self._client.submit(function, self.spec, batch, pure=False) for batch in batches]
+            futures = [self._client.submit(_in_worker, function, self._spec, batch, pure=False) for batch in batches]
             for future in as_completed(futures):
                 yield future.result()
         elif self._pool is not None:
             pending = set()
             for batch in batches:
-                pending.add(self._pool.submit(function, self.spec, batch))
+                pending.add(self._pool.submit(_in_worker, function, self._spec, batch))
                 if len(pending) >= 2 * self.workers:  # bounded: a few batches in flight per worker
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     yield from (future.result() for future in done)
@@ -199,7 +207,7 @@ class Runner:
                 yield from (future.result() for future in done)
         else:
             for batch in batches:
-                yield function(self.spec, batch)
+                yield function(self.verifier, batch)
 
 
 def batched(items: Sequence, size: int) -> Iterator[Sequence]:

@@ -1,0 +1,11 @@
+"""The base of the errors delfverify reports to its users.
+
+A ``DelfverifyError`` describes a problem with the user's input or surroundings (a file, an image, a model, an
+option), never a bug: the CLI prints it as one line and exits with status 2. Any other exception is a bug and
+the CLI shows its traceback. Each subclass also derives from the built-in type that fits it (``ValueError`` for
+bad input), so ``except ValueError`` keeps working for library callers.
+"""
+
+
+class DelfverifyError(Exception):
+    """A problem with the input or the environment, described for the user (file, row or option, and remedy)."""

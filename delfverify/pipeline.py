@@ -1,0 +1,531 @@
+"""The re-ranking pipeline, one step per function.
+
+1. ``plan_pairs``: which gallery photos each prediction is checked against; a pure function of the predictions,
+   the gallery, the number of photos per prediction and the selection settings.
+2. ``measure``: look the planned pairs up in the journal, extract and verify what is missing (in this process,
+   local workers or a Dask cluster, see ``delfverify.execution``), and gather the ``InlierTable``.
+3. ``rescale``: apply a policy to the predictions and their inlier counts; the one implementation of the policy
+   rules for a predictions table (``delfverify tune`` scores with it too).
+
+``rerank`` runs them on files or tables with the CLI's defaults: feature store and pair journal in the user
+cache, resumable, output written atomically. One unreadable image never stops a run: it is recorded in the
+prediction's status and reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Collection, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .execution import ImageItem, PairItem, Runner, batched, extract_batch, verify_batch
+from .extractors import DEFAULT_EXTRACTOR
+from .features import Extractor
+from .fileio import atomic_write
+from .images import DEFAULT_MAX_SIDE, ImageDirectory, ImageError, ImageLookupError
+from .journal import PairJournal
+from .matching import MatchConfig
+from .policy import SELECTIONS, Policy, load_policy
+from .store import default_cache_dir
+from .tables import Gallery, Predictions, read_gallery, read_predictions, write_predictions
+from .verification import RansacConfig
+from .verifier import Verifier
+
+logger = logging.getLogger(__name__)
+
+ON_MISSING = ("keep", "suppress")
+#: Every status a prediction can end with.
+STATUSES = ("verified", "suppressed", "boosted", "skipped", "no_gallery", "error", "no_prediction")
+#: Predictions handled per chunk; memory for pairs and tasks stays bounded by this.
+CHUNK_SIZE = 10_000
+#: Columns of ``RerankResult.details``.
+DETAILS_COLUMNS = ("id", "label", "band", "old_confidence", "new_confidence", "gallery_ids", "inliers", "status",
+                   "reason")
+
+
+# --- 1. plan -----------------------------------------------------------------------------------------------------
+
+
+def gallery_order(ids: Sequence[str], how: str, seed: int, label: str) -> list[str]:
+    """The order in which a label's gallery photos are used; the first k are verified.
+
+    ``first``: gallery order. ``random``: a permutation seeded by ``seed`` and the label. ``spread``: positions
+    0, n/2, n/4, 3n/4, ... so that every prefix is spread across the class (gallery files are often sorted by
+    time or viewpoint). Every prefix of the order is the selection for that k, for every method.
+    """
+    n = len(ids)
+    if how == "first" or n <= 1:
+        return list(ids)
+    if how == "random":
+        rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
+        return [ids[i] for i in rng.permutation(n)]
+    if how == "spread":
+        taken = np.zeros(n, bool)
+        order: list[int] = []
+        for t in range(4 * n):
+            index = int(_van_der_corput(t) * n)
+            if not taken[index]:
+                taken[index] = True
+                order.append(index)
+        order += np.flatnonzero(~taken).tolist()
+        return [ids[i] for i in order]
+    raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {how!r}")
+
+
+def _van_der_corput(t: int) -> float:
+    """0, 1/2, 1/4, 3/4, 1/8, 5/8, ...: the bits of t mirrored behind the binary point."""
+    value, denominator = 0.0, 1.0
+    while t:
+        denominator *= 2
+        value += (t & 1) / denominator
+        t >>= 1
+    return value
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """The gallery photos each prediction is verified against.
+
+    Attributes
+    ----------
+    gallery_ids : list of list of str
+        Per prediction, the chosen gallery ids in selection order (empty: nothing to verify).
+    """
+
+    gallery_ids: list[list[str]]
+
+    @property
+    def width(self) -> int:
+        """The most gallery photos of any prediction (at least 1, the width of the inlier table)."""
+        return max((len(ids) for ids in self.gallery_ids), default=0) or 1
+
+
+def plan_pairs(predictions: Predictions, gallery: Gallery, k: np.ndarray, selection: str = "spread",
+               seed: int = 0) -> PairPlan:
+    """Choose, for each prediction, the first ``k[i]`` gallery photos of its label in ``gallery_order``.
+
+    Predictions without a label, with ``k[i] == 0``, or whose label has no gallery photo get none.
+    """
+    k = np.asarray(k)
+    if k.shape != (len(predictions),):
+        raise ValueError(f"k must hold one count per prediction ({len(predictions)}), got shape {k.shape}")
+    by_label = gallery.ids_by_label()
+    orders: dict[str, list[str]] = {}
+    chosen: list[list[str]] = []
+    for label, count in zip(predictions.labels, k.tolist()):
+        if count <= 0 or label not in by_label:
+            chosen.append([])
+            continue
+        if label not in orders:
+            orders[label] = gallery_order(by_label[label], selection, seed, label)
+        chosen.append(orders[label][:count])
+    return PairPlan(chosen)
+
+
+# --- 2. measure ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Photos:
+    """Where the photos are: the query and gallery folders, and the gallery's optional relative paths."""
+
+    queries: ImageDirectory
+    gallery: ImageDirectory
+    gallery_paths: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Session:
+    """What one run verifies with: the verifier, where the work runs, and the pair journal (optional)."""
+
+    verifier: Verifier
+    runner: Runner
+    journal: PairJournal | None = None
+
+
+@contextlib.contextmanager
+def open_session(
+    features: str | Extractor = DEFAULT_EXTRACTOR,
+    *,
+    model: str | None = None,
+    match: MatchConfig | None = None,
+    ransac: RansacConfig = RansacConfig(),
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    cache_dir: str | os.PathLike | None = None,
+    cache: bool = True,
+    workers: int = 1,
+    scheduler=None,
+) -> Iterator[Session]:
+    """Build the verifier, open the pair journal and start the runner for one run.
+
+    ``cache_dir`` defaults to ``delfverify.store.default_cache_dir()``; the journal is ``journal.sqlite`` in it.
+    With ``cache=False`` features stay in memory and nothing is journaled; parallel workers then share features
+    through a temporary store, removed afterwards.
+    """
+    with contextlib.ExitStack() as stack:
+        parallel = workers > 1 or scheduler is not None
+        if cache:
+            store = cache_dir if cache_dir is not None else default_cache_dir()
+        else:
+            store = stack.enter_context(tempfile.TemporaryDirectory()) if parallel else None
+        verifier = Verifier(features, model=model, cache_dir=store, match=match, ransac=ransac, max_side=max_side)
+        journal = None
+        if cache:
+            journal = stack.enter_context(PairJournal(verifier.store.root / "journal.sqlite"))
+        runner = stack.enter_context(Runner(verifier, workers, scheduler))
+        yield Session(verifier, runner, journal)
+
+
+@dataclass(frozen=True)
+class InlierTable:
+    """Inlier counts per prediction against its planned gallery photos.
+
+    Attributes
+    ----------
+    inliers : float [n, K]
+        Column j: the j-th planned gallery photo; NaN where not verified (fewer photos, failed).
+    gallery_ids : list of list of str
+        The planned gallery ids per prediction (``PairPlan.gallery_ids``).
+    errors : list of str
+        Per prediction, why images failed ("" when none did).
+    pairs_computed, pairs_reused : int
+        Pairs verified now, and pairs taken from the journal.
+    features_extracted : int
+        Images whose features were extracted now (not found in memory or the store).
+    """
+
+    inliers: np.ndarray
+    gallery_ids: list[list[str]]
+    errors: list[str]
+    pairs_computed: int = 0
+    pairs_reused: int = 0
+    features_extracted: int = 0
+
+
+class _Gather:
+    """The state of one ``measure`` call: the table being filled, errors and counters, and the images looked up
+    so far (gallery images for the whole run, bounded by the gallery; query images per chunk)."""
+
+    def __init__(self, n: int, width: int, session: Session, photos: Photos):
+        self.table = np.full((n, width), np.nan)
+        self.errors: list[list[str]] = [[] for _ in range(n)]
+        self.counts: Counter = Counter()
+        self.session = session
+        self.photos = photos
+        self.fingerprint = session.verifier.pair_fingerprint
+        self.gallery_images: dict[str, ImageItem | str] = {}
+
+    def _image(self, cache: dict, kind: str, image_id: str, directory: ImageDirectory,
+               path: str = "") -> ImageItem | str:
+        """The image of an id (content hash and file), or why it cannot be read."""
+        if image_id not in cache:
+            try:
+                file = directory.find(image_id, path)
+                cache[image_id] = ImageItem(self.session.verifier.key(file), str(file))
+            except (ImageError, ImageLookupError) as exc:
+                cache[image_id] = f"{kind} image: {exc}"
+        return cache[image_id]
+
+    def look_up(self, ids: Sequence[str], plan: PairPlan, rows: range) -> "_Pending":
+        """Fill in the journaled pairs of these rows; the pairs still to verify, with their cells."""
+        query_images: dict[str, ImageItem | str] = {}
+        pending = _Pending()
+        journal = self.session.journal
+        for i in rows:
+            chosen = plan.gallery_ids[i]
+            if not chosen:
+                continue
+            query = self._image(query_images, "query", ids[i], self.photos.queries)
+            if isinstance(query, str):
+                self.errors[i].append(query)
+                continue
+            photos = [self._image(self.gallery_images, "gallery", g, self.photos.gallery,
+                                  self.photos.gallery_paths.get(g, "")) for g in chosen]
+            self.errors[i] += [p for p in photos if isinstance(p, str)]
+            photos = [(j, p) for j, p in enumerate(photos) if not isinstance(p, str)]
+            known = journal.get(self.fingerprint, [(query.key, p.key) for _, p in photos]) if journal else {}
+            for j, photo in photos:
+                if (query.key, photo.key) in known:
+                    self.table[i, j] = known[query.key, photo.key][0]
+                    self.counts["reused"] += 1
+                else:
+                    pending.cells.setdefault((query.key, photo.key), []).append((i, j))
+                    pending.photos.setdefault(query.key, (query, {}))[1][photo.key] = photo
+        return pending
+
+    def run(self, pending: "_Pending") -> None:
+        """Extract every image the pending pairs lack exactly once, verify the pairs, journal each result."""
+        runner, verifier, journal = self.session.runner, self.session.verifier, self.session.journal
+        images = {query.key: query for query, _ in pending.photos.values()}
+        images.update({p.key: p for _, photos in pending.photos.values() for p in photos.values()})
+        to_extract = [item for key, item in images.items() if not verifier.has_features(key)]
+        failed: dict[str, str] = {}
+        size = max(1, min(64, len(to_extract) // (4 * runner.parallelism) + 1))
+        for results in runner.map(extract_batch, list(batched(to_extract, size))):
+            for key, error, extracted in results:
+                self.counts["extracted"] += extracted
+                if error:
+                    failed[key] = error
+        if failed:
+            for (query_key, gallery_key), cells in pending.cells.items():
+                error = (f"query image: {failed[query_key]}" if query_key in failed
+                         else f"gallery image: {failed[gallery_key]}" if gallery_key in failed else "")
+                if error:
+                    for i, _ in cells:
+                        self.errors[i].append(error)
+        items = [PairItem(query, tuple(p for p in photos.values() if p.key not in failed))
+                 for query, photos in pending.photos.values() if query.key not in failed]
+        size = max(1, min(16, len(items) // (4 * runner.parallelism) + 1))
+        for verified in runner.map(verify_batch, list(batched(items, size))):
+            self.counts["extracted"] += verified.features_extracted
+            for result in verified.results:
+                cells = pending.cells[result.query_key, result.gallery_key]
+                if result.error:
+                    for i, _ in cells:
+                        self.errors[i].append(result.error)
+                    continue
+                for i, j in cells:
+                    self.table[i, j] = result.num_inliers
+                self.counts["computed"] += 1
+                if journal is not None:
+                    journal.put(self.fingerprint, result.query_key, result.gallery_key, result.num_inliers,
+                                result.num_putative)
+
+
+@dataclass
+class _Pending:
+    """Pairs of a chunk still to verify: the table cells of each (query key, gallery key), and per query key its
+    image and the gallery images (by key) it is verified against."""
+
+    cells: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)
+    photos: dict[str, tuple[ImageItem, dict[str, ImageItem]]] = field(default_factory=dict)
+
+
+def measure(predictions: Predictions, plan: PairPlan, session: Session, photos: Photos, *,
+            progress: bool = False, chunk_size: int = CHUNK_SIZE) -> InlierTable:
+    """Verify each prediction against its planned gallery photos.
+
+    Predictions are processed in chunks of ``chunk_size`` so that memory stays bounded. Within a chunk, pairs
+    already in the journal are reused; every image missing from the store is extracted once; the remaining
+    pairs are verified by the session's runner and each result is journaled as soon as it arrives.
+    """
+    from tqdm import tqdm
+
+    n = len(predictions)
+    if len(plan.gallery_ids) != n:
+        raise ValueError(f"plan has {len(plan.gallery_ids)} rows for {n} predictions")
+    gather = _Gather(n, plan.width, session, photos)
+    ids = predictions.ids
+    with tqdm(total=n, unit="prediction", disable=not progress, desc="verifying") as bar:
+        for start in range(0, n, chunk_size):
+            rows = range(start, min(start + chunk_size, n))
+            gather.run(gather.look_up(ids, plan, rows))
+            bar.update(len(rows))
+    counts = gather.counts
+    return InlierTable(gather.table, plan.gallery_ids, ["; ".join(dict.fromkeys(e)) for e in gather.errors],
+                       counts["computed"], counts["reused"], counts["extracted"])
+
+
+# --- 3. rescale --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rescaled:
+    """What a policy made of each prediction: ``confidence`` (NaN where none), ``status`` (one of ``STATUSES``),
+    ``reason`` and ``band`` (object arrays of str)."""
+
+    confidence: np.ndarray
+    status: np.ndarray
+    reason: np.ndarray
+    band: np.ndarray
+
+
+def rescale(
+    predictions: Predictions,
+    inliers: np.ndarray,
+    policy: Policy,
+    *,
+    errors: Sequence[str] | None = None,
+    gallery_labels: Collection[str] | None = None,
+    on_missing: str = "keep",
+) -> Rescaled:
+    """Rescale each prediction's confidence by its inlier counts under ``policy``.
+
+    Parameters
+    ----------
+    predictions : Predictions
+    inliers : float [n, K]
+        Counts against the planned gallery photos (``InlierTable.inliers``); NaN where not verified.
+    policy : Policy
+    errors : sequence of str, optional
+        Per prediction, why its images failed (``InlierTable.errors``).
+    gallery_labels : collection of str, optional
+        Labels that have gallery photos; a prediction of another label gets status ``no_gallery``.
+    on_missing : {"keep", "suppress"}
+        A prediction whose images failed, or whose label has no gallery photo, keeps its confidence or is treated
+        as verified with 0 inliers.
+    """
+    if on_missing not in ON_MISSING:
+        raise ValueError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
+    n = len(predictions)
+    confidence = predictions.confidence
+    has_prediction = predictions.has_label
+    known_confidence = np.nan_to_num(confidence)
+    k = np.where(has_prediction, policy.k_for(known_confidence), 0)
+    labels = predictions.labels
+    no_gallery = np.zeros(n, bool)
+    if gallery_labels is not None:
+        no_gallery = has_prediction & (k > 0) & ~pd.Series(labels).isin(gallery_labels).to_numpy()
+    errors = list(errors) if errors is not None else [""] * n
+    inliers = np.array(inliers, float).reshape(n, -1 if n else 1)
+    failed = np.array([bool(e) for e in errors], bool) & np.all(np.isnan(inliers), axis=1)
+    if on_missing == "suppress":
+        inliers[no_gallery | failed, 0] = 0.0
+    counts = Counter(labels[has_prediction])
+    share = pd.Series(labels).map(counts).fillna(0).to_numpy(float) / max(int(has_prediction.sum()), 1)
+    new, status = policy.apply(known_confidence, inliers, share)
+    status[no_gallery] = "no_gallery"
+    status[failed] = "error"
+    status[~has_prediction] = "no_prediction"
+    reason = np.array(errors, object)
+    reason[no_gallery] = "label has no gallery photo"
+    band = np.where(has_prediction, policy.band_names(known_confidence), "")
+    return Rescaled(np.where(has_prediction, new, np.nan), status, reason, band.astype(object))
+
+
+# --- the whole pipeline --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """The re-ranked predictions (same format and row order), one details row per prediction
+    (``DETAILS_COLUMNS``), the summary (a count per status, pairs computed and reused, features extracted) and the
+    policy used."""
+
+    predictions: Predictions
+    details: pd.DataFrame
+    summary: dict[str, int]
+    policy: Policy
+
+
+def _details(predictions: Predictions, table: InlierTable, rescaled: Rescaled) -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": predictions.table["id"],
+        "label": predictions.table["label"],
+        "band": rescaled.band,
+        "old_confidence": predictions.confidence,
+        "new_confidence": rescaled.confidence,
+        "gallery_ids": [" ".join(ids) for ids in table.gallery_ids],
+        "inliers": [" ".join("-" if np.isnan(v) else str(int(v)) for v in row[: len(ids)])
+                    for row, ids in zip(table.inliers, table.gallery_ids)],
+        "status": rescaled.status,
+        "reason": rescaled.reason,
+    })
+
+
+def rerank(
+    predictions: str | os.PathLike | Predictions,
+    *,
+    gallery: str | os.PathLike | Gallery,
+    gallery_images: str | os.PathLike | ImageDirectory,
+    query_images: str | os.PathLike | ImageDirectory,
+    output: str | os.PathLike | None = None,
+    details: str | os.PathLike | None = None,
+    policy: str | os.PathLike | Policy = "default",
+    features: str | Extractor = DEFAULT_EXTRACTOR,
+    model: str | None = None,
+    match: MatchConfig | None = None,
+    ransac: RansacConfig = RansacConfig(),
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    cache_dir: str | os.PathLike | None = None,
+    cache: bool = True,
+    on_missing: str = "keep",
+    workers: int = 1,
+    scheduler=None,
+    progress: bool = False,
+) -> RerankResult:
+    """Re-rank a classifier's predictions: verify each against gallery photos of its label, rescale by policy.
+
+    The same run as ``delfverify rerank`` with the same arguments, down to the bytes of the files written.
+
+    Parameters
+    ----------
+    predictions : path or Predictions
+        A predictions CSV (``delfverify.tables.read_predictions`` formats) or a table.
+    gallery : path or Gallery
+        Gallery CSV ``id,landmark_id[,path]`` or a table.
+    gallery_images, query_images : path or ImageDirectory
+        Photo folders (``<id>.jpg`` flat or in the Kaggle nested layout).
+    output, details : path, optional
+        Where to write the re-ranked predictions (input format and row order) and the details CSV; atomically.
+    policy : str, path or Policy
+        ``"default"``, ``"seed"``, a policy JSON file or a ``Policy``.
+    features : str or Extractor
+        ``"rootsift"``, ``"delf"`` or an extractor object; ``model`` is DELF's handle or folder.
+    match, ransac, max_side
+        Verification settings (default: the extractor's matching, the research's RANSAC, 1024 px).
+    cache_dir : path, optional
+        Feature store and pair journal (default: ``delfverify.store.default_cache_dir()``); a killed run started
+        again resumes from the journal. ``cache=False`` keeps everything in memory.
+    on_missing : {"keep", "suppress"}
+        A prediction whose images are missing or unreadable, or whose label has no gallery photo, keeps its
+        confidence or is treated as verified with 0 inliers.
+    workers : int
+        Local worker processes (1: this process; the CLI defaults to the machine's cores).
+    scheduler : str or distributed.Client, optional
+        Run on a Dask cluster; the cache must then be on a path every worker shares.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    RerankResult
+
+    Raises
+    ------
+    TableError, PolicyError, ImageLookupError, ModelLoadError
+        Bad input files, policy, image folders or model; nothing is written then.
+    """
+    if on_missing not in ON_MISSING:
+        raise ValueError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
+    if not isinstance(predictions, Predictions):
+        predictions = read_predictions(predictions)
+    if not isinstance(gallery, Gallery):
+        gallery = read_gallery(gallery)
+    photos = Photos(_directory(query_images), _directory(gallery_images), gallery.paths())
+    with open_session(features, model=model, match=match, ransac=ransac, max_side=max_side, cache_dir=cache_dir,
+                      cache=cache, workers=workers, scheduler=scheduler) as session:
+        extractor = session.verifier.extractor
+        if not isinstance(policy, Policy):
+            policy = load_policy(policy, extractor.name)
+        if policy.extractor is not None and policy.extractor != extractor.name:
+            logger.warning("policy %s was set for %s features, running with %s: its inlier thresholds may not fit",
+                           policy.name, policy.extractor, extractor.name)
+        k = np.where(predictions.has_label, policy.k_for(np.nan_to_num(predictions.confidence)), 0)
+        plan = plan_pairs(predictions, gallery, k, policy.selection, policy.seed)
+        table = measure(predictions, plan, session, photos, progress=progress)
+    rescaled = rescale(predictions, table.inliers, policy, errors=table.errors,
+                       gallery_labels=set(gallery.table["landmark_id"]), on_missing=on_missing)
+    summary = {s: int((rescaled.status == s).sum()) for s in STATUSES}
+    summary.update(pairs_computed=table.pairs_computed, pairs_reused=table.pairs_reused,
+                   features_extracted=table.features_extracted)
+    result = RerankResult(predictions.with_confidence(rescaled.confidence), _details(predictions, table, rescaled),
+                          summary, policy)
+    if output is not None:
+        write_predictions(result.predictions, output)
+    if details is not None:
+        with atomic_write(details, "w", newline="", encoding="utf-8") as handle:
+            result.details.to_csv(handle, index=False, lineterminator="\n")
+    return result
+
+
+def _directory(folder: str | os.PathLike | ImageDirectory) -> ImageDirectory:
+    return folder if isinstance(folder, ImageDirectory) else ImageDirectory(folder)

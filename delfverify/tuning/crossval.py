@@ -1,0 +1,115 @@
+"""Cross-validation over queries: seeded stratified folds, the labelled data of all files in one table, and a
+scorer whose rankings are (file, fold) pairs.
+
+Every truth id gets a fold, stratified so that every fold holds landmark queries (GAP needs M > 0); the same query
+id is in the same fold in every predictions file. The score of a candidate on a fold is the mean over files of its
+GAP on that fold's rows, with M counted from the fold's truth rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..metrics import match_predictions
+from ..tables import Predictions, Solution
+from .scoring import PolicyScorer
+
+
+def assign_folds(truth: Solution, folds: int, seed: int = 0) -> np.ndarray:
+    """A cross-validation fold per truth row, stratified: landmark and non-landmark queries are each dealt out
+    in a seeded random order, so every fold gets ``M // folds`` or one more landmark queries.
+
+    Returns
+    -------
+    int array (T,)
+        Fold of each truth row, in truth order; depends only on the set of ids, the labels, ``folds`` and ``seed``.
+
+    Raises
+    ------
+    ValueError
+        If ``folds`` < 2 or there are fewer landmark queries than folds (a fold would have M = 0).
+    """
+    if not (isinstance(folds, int) and folds >= 2):
+        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+    no_predictions = pd.DataFrame({"id": pd.Series([], dtype=object), "label": pd.Series([], dtype=object),
+                                   "confidence": pd.Series([], dtype=float)})
+    matched = match_predictions(no_predictions, truth.table)
+    landmark = matched.is_landmark
+    if landmark.sum() < folds:
+        raise ValueError(f"folds: {folds} folds need at least {folds} landmark queries in the truth, "
+                         f"found {int(landmark.sum())}")
+    ids = matched.truth_ids.to_numpy(dtype=object)
+    out = np.empty(len(ids), np.int64)
+    rng = np.random.default_rng(seed)
+    offset = 0
+    for group in (np.flatnonzero(landmark), np.flatnonzero(~landmark)):
+        group = group[np.argsort(ids[group], kind="stable")]  # independent of the truth's row order
+        dealt = group[rng.permutation(group.size)]
+        out[dealt] = (np.arange(group.size) + offset) % folds
+        offset += group.size
+    return out
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    """All labelled predictions of all files, one row each (see ``collect``)."""
+
+    file: np.ndarray  # (n,) int
+    truth_row: np.ndarray  # (n,) int
+    confidence: np.ndarray  # (n,) float
+    correct: np.ndarray  # (n,) bool
+    inliers: np.ndarray  # (n, K) float
+    query_rank: np.ndarray  # (T,) int, rank of each truth id in string order
+    is_landmark: np.ndarray  # (T,) bool
+    num_files: int
+
+
+def collect(predictions: Sequence[Predictions], truth: Solution, inliers: Sequence[np.ndarray],
+            what: str = "inliers") -> LabelledData:
+    """All labelled predictions of all files in one table, with their inlier counts padded to the widest."""
+    tables = [p.table for p in predictions]
+    if not tables:
+        raise ValueError("give at least one predictions table")
+    if len(inliers) != len(tables):
+        raise ValueError(f"{what}: one inlier table per predictions table, got {len(inliers)} for {len(tables)}")
+    width = 1
+    arrays = []
+    for i, (table, counts) in enumerate(zip(tables, inliers)):
+        counts = np.asarray(counts, np.float64)
+        if counts.ndim != 2 or counts.shape[0] != len(table) or counts.shape[1] < 1:
+            raise ValueError(f"{what}[{i}]: expected shape ({len(table)}, K) with K >= 1, got {counts.shape}")
+        arrays.append(counts)
+        width = max(width, counts.shape[1])
+    parts = []
+    for i, (table, counts) in enumerate(zip(tables, arrays)):
+        matched = match_predictions(table, truth.table)
+        padded = np.full((len(matched.truth_rows), width), np.nan)
+        padded[:, : counts.shape[1]] = counts[matched.prediction_rows]
+        parts.append((matched, padded))
+    first = parts[0][0]
+    ids = first.truth_ids.to_numpy(dtype=object)
+    query_rank = np.empty(len(ids), np.int64)
+    query_rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))  # Python str order, as metrics sorts
+    return LabelledData(
+        file=np.concatenate([np.full(len(m.truth_rows), i) for i, (m, _) in enumerate(parts)]).astype(np.int64),
+        truth_row=np.concatenate([m.truth_rows for m, _ in parts]).astype(np.int64),
+        confidence=np.concatenate([m.confidence for m, _ in parts]),
+        correct=np.concatenate([m.correct for m, _ in parts]),
+        inliers=np.concatenate([p for _, p in parts]),
+        query_rank=query_rank,
+        is_landmark=first.is_landmark,
+        num_files=len(tables),
+    )
+
+
+def fold_scorer(data: LabelledData, fold_of_truth: np.ndarray, folds: int) -> PolicyScorer:
+    """Rankings file x fold, each with the M of its fold."""
+    m = np.bincount(fold_of_truth[data.is_landmark], minlength=folds)
+    return PolicyScorer(
+        data.confidence, data.inliers, data.correct, data.query_rank[data.truth_row],
+        data.file * folds + fold_of_truth[data.truth_row], np.tile(m, data.num_files),
+    )

@@ -1,0 +1,422 @@
+"""``tune``: fit a re-ranking policy to labelled predictions, cross-validated over queries.
+
+The inlier counts are measured once by the caller (``delfverify tune`` plans and measures them with
+``delfverify.pipeline``, reusing the feature store and pair journal); the search never touches an image. The chosen
+policy is the candidate with the best mean held-out score (mean over folds). Selecting among thousands of
+candidates with that score is itself fitting, so the cross-validated estimate is nested: for each fold, the search
+is run again on the other folds only ("train": mean score on the other folds) and its winner is scored on the
+held-out fold. That honest held-out GAP is ``TuneResult.cv_gap``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..extractors import DEFAULT_EXTRACTOR
+from ..metrics import global_average_precision, oracle_gap
+from ..pipeline import Photos, Session, measure, plan_pairs, rescale
+from ..policy import BUILTINS, Policy, PolicyError, builtin_policy, combine_inliers, policy_from_dict
+from ..tables import Gallery, Predictions, Solution
+from .crossval import LabelledData, assign_folds, collect, fold_scorer
+from .scoring import PolicyScorer
+from .search import CandidatePool, SearchSpace, as_candidate, candidate_key, climb, mean_over_folds, \
+    random_candidate, with_min_inliers
+
+logger = logging.getLogger(__name__)
+
+#: Outcomes of a prediction in ``TuneResult.inliers_by_outcome``.
+OUTCOMES = ("correct", "wrong", "non_landmark")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """How ``tune`` searches and cross-validates (the CLI's defaults come from here).
+
+    Attributes
+    ----------
+    folds : int
+        Cross-validation folds over queries (at least 2, at most the number of landmark queries).
+    seed : int
+        Seeds the folds and the random search.
+    space : SearchSpace
+        The candidates.
+    workers : int
+        Threads scoring candidates (numpy's sorts release the GIL).
+    """
+
+    folds: int = 5
+    seed: int = 0
+    space: SearchSpace = SearchSpace()
+    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.folds, int) and self.folds >= 2):
+            raise ValueError(f"folds must be an integer >= 2, got {self.folds!r}")
+        if not (isinstance(self.workers, int) and self.workers >= 1):
+            raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One cross-validation fold.
+
+    Attributes
+    ----------
+    fold : int
+    num_queries, num_landmark_queries : int
+        Truth rows in the fold, and how many of them are landmarks (M of the fold).
+    train_gap : float
+        Score on the other folds (mean over them of the per-fold GAP) of the policy tuned on them.
+    heldout_gap : float
+        GAP on this fold of that policy (mean over prediction files).
+    chosen_gap : float
+        GAP on this fold of the finally chosen policy.
+    policy : Policy
+        The policy tuned without this fold.
+    """
+
+    fold: int
+    num_queries: int
+    num_landmark_queries: int
+    train_gap: float
+    heldout_gap: float
+    chosen_gap: float
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class Curve:
+    """GAP (mean over files, all queries) as one parameter varies, the others at the chosen values."""
+
+    band: str
+    parameter: str
+    values: tuple[float, ...]
+    gaps: tuple[float, ...]
+    chosen: float | None
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What ``tune`` found.
+
+    Attributes
+    ----------
+    policy : Policy
+        The chosen policy; its ``info`` records the data, the search and the scores below.
+    cv_gap, cv_gap_std : float
+        Nested cross-validated GAP: mean and standard deviation over folds of ``FoldResult.heldout_gap``.
+    chosen_score : float
+        The chosen policy's mean over folds of its per-fold GAP (the selection score; optimistic).
+    folds : tuple of FoldResult
+    candidates_evaluated : int
+        Distinct valid candidates scored.
+    candidates_invalid : int
+        Candidates skipped because ``policy_from_dict`` rejected them.
+    gaps : pandas.DataFrame
+        One row per predictions file (``file``, ``before``, ``default``, ``seed``, ``tuned``, ``oracle``): GAP on
+        all queries, computed with ``delfverify.metrics`` (the tuned column is in-sample).
+    baseline_scores : dict
+        Mean held-out score of the built-ins (when evaluated on the tuning table).
+    curves : tuple of Curve
+        GAP against each band's ``min_inliers`` (fusion: ``fusion.min_inliers``).
+    inliers_by_outcome : dict of str to float array
+        Combined inlier counts, as the chosen policy combines them, of correct, wrong (landmark query) and
+        non-landmark predictions (predictions without a count are left out).
+    """
+
+    policy: Policy
+    cv_gap: float
+    cv_gap_std: float
+    chosen_score: float
+    folds: tuple[FoldResult, ...]
+    candidates_evaluated: int
+    candidates_invalid: int
+    gaps: pd.DataFrame
+    baseline_scores: Mapping[str, float]
+    curves: tuple[Curve, ...]
+    inliers_by_outcome: Mapping[str, np.ndarray]
+
+
+
+
+def _measure(predictions: Predictions, gallery: Gallery, k: np.ndarray, width: int, selection: str, seed: int,
+             session: Session, photos: Photos, progress: bool) -> np.ndarray:
+    """Inlier counts (n, width) of the labelled predictions against their first ``k`` gallery photos."""
+    k = np.where(predictions.has_label, k, 0)
+    table = measure(predictions, plan_pairs(predictions, gallery, k, selection, seed), session, photos,
+                    progress=progress)
+    counts = np.full((len(predictions), width), np.nan)
+    counts[:, : min(width, table.inliers.shape[1])] = table.inliers[:, :width]
+    failed = sum(bool(e) for e in table.errors)
+    if failed:
+        logger.warning("%d prediction(s) had unreadable images; they keep their confidence", failed)
+    logger.info("inliers: %d pairs verified, %d reused", table.pairs_computed, table.pairs_reused)
+    return counts
+
+
+def measure_inliers(predictions: Sequence[Predictions], gallery: Gallery, session: Session, photos: Photos, *,
+                    space: SearchSpace = SearchSpace(), progress: bool = False) -> list[np.ndarray]:
+    """Inlier counts of every labelled prediction against the first ``space.max_k`` gallery photos of its label
+    (``space.selection``): one table serves every candidate of the search. Images already in the session's store
+    are not extracted again, and no journaled pair is verified twice (across files, runs and ``rerank``).
+
+    Returns
+    -------
+    list of float array (n_i, max_k)
+        Per predictions table, in its row order; NaN where not verified (no label, fewer photos, unreadable).
+    """
+    return [_measure(p, gallery, np.full(len(p), space.max_k), space.max_k, space.selection, 0, session, photos,
+                     progress) for p in predictions]
+
+
+def measure_builtin_inliers(predictions: Sequence[Predictions], gallery: Gallery, session: Session, photos: Photos,
+                            *, extractor: str = DEFAULT_EXTRACTOR, space: SearchSpace = SearchSpace(),
+                            progress: bool = False) -> dict[str, list[np.ndarray]]:
+    """Inlier tables for the built-in policies that the tuning table cannot serve (another ``selection``, or a
+    larger ``k`` than ``space.max_k``), for ``tune(baseline_inliers=...)``: the comparison is then exact.
+
+    Each is measured as ``rerank`` measures it for that policy (its own ``k`` per band, skipped bands not at all).
+    """
+    out: dict[str, list[np.ndarray]] = {}
+    for name in BUILTINS:
+        policy = builtin_policy(name, extractor)
+        if policy.selection != space.selection or policy.max_k > space.max_k:
+            out[name] = [_measure(p, gallery, policy.k_for(np.nan_to_num(p.confidence)), max(policy.max_k, 1),
+                                  policy.selection, policy.seed, session, photos, progress) for p in predictions]
+    return out
+
+
+def _exact_gaps(predictions: Sequence[Predictions], truth: Solution, policy: Policy,
+                inliers: Sequence[np.ndarray]) -> list[float]:
+    """GAP per file of ``policy`` as ``rerank`` applies it (on_missing keep), via ``delfverify.metrics``."""
+    out = []
+    for table, counts in zip(predictions, inliers):
+        new = rescale(table, np.where(table.has_label[:, None], counts, np.nan), policy).confidence
+        out.append(global_average_precision(table.with_confidence(new).table, truth.table).gap)
+    return out
+
+
+def _curves(policy: Policy, scorer: PolicyScorer, space: SearchSpace) -> tuple[Curve, ...]:
+    """GAP (mean over the scorer's rankings) as each band's ``min_inliers`` varies, the rest as in ``policy``."""
+    doc = policy.to_dict()
+    doc.pop("info", None)
+    curves = []
+
+    def score(docs: list[dict]) -> tuple[list[float], list[float]]:
+        values, gaps = [], []
+        for value, d in docs:
+            try:
+                p = policy_from_dict(d)
+            except PolicyError:
+                continue
+            values.append(float(value))
+            gaps.append(float(scorer.gaps(p).mean()))
+        return values, gaps
+
+    if policy.mode == "bands":
+        for i, band in enumerate(policy.bands):
+            if band.skip:
+                continue
+            variants = []
+            for m in space.min_inliers:
+                variants.append((m, with_min_inliers(json.loads(json.dumps(doc)), i, m, space)))
+            values, gaps = score(variants)
+            curves.append(Curve(f"{band.lower:g}-{band.upper:g}", "min_inliers", tuple(values), tuple(gaps),
+                                float(band.min_inliers or 0)))
+    else:
+        variants = []
+        for m in sorted(set(space.min_inliers) | set(space.fusion_min_inliers)):
+            d = json.loads(json.dumps(doc))
+            d["fusion"]["min_inliers"] = float(m)
+            variants.append((m, d))
+        values, gaps = score(variants)
+        curves.append(Curve("all", "fusion.min_inliers", tuple(values), tuple(gaps), policy.fusion.min_inliers))
+    return tuple(curves)
+
+
+def _inliers_by_outcome(policy: Policy, data: LabelledData) -> dict[str, np.ndarray]:
+    k = policy.k_for(data.confidence)
+    combined = combine_inliers(data.inliers, k, policy.combine)
+    landmark = data.is_landmark[data.truth_row]
+    masks = {"correct": data.correct, "wrong": ~data.correct & landmark, "non_landmark": ~landmark}
+    return {name: combined[mask & np.isfinite(combined)] for name, mask in masks.items()}
+
+
+def tune(
+    predictions: Sequence[Predictions],
+    truth: Solution,
+    inliers: Sequence[np.ndarray],
+    *,
+    extractor: str = DEFAULT_EXTRACTOR,
+    config: TuneConfig = TuneConfig(),
+    baseline_inliers: Mapping[str, Sequence[np.ndarray]] | None = None,
+    names: Sequence[str] | None = None,
+) -> TuneResult:
+    """Search the policy that maximises cross-validated GAP on labelled predictions.
+
+    Parameters
+    ----------
+    predictions : sequence of Predictions
+        One or more predictions tables for the queries of ``truth``.
+    truth : Solution
+        The true landmarks (``delfverify.tables.read_solution``).
+    inliers : sequence of float array (n_i, K)
+        Per table, the inlier counts against its first K gallery photos chosen by ``config.space.selection``
+        (``measure_inliers``); K should be at least ``config.space.max_k``.
+    extractor : str
+        The extractor the counts come from (the built-in ``default`` policy's thresholds depend on it).
+    config : TuneConfig
+        Folds, seed, search space, threads.
+    baseline_inliers : mapping of str to sequence of arrays, optional
+        Inlier tables for built-ins whose selection or k differs from the search's (``seed`` uses ``first``);
+        without one, a built-in is compared on ``inliers``.
+    names : sequence of str, optional
+        Names of the predictions files, for the record.
+
+    Returns
+    -------
+    TuneResult
+        The chosen policy (``name`` "tuned", ``info`` with what it was tuned on and its scores), the nested
+        cross-validated GAP, per-fold results, GAPs per file before and after the built-ins and the tuned policy,
+        curves and inlier histograms for ``plot_tuning``.
+
+    Raises
+    ------
+    ValueError
+        Mismatched tables, ids not in the truth, too few landmark queries for the folds, and the errors of
+        ``delfverify.metrics.global_average_precision``.
+    """
+    space = config.space
+    tables = list(predictions)
+    names = list(names) if names is not None else [f"predictions[{i}]" for i in range(len(tables))]
+    if len(names) != len(tables):
+        raise ValueError(f"names: {len(names)} names for {len(tables)} predictions tables")
+    data = collect(tables, truth, inliers)
+    if data.inliers.shape[1] < space.max_k:
+        logger.warning("inlier tables have %d columns, fewer than max_k %d: larger k use what there is",
+                       data.inliers.shape[1], space.max_k)
+    folds = config.folds
+    fold_of_truth = assign_folds(truth, folds, config.seed)
+    scorer = fold_scorer(data, fold_of_truth, folds)
+    pool = CandidatePool(scorer, data.num_files, folds, config.workers)
+
+    # Candidates: the built-ins first (ties go to the earliest), then a seeded random sample.
+    builtins = {name: builtin_policy(name, extractor) for name in BUILTINS}
+    start = pool.add(as_candidate(p, space) for p in builtins.values())
+    rng = np.random.default_rng([config.seed, 1])
+    start += pool.add(random_candidate(space, rng) for _ in range(space.random_candidates))
+    logger.info("scored %d starting candidates", len(pool.docs))
+
+    everyone = np.ones(folds, bool)
+    climb(pool, start, mean_over_folds(everyone), space)
+    fold_winners = []
+    for f in range(folds):
+        train_on = everyone.copy()
+        train_on[f] = False
+        objective = mean_over_folds(train_on)
+        _, searched = climb(pool, start, objective, space)
+        # The fold's winner among what its own search saw (never what other searches found using this fold).
+        values = objective(pool.scores()[searched])
+        winner = searched[int(np.argmax(values))]
+        fold_winners.append((winner, float(values.max())))
+    scores = pool.scores()
+    final = scores.mean(axis=1)
+    chosen_index = int(np.argmax(final))  # the best held-out mean over every candidate; ties: the earliest
+    chosen = pool.policies[chosen_index]
+
+    m_fold = np.bincount(fold_of_truth[data.is_landmark], minlength=folds)
+    q_fold = np.bincount(fold_of_truth, minlength=folds)
+    fold_results = tuple(
+        FoldResult(f, int(q_fold[f]), int(m_fold[f]), train, float(scores[w, f]), float(scores[chosen_index, f]),
+                   pool.policies[w])
+        for f, (w, train) in enumerate(fold_winners)
+    )
+    heldout = np.array([r.heldout_gap for r in fold_results])
+
+    # GAP per file on all queries, exactly as rerank would give it.
+    baseline_inliers = dict(baseline_inliers or {})
+    gaps = {"file": names,
+            "before": [global_average_precision(t.table, truth.table).gap for t in tables]}
+    compared_on = {}
+    for name, policy in builtins.items():
+        own = baseline_inliers.get(name)
+        if own is not None:
+            if len(own) != len(tables) or any(np.shape(o)[0] != len(t) for o, t in zip(own, tables)):
+                raise ValueError(f"baseline_inliers[{name!r}]: one table of n_i rows per predictions table")
+            compared_on[name] = f"own inlier table ({policy.selection} selection)"
+        else:
+            own = inliers
+            compared_on[name] = f"tuning inlier table ({space.selection} selection, K {data.inliers.shape[1]})"
+        gaps[name] = _exact_gaps(tables, truth, policy, own)
+    gaps["tuned"] = _exact_gaps(tables, truth, chosen, inliers)
+    gaps["oracle"] = [oracle_gap(t.table, truth.table) for t in tables]
+    gap_table = pd.DataFrame(gaps)
+    baseline_scores, same_as = {}, []
+    for name, policy in builtins.items():
+        candidate = candidate_key(as_candidate(policy, space))
+        index = pool.index.get(candidate)
+        if index is not None:
+            exact = candidate == candidate_key({k: v for k, v in policy.to_dict().items() if k != "extractor"})
+            baseline_scores[name if exact else f"{name} thresholds ({space.selection}, k <= {space.max_k})"] = \
+                float(final[index])
+            if exact and index == chosen_index:
+                same_as.append(name)
+
+    whole = fold_scorer(data, np.zeros(len(data.is_landmark), np.int64), 1)
+    curves = _curves(chosen, whole, space)
+    histogram = _inliers_by_outcome(chosen, data)
+
+    means = gap_table.drop(columns="file").mean()
+    info = {
+        "tuned_on": {
+            "files": names,
+            "extractor": extractor,
+            "predictions": int(data.confidence.size),
+            "queries": int(len(data.is_landmark)),
+            "landmark_queries": int(data.is_landmark.sum()),
+            "max_k": space.max_k,
+            "selection": space.selection,
+            "folds": folds,
+            "seed": config.seed,
+            "candidates": len(pool.docs),
+            "candidates_invalid": len(pool.invalid),
+        },
+        "cv": {
+            "heldout_gap_mean": float(heldout.mean()),
+            "heldout_gap_std": float(heldout.std()),
+            "chosen_heldout_mean": float(final[chosen_index]),
+            "folds": [{"fold": r.fold, "queries": r.num_queries, "landmark_queries": r.num_landmark_queries,
+                       "train_gap": r.train_gap, "heldout_gap": r.heldout_gap, "chosen_gap": r.chosen_gap}
+                      for r in fold_results],
+        },
+        "gap": {
+            "mean": {name: float(v) for name, v in means.items()},
+            "per_file": [{k: v if isinstance(v, str) else float(v) for k, v in row.items()}
+                         for row in gap_table.to_dict(orient="records")],
+            "builtins_compared_on": compared_on,
+            "builtins_heldout_mean": baseline_scores,
+        },
+    }
+    if same_as:
+        info["same_as_builtin"] = same_as[0]
+    policy = replace(chosen, name="tuned", extractor=extractor, info=info)
+    return TuneResult(
+        policy=policy,
+        cv_gap=float(heldout.mean()),
+        cv_gap_std=float(heldout.std()),
+        chosen_score=float(final[chosen_index]),
+        folds=fold_results,
+        candidates_evaluated=len(pool.docs),
+        candidates_invalid=len(pool.invalid),
+        gaps=gap_table,
+        baseline_scores=baseline_scores,
+        curves=curves,
+        inliers_by_outcome=histogram,
+    )
