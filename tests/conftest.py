@@ -1,7 +1,12 @@
-"""Shared fixtures: the dev photo set, a seeded textured synthetic image, and a known-affine warp helper."""
+"""Shared fixtures: a private user cache for every test, one cold run of the sample data, the dev photo set, a
+seeded textured synthetic image, and a known-affine warp helper."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -9,10 +14,59 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data"
 DEV_DATA = REPO.parent / "shared" / "data" / "landmarks-dev"
 
 #: A mild, well-conditioned affine map (x, y) -> (x', y'): ~10 degree rotation, slight scale, translation.
 KNOWN_AFFINE = np.array([[0.95, -0.17, 30.0], [0.15, 0.97, 12.0]], np.float64)
+
+
+@pytest.fixture(autouse=True)
+def _private_user_cache(tmp_path, monkeypatch):
+    """Never write to the user's cache, even where a test does not name a cache folder."""
+    monkeypatch.setenv("DELFVERIFY_CACHE_DIR", str(tmp_path / "user-cache"))
+
+
+def sample_argv(out: Path, cache: Path, *extra) -> list[str]:
+    """``delfverify rerank`` of the sample data in one process, writing ``out/out.csv`` and ``out/details.csv``."""
+    return ["rerank", str(SAMPLE / "predictions.csv"), "--gallery", str(SAMPLE / "gallery.csv"), "--gallery-images",
+            str(SAMPLE / "gallery"), "--query-images", str(SAMPLE / "queries"), "--cache-dir", str(cache),
+            "-o", str(out / "out.csv"), "--details", str(out / "details.csv"), "--workers", "1", "-q",
+            *map(str, extra)]
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """One cold ``delfverify rerank`` of the sample data with the defaults: its output folder, stdout and cache."""
+
+    folder: Path
+    stdout: str
+    cache: Path  # every sample photo's features and every pair: copy it with ``warm_cache``, never change it
+
+    @property
+    def output(self) -> bytes:
+        return (self.folder / "out.csv").read_bytes()
+
+    @property
+    def details(self) -> bytes:
+        return (self.folder / "details.csv").read_bytes()
+
+    def warm_cache(self, destination: Path) -> Path:
+        """A private copy of the cache, which the caller may damage or extend."""
+        return Path(shutil.copytree(self.cache, destination))
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> SampleRun:
+    """The sample data re-ranked once from an empty cache, shared by the tests that need a warm cache."""
+    from delfverify import cli
+
+    folder = tmp_path_factory.mktemp("sample-run")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main(sample_argv(folder, folder / "cache"))
+    assert status == 0, err.getvalue()
+    return SampleRun(folder, out.getvalue(), folder / "cache")
 
 
 @pytest.fixture(scope="session")

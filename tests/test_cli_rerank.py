@@ -5,7 +5,6 @@ journal to exactly the output of an uninterrupted run."""
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import json
 import os
@@ -21,22 +20,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from delfverify import Verifier, cli
-from delfverify.journal import PairJournal
+import delfverify
+from delfverify import cli
 from delfverify.metrics import global_average_precision
-from delfverify.policy import builtin_policy
-from delfverify.rerank import rerank
-from delfverify.tables import ImageDirectory, read_gallery, read_predictions, read_solution, write_predictions
+from delfverify.tables import read_predictions, read_solution
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 NUM_PAIRS = 26 * 3  # the default policy verifies every sample prediction against 3 gallery photos
 SUMMARY = re.compile(r"pairs verified (\d+), reused (\d+); features extracted (\d+)")
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    """Never write to the user's cache, even if a test forgets --cache-dir."""
-    monkeypatch.setenv("DELFVERIFY_CACHE_DIR", str(tmp_path / "default-cache"))
 
 
 def _rerank_args(data: Path, *extra) -> list[str]:
@@ -51,19 +42,15 @@ def _main(*argv) -> tuple[int, str, str]:
     return status, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """An uninterrupted run with the CLI's defaults from an empty cache: (status, stdout, folder)."""
-    folder = tmp_path_factory.mktemp("reference")
-    status, out, err = _main(*_rerank_args(DATA, "--cache-dir", folder / "cache", "-o", folder / "out.csv",
-                                           "--details", folder / "details.csv", "-q"))
-    assert status == 0, err
-    return status, out, folder
+@pytest.fixture
+def reference(sample_run):
+    """The uninterrupted run with the CLI's defaults from an empty cache: (status, stdout, folder)."""
+    return 0, sample_run.stdout, sample_run.folder
 
 
 @pytest.fixture
-def warm_cache(reference, tmp_path):
-    return Path(shutil.copytree(reference[2] / "cache", tmp_path / "cache"))
+def warm_cache(sample_run, tmp_path):
+    return sample_run.warm_cache(tmp_path / "cache")
 
 
 # --- rerank end to end ------------------------------------------------------------------------------------------
@@ -92,7 +79,7 @@ def test_rerank_writes_output_details_and_summary(reference):
     reported = {name: int(count) for name, count in (part.split() for part in statuses.split(", "))}
     assert reported == details["status"].value_counts().to_dict()
 
-    truth = read_solution(DATA / "truth.csv")
+    truth = read_solution(DATA / "truth.csv").table
     assert (global_average_precision(result.table, truth).gap
             > global_average_precision(original.table, truth).gap)
 
@@ -105,27 +92,16 @@ def test_rerank_default_output_name_in_working_folder(warm_cache, tmp_path, monk
     assert "wrote predictions.reranked.csv" in out
 
 
-def test_cli_defaults_equal_library_defaults(reference, warm_cache, tmp_path):
-    args = cli.build_parser().parse_args(_rerank_args(DATA))
-    library = inspect.signature(rerank).parameters
-    assert args.policy == "default"
-    assert args.on_missing == library["on_missing"].default == "keep"
-    verifier_defaults = inspect.signature(Verifier).parameters
-    assert args.features == verifier_defaults["extractor"].default
-    assert args.max_side == verifier_defaults["max_side"].default
-    assert (args.engine, args.seed) == (verifier_defaults["ransac"].default.engine,
-                                        verifier_defaults["ransac"].default.seed)
-
-    # The library with its defaults finds every pair the CLI journaled (same settings) and writes the same file.
-    verifier = Verifier(cache_dir=warm_cache)
-    with PairJournal(warm_cache / "journal.sqlite") as journal:
-        result = rerank(read_predictions(DATA / "predictions.csv"), read_gallery(DATA / "gallery.csv"), verifier,
-                        builtin_policy(args.policy, args.features),
-                        query_images=ImageDirectory(DATA / "queries"), gallery_images=ImageDirectory(DATA / "gallery"),
-                        journal=journal)
+def test_library_rerank_with_its_defaults_is_the_cli_run(reference, warm_cache, tmp_path):
+    """``delfverify.rerank`` with only the data given finds every pair the CLI journaled (same settings) and
+    writes byte-identical files."""
+    result = delfverify.rerank(DATA / "predictions.csv", gallery=DATA / "gallery.csv",
+                               gallery_images=DATA / "gallery", query_images=DATA / "queries",
+                               output=tmp_path / "library.csv", details=tmp_path / "details.csv",
+                               cache_dir=warm_cache)
     assert result.summary["pairs_computed"] == 0 and result.summary["features_extracted"] == 0
-    write_predictions(result.predictions, tmp_path / "library.csv")
     assert (tmp_path / "library.csv").read_bytes() == (reference[2] / "out.csv").read_bytes()
+    assert (tmp_path / "details.csv").read_bytes() == (reference[2] / "details.csv").read_bytes()
 
 
 def test_quiet_after_the_subcommand(warm_cache, tmp_path):
@@ -148,7 +124,7 @@ def test_rerank_seed_policy_and_on_missing(warm_cache, tmp_path):
 
 def test_gap_prints_the_library_value():
     expected = global_average_precision(read_predictions(DATA / "predictions.csv").table,
-                                        read_solution(DATA / "truth.csv"))
+                                        read_solution(DATA / "truth.csv").table)
     status, out, err = _main("gap", DATA / "predictions.csv", "--truth", DATA / "truth.csv")
     assert status == 0, err
     match = re.match(r"GAP (\d\.\d{4})  predictions (\d+)  M (\d+)  correct (\d+)  accuracy (\d\.\d{4})", out)
@@ -161,7 +137,7 @@ def test_gap_prints_the_library_value():
 
 def test_gap_json(reference):
     path = reference[2] / "out.csv"
-    expected = global_average_precision(read_predictions(path).table, read_solution(DATA / "truth.csv"))
+    expected = global_average_precision(read_predictions(path).table, read_solution(DATA / "truth.csv").table)
     status, out, err = _main("gap", path, "--truth", DATA / "truth.csv", "--json")
     assert status == 0, err
     doc = json.loads(out)
@@ -277,6 +253,7 @@ def _journal_rows(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_output(reference, tmp_path):
     data = Path(shutil.copytree(DATA, tmp_path / "data"))
     cache, folder = tmp_path / "cache", tmp_path / "out"

@@ -16,15 +16,7 @@ from PIL import Image
 from conftest import make_textured_image
 from delfverify import cli
 from delfverify.extractors.rootsift import RootSIFT
-from delfverify.features import DEFAULT_EXTRACTOR
-from delfverify.images import DEFAULT_MAX_SIDE
-from delfverify.verification import RansacConfig
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    """Never write to the user's cache, even if a test forgets --cache-dir."""
-    monkeypatch.setenv("DELFVERIFY_CACHE_DIR", str(tmp_path / "default-cache"))
+from delfverify.verifier import Verifier
 
 
 @pytest.fixture
@@ -127,13 +119,13 @@ def test_cli_verify_cache_dir_stores_entries(capsys, photos, tmp_path):
 def test_cli_verify_no_cache_writes_nothing(capsys, photos, tmp_path):
     status, _, _ = _run(capsys, "verify", photos["a"], photos["warped"], "--no-cache")
     assert status == 0
-    assert not (tmp_path / "default-cache").exists()
+    assert not (tmp_path / "user-cache").exists()
 
 
 def test_cli_verify_default_cache_is_used(capsys, photos, tmp_path):
     status, _, _ = _run(capsys, "verify", photos["a"], photos["warped"])
     assert status == 0
-    assert len(list((tmp_path / "default-cache").rglob("*.npz"))) == 2
+    assert len(list((tmp_path / "user-cache").rglob("*.npz"))) == 2
 
 
 def test_cli_cache_options_are_exclusive(capsys, photos, tmp_path):
@@ -192,18 +184,12 @@ def test_cli_verify_delf_missing_model_is_one_line_error(capsys, photos, tmp_pat
     _assert_one_line_error(status, err, str(missing), "--model", "TFHUB_CACHE_DIR")
 
 
-def test_cli_defaults_equal_library_defaults():
+def test_cli_defaults_build_the_library_default_verifier():
     args = cli.build_parser().parse_args(["verify", "a.jpg", "b.jpg"])
-    library = RansacConfig()
-    assert args.engine == library.engine
-    assert args.seed == library.seed
-    assert args.max_side == DEFAULT_MAX_SIDE
-    assert args.features == DEFAULT_EXTRACTOR
-    assert args.model is None and args.no_cache is False and args.cache_dir is None
-    verifier = cli.make_verifier(cli.build_parser().parse_args(["verify", "a", "b", "--no-cache"]))
-    assert verifier.ransac == library
-    assert verifier.max_side == DEFAULT_MAX_SIDE
-    assert verifier.match == verifier.extractor.match
+    from_cli = Verifier(**cli.verifier_options(args))
+    library = Verifier()
+    assert from_cli.pair_fingerprint == library.pair_fingerprint  # extractor, max_side, matching and RANSAC
+    assert args.no_cache is False and args.cache_dir is None
 
 
 def _python(*args, **kwargs):
@@ -246,13 +232,3 @@ def test_cli_subprocess_error_exit_status(tmp_path):
     result = _python("-m", "delfverify.cli", "verify", str(tmp_path / "x.jpg"), str(tmp_path / "y.jpg"), "--no-cache")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"delfverify: error: {tmp_path / 'x.jpg'}: file not found"]
-
-
-def test_package_exports_the_rerank_metrics_and_tuning_functions():
-    import delfverify.rerank  # noqa: F401  (the submodule of the same name must not shadow the function)
-    from delfverify import global_average_precision, load_policy, read_predictions, rerank, tune
-    from delfverify.metrics import global_average_precision as metric
-    from delfverify.rerank import rerank as rerank_function
-
-    assert rerank is rerank_function and global_average_precision is metric
-    assert all(callable(f) for f in (load_policy, read_predictions, tune))

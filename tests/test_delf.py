@@ -108,7 +108,7 @@ def test_delf_verifier_matches_image_with_itself(tiny_model, textured_image, tmp
     assert result.num_inliers >= 60
     np.testing.assert_allclose(result.transform, np.eye(3), atol=1e-3)
     again = Verifier("delf", model=tiny_model, cache_dir=tmp_path / "cache")
-    again.features(textured_image)
+    again.features_of(textured_image)
     assert again.extracted == 0
 
 
@@ -163,7 +163,7 @@ def test_delf_invalid_options_raise_value_error(tiny_model, kwargs, name):
 
 
 def test_delf_without_features_gives_empty_features_with_shapes(tiny_model, textured_image):
-    from delfverify.features import make_extractor
+    from delfverify.extractors import make_extractor
 
     features = make_extractor("delf", model=tiny_model, score_threshold=1e7).extract(textured_image)
     assert len(features) == 0

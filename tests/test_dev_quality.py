@@ -3,6 +3,8 @@ inlier count over two gallery photos separates a query of the right landmark fro
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,11 +63,13 @@ def dev_scores(dev_data, dev_verifier):
     return np.array(positives), np.array(negatives)
 
 
+@pytest.mark.slow
 def test_dev_set_has_both_kinds_of_queries(dev_scores):
     positives, negatives = dev_scores
     assert len(positives) >= 10 and len(negatives) >= 10
 
 
+@pytest.mark.slow
 def test_dev_rootsift_inliers_separate_landmarks_from_distractors(dev_scores):
     positives, negatives = dev_scores
     auc = _roc_auc(positives, negatives)
@@ -73,17 +77,42 @@ def test_dev_rootsift_inliers_separate_landmarks_from_distractors(dev_scores):
     assert auc >= 0.9, (auc, sorted(positives.tolist()), sorted(negatives.tolist()))
 
 
+@pytest.mark.slow
 def test_dev_rootsift_accept_threshold_rejects_most_distractors(dev_scores, dev_verifier):
     _, negatives = dev_scores
     accepted = (negatives >= dev_verifier.extractor.accept_inliers).mean()
     assert accepted <= 0.1, sorted(negatives)
 
 
+@pytest.mark.slow
 def test_dev_feature_store_reused(dev_scores, dev_verifier, dev_data):
     # Every photo was extracted once: the in-memory cache and the store served all repeats.
     assert dev_verifier.extracted == len(list(dev_verifier.store.root.rglob("*.npz")))
     truth = pd.read_csv(dev_data / "truth.csv", dtype=str, keep_default_na=False)
     used = truth.loc[truth["landmarks"] != "", "id"].iloc[0]  # every landmark query was scored
     again = Verifier("rootsift", cache_dir=dev_verifier.store.root)
-    again.features(dev_data / "queries" / f"{used}.jpg")
+    again.features_of(dev_data / "queries" / f"{used}.jpg")
     assert again.extracted == 0 and again.store.stats.hits == 1
+
+
+@pytest.mark.slow
+def test_precomputed_dev_inlier_tables_are_current(dev_data, tmp_path):
+    """``tests/data/dev_inliers.npz`` (read by the dev tuning test) holds what today's default verifier gives: a
+    sample of its rows is recomputed. When this fails, run ``python benchmarks/make_dev_inliers.py``."""
+    from delfverify.images import ImageDirectory
+    from delfverify.pipeline import Photos, measure, open_session, plan_pairs
+    from delfverify.tables import Predictions, read_gallery, read_predictions
+
+    with np.load(Path(__file__).parent / "data" / "dev_inliers.npz", allow_pickle=False) as npz:
+        stored = {"spread": npz["spread"][3], "first": npz["first"][3]}
+    predictions = read_predictions(dev_data / "predictions" / "03.csv")
+    rows = np.random.default_rng(SEED).choice(len(predictions), 8, replace=False)
+    sample = Predictions(predictions.table.iloc[rows].reset_index(drop=True), predictions.format)
+    gallery = read_gallery(dev_data / "gallery.csv")
+    photos = Photos(ImageDirectory(dev_data / "queries"), ImageDirectory(dev_data / "gallery"), gallery.paths())
+    with open_session(cache_dir=tmp_path) as session:
+        for selection, tables in stored.items():
+            plan = plan_pairs(sample, gallery, np.where(sample.has_label, tables.shape[1], 0), selection)
+            inliers = measure(sample, plan, session, photos).inliers
+            expected = tables[rows][:, : inliers.shape[1]]
+            np.testing.assert_array_equal(inliers, expected, err_msg=f"stale dev_inliers.npz ({selection})")

@@ -1,4 +1,5 @@
-"""Parallel and distributed runs give exactly the serial results, and extract each image once."""
+"""``delfverify.execution``: parallel and distributed runs give exactly the serial results and extract each image
+once; in-process runs use the caller's verifier."""
 
 from __future__ import annotations
 
@@ -6,57 +7,47 @@ from pathlib import Path
 
 import pytest
 
-from delfverify import Verifier
-from delfverify.features import make_extractor
-from delfverify.parallel import Runner, batched
-from delfverify.policy import builtin_policy
-from delfverify.rerank import rerank
-from delfverify.tables import ImageDirectory, read_gallery, read_predictions
+from delfverify import Verifier, rerank
+from delfverify.execution import ImageItem, Runner, batched, extract_batch
+from delfverify.extractors import RootSIFT
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _rerank(cache_dir, **options):
-    verifier = Verifier("rootsift", cache_dir=cache_dir)
-    return rerank(
-        read_predictions(DATA / "predictions.csv"),
-        read_gallery(DATA / "gallery.csv"),
-        verifier,
-        builtin_policy("default", "rootsift"),
-        query_images=ImageDirectory(DATA / "queries"),
-        gallery_images=ImageDirectory(DATA / "gallery"),
-        **options,
-    )
+    return rerank(DATA / "predictions.csv", gallery=DATA / "gallery.csv", gallery_images=DATA / "gallery",
+                  query_images=DATA / "queries", cache_dir=cache_dir, **options)
 
 
 @pytest.fixture(scope="module")
-def serial(tmp_path_factory):
-    return _rerank(tmp_path_factory.mktemp("serial"))
+def serial(sample_run, tmp_path_factory):
+    """The serial run's result (from a copy of the sample run's cache: every pair reused)."""
+    return _rerank(sample_run.warm_cache(tmp_path_factory.mktemp("serial") / "cache"))
 
 
-def test_two_workers_give_the_serial_result(serial, tmp_path):
-    parallel = _rerank(tmp_path, workers=2)
+@pytest.mark.slow
+def test_two_workers_give_the_serial_result_and_extract_each_image_once(serial, tmp_path):
+    """Two local worker processes from an empty cache, the extractor given as an object: it travels to the
+    workers (pickled without OpenCV's detector)."""
+    parallel = _rerank(tmp_path, workers=2, features=RootSIFT(max_features=1000))
     assert parallel.predictions.table.equals(serial.predictions.table)
     assert parallel.details.equals(serial.details)
-    assert parallel.summary == serial.summary
-
-
-def test_each_image_is_extracted_once_across_workers(serial, tmp_path):
-    parallel = _rerank(tmp_path, workers=2)
     images = {i for ids in serial.details["gallery_ids"] for i in ids.split()} | set(
         serial.details.loc[serial.details["gallery_ids"] != "", "id"]
     )
-    assert parallel.summary["features_extracted"] == len(images)
+    assert parallel.summary["features_extracted"] == len(images) == 26 + 15
+    assert parallel.summary["pairs_computed"] == serial.summary["pairs_reused"] == 26 * 3
     assert len(list(tmp_path.rglob("*.npz"))) == len(images)
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_serial_result(serial, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         result = _rerank(tmp_path, scheduler=client)
     assert result.predictions.table.equals(serial.predictions.table)
-    assert result.summary == serial.summary
+    assert result.summary["features_extracted"] == 26 + 15
 
 
 def test_parallel_run_without_a_store_is_refused():
@@ -64,10 +55,13 @@ def test_parallel_run_without_a_store_is_refused():
         Runner(Verifier("rootsift"), workers=2)
 
 
-def test_parallel_run_needs_an_extractor_by_name(tmp_path):
-    verifier = Verifier(make_extractor("rootsift"), cache_dir=tmp_path)
-    with pytest.raises(ValueError, match="by name"):
-        Runner(verifier, workers=2)
+def test_in_process_runs_use_the_callers_verifier(tmp_path):
+    verifier = Verifier("rootsift")
+    items = [ImageItem(verifier.key(path), str(path)) for path in sorted((DATA / "gallery").glob("*.jpg"))[:2]]
+    with Runner(verifier) as runner:
+        results = [r for batch in runner.map(extract_batch, [items]) for r in batch]
+    assert [extracted for _, _, extracted in results] == [True, True]
+    assert verifier.extracted == 2 and all(verifier.has_features(item.key) for item in items)
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5])

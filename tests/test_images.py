@@ -1,15 +1,18 @@
-"""delfverify.images: every photo-like input becomes an RGB uint8 array; bad inputs raise ImageError naming them."""
+"""delfverify.images: every photo-like input becomes an RGB uint8 array; bad inputs raise ImageError naming them;
+images are found by id in flat or nested folders and never outside them."""
 
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import delfverify.images as images
-from delfverify.images import DEFAULT_MAX_SIDE, ImageError, load_image
+from delfverify.images import DEFAULT_MAX_SIDE, ImageDirectory, ImageError, ImageLookupError, decode_image, load_image
 
 
 def _rgb(height=30, width=40, seed=0) -> np.ndarray:
@@ -275,3 +278,100 @@ def test_load_image_one_pixel(tmp_path):
     out = load_image(path)
     _check_rgb(out, 1, 1)
     np.testing.assert_array_equal(out[0, 0], [1, 2, 3])
+
+
+def test_decode_image_remembers_the_original_size():
+    decoded = decode_image(_rgb(300, 800), max_side=400)
+    assert decoded.pixels.shape == (150, 400, 3)
+    assert decoded.original_shape == (300, 800)
+    assert decoded.scale_yx == (0.5, 0.5)
+    assert decode_image(_rgb(30, 40), max_side=400).scale_yx == (1.0, 1.0)
+
+
+# --- image lookup ----------------------------------------------------------------------------------------------
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"jpeg")
+    return path
+
+
+def test_image_directory_flat_and_nested_layouts(tmp_path):
+    flat = _touch(tmp_path / "imgs" / "abcdef.jpg")
+    nested = _touch(tmp_path / "imgs" / "1" / "2" / "3" / "123456.jpg")
+    images = ImageDirectory(tmp_path / "imgs")
+    assert images.find("abcdef") == flat
+    assert images.find("123456") == nested
+    # Absent images resolve to the flat name, so the read error names a sensible file.
+    assert images.find("ffffff") == tmp_path / "imgs" / "ffffff.jpg"
+    assert images.find("ab") == tmp_path / "imgs" / "ab.jpg"
+
+
+def test_image_directory_flat_wins_over_nested(tmp_path):
+    flat = _touch(tmp_path / "imgs" / "abcdef.jpg")
+    _touch(tmp_path / "imgs" / "a" / "b" / "c" / "abcdef.jpg")
+    assert ImageDirectory(tmp_path / "imgs").find("abcdef") == flat
+
+
+def test_image_directory_extension(tmp_path):
+    png = _touch(tmp_path / "imgs" / "x1.png")
+    assert ImageDirectory(tmp_path / "imgs", extension=".png").find("x1") == png
+
+
+def test_image_directory_path_column(tmp_path):
+    photo = _touch(tmp_path / "imgs" / "sub" / "photo.jpg")
+    images = ImageDirectory(tmp_path / "imgs")
+    assert images.find("anything", "sub/photo.jpg") == photo
+
+
+def test_image_directory_missing_folder(tmp_path):
+    with pytest.raises(ImageLookupError, match="image directory not found"):
+        ImageDirectory(tmp_path / "absent")
+
+
+@pytest.mark.parametrize("image_id", ["../../etc/passwd", "/etc/passwd", "a\\b", "..", ".", "", "a\x00b",
+                                      "x" * 300, "sub/../x"])
+def test_image_ids_that_escape_are_rejected(tmp_path, image_id):
+    images = ImageDirectory(tmp_path)
+    with pytest.raises(ImageLookupError):
+        images.find(image_id)
+
+
+@pytest.mark.parametrize("relative", ["../x.jpg", "sub/../../x.jpg", "/etc/passwd", "x\x00.jpg"])
+def test_image_paths_that_escape_are_rejected(tmp_path, relative):
+    _touch(tmp_path / "x.jpg")
+    (tmp_path / "imgs" / "sub").mkdir(parents=True)
+    images = ImageDirectory(tmp_path / "imgs")
+    with pytest.raises(ImageLookupError, match="escapes"):
+        images.find("g1", relative)
+
+
+def test_absolute_path_inside_root_is_still_rejected(tmp_path):
+    photo = _touch(tmp_path / "imgs" / "p.jpg")
+    with pytest.raises(ImageLookupError):
+        ImageDirectory(tmp_path / "imgs").find("g1", str(photo))
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_symlink_pointing_outside_is_rejected(tmp_path):
+    secret = _touch(tmp_path / "outside" / "secret.jpg")
+    root = tmp_path / "imgs"
+    root.mkdir()
+    (root / "evil.jpg").symlink_to(secret)
+    (root / "e").mkdir()
+    (root / "e" / "v").symlink_to(tmp_path / "outside", target_is_directory=True)
+    _touch(tmp_path / "outside" / "i" / "evi123.jpg")
+    images = ImageDirectory(root)
+    with pytest.raises(ImageLookupError, match="outside"):
+        images.find("evil")
+    with pytest.raises(ImageLookupError):
+        images.find("g1", "evil.jpg")
+    with pytest.raises(ImageLookupError):
+        images.find("evi123")  # nested layout through a linked folder
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_symlink_inside_root_is_allowed(tmp_path):
+    real = _touch(tmp_path / "imgs" / "real.jpg")
+    (tmp_path / "imgs" / "alias.jpg").symlink_to(real)
+    assert ImageDirectory(tmp_path / "imgs").find("alias") == tmp_path / "imgs" / "alias.jpg"

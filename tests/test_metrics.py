@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from delfverify import metrics
-from delfverify.metrics import GapResult, global_average_precision, oracle_gap
+from delfverify.metrics import GapResult, global_average_precision, oracle_gap, ranked_gap
 
-PROPERTY_SETTINGS = settings(derandomize=True, max_examples=200, deadline=None)
+PROPERTY_SETTINGS = settings(derandomize=True, max_examples=60, deadline=None)
 
 
 def make_truth(landmarks_by_id):
@@ -341,3 +341,31 @@ def test_gap_reaches_oracle_when_correct_predictions_outrank_wrong_ones(frames):
     result = global_average_precision(boosted, truth)
     assert result.gap == pytest.approx(oracle_gap(predictions, truth), abs=1e-12)
     assert math.isclose(result.gap, result.accuracy, abs_tol=1e-12)
+
+
+# --- ranked_gap (the core the tuning scorer uses) ---------------------------------------------------------
+
+
+def test_ranked_gap_matches_hand_computation():
+    assert ranked_gap(np.array([False, True, True]), 3) == pytest.approx((1 / 2 + 2 / 3) / 3)
+    assert ranked_gap(np.array([], bool), 2) == 0.0
+
+
+def test_ranked_gap_of_several_rankings_equals_each_alone():
+    rng = np.random.default_rng(0)
+    parts = [rng.random(size) < 0.5 for size in (7, 0, 12, 1)]
+    m = np.array([5, 2, 9, 1])
+    starts = np.cumsum([0] + [p.size for p in parts[:-1]])
+    together = ranked_gap(np.concatenate(parts), m, starts)
+    assert together == pytest.approx([ranked_gap(p, mi) for p, mi in zip(parts, m)], abs=1e-15)
+
+
+@pytest.mark.parametrize("m, starts, message", [
+    (0, None, "at least 1"),
+    (np.array([1, 0]), np.array([0, 1]), "at least 1"),
+    (1, np.array([1]), "starts"),
+    (np.array([1, 1]), np.array([0, 5]), "starts"),
+])
+def test_ranked_gap_rejects_bad_input(m, starts, message):
+    with pytest.raises(ValueError, match=message):
+        ranked_gap(np.array([True, False, True]), m, starts)

@@ -1,6 +1,6 @@
-"""``delfverify.rerank`` on the sample data: GAP improves, format and order are kept, details and statuses, a
-second run reuses every pair and feature, gallery photo selection, and missing or broken photos that are
-reported per prediction without stopping the run."""
+"""``delfverify.pipeline``: the steps (plan, measure, rescale) and ``rerank`` on the sample data: GAP improves,
+format and order are kept, details and statuses, a second run reuses every pair and feature, gallery photo
+selection, and missing or broken photos that are reported per prediction without stopping the run."""
 
 from __future__ import annotations
 
@@ -11,46 +11,30 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from delfverify import Verifier
-from delfverify.journal import PairJournal
+from delfverify.extractors import RootSIFT
 from delfverify.metrics import global_average_precision
+from delfverify.pipeline import DETAILS_COLUMNS, STATUSES, gallery_order, plan_pairs, rerank, rescale
 from delfverify.policy import builtin_policy, policy_from_dict
-from delfverify.rerank import STATUSES, gallery_order, rerank
-from delfverify.tables import (
-    ImageDirectory,
-    Predictions,
-    read_gallery,
-    read_predictions,
-    read_solution,
-    write_predictions,
-)
+from delfverify.tables import Predictions, read_gallery, read_predictions, read_solution, write_predictions
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-DETAILS_COLUMNS = ["id", "label", "band", "old_confidence", "new_confidence", "gallery_ids", "inliers", "status",
-                   "reason"]
 #: Sample queries (and their predicted labels): a true astronaut view, a distractor predicted as camera.
 ASTRONAUT_QUERY = "da07d5ba65959f62"
 DISTRACTOR_QUERY = "d1ad4725340afc15"
 ASTRONAUT_GALLERY = ["fa2d74be0fd77106", "6087f34e954ead5f", "2456897f51b1846a"]
 
 
-def _run(cache_dir, data=DATA, predictions=None, policy=None, gallery=None, **options):
-    """Rerank with the library defaults, the journal beside the store (as the CLI keeps it)."""
-    predictions = predictions if predictions is not None else read_predictions(data / "predictions.csv")
-    gallery = gallery if gallery is not None else read_gallery(data / "gallery.csv")
-    verifier = Verifier("rootsift", cache_dir=cache_dir)
-    with PairJournal(Path(cache_dir) / "journal.sqlite") as journal:
-        return rerank(
-            predictions, gallery, verifier, policy or builtin_policy("default", "rootsift"),
-            query_images=ImageDirectory(data / "queries"), gallery_images=ImageDirectory(data / "gallery"),
-            journal=journal, **options,
-        )
+def _run(cache_dir, data=DATA, predictions=None, gallery=None, **options):
+    """Rerank with the library defaults, the store and journal in ``cache_dir``."""
+    return rerank(predictions if predictions is not None else data / "predictions.csv",
+                  gallery=gallery if gallery is not None else data / "gallery.csv",
+                  gallery_images=data / "gallery", query_images=data / "queries", cache_dir=cache_dir, **options)
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    """A run from an empty store and journal, and that cache folder."""
-    cache = tmp_path_factory.mktemp("cache")
+def first_run(sample_run, tmp_path_factory):
+    """A library run on a copy of the CLI's cold run cache (every pair reused), and that cache folder."""
+    cache = sample_run.warm_cache(tmp_path_factory.mktemp("pipeline") / "cache")
     return _run(cache), cache
 
 
@@ -75,7 +59,7 @@ def _row(result, image_id):
 
 def test_default_policy_improves_gap(first_run):
     result, _ = first_run
-    truth = read_solution(DATA / "truth.csv")
+    truth = read_solution(DATA / "truth.csv").table
     before = global_average_precision(read_predictions(DATA / "predictions.csv").table, truth)
     after = global_average_precision(result.predictions.table, truth)
     assert after.num_predictions == before.num_predictions == 26
@@ -97,7 +81,7 @@ def test_output_keeps_format_and_order(first_run):
 def test_details_has_one_row_per_prediction(first_run):
     result, _ = first_run
     details = result.details
-    assert list(details.columns) == DETAILS_COLUMNS
+    assert list(details.columns) == list(DETAILS_COLUMNS)
     assert list(details["id"]) == list(result.predictions.table["id"])
     assert set(details["status"]) <= set(STATUSES)
     np.testing.assert_array_equal(details["new_confidence"], result.predictions.table["confidence"])
@@ -122,19 +106,8 @@ def test_summary_counts(first_run):
     assert sum(summary[s] for s in STATUSES) == 26
     for status in STATUSES:
         assert summary[status] == (result.details["status"] == status).sum()
-    assert summary["pairs_computed"] == 26 * 3
-    assert summary["pairs_reused"] == 0
-    assert summary["features_extracted"] == 26 + 15  # every query and gallery photo once
-
-
-def test_second_run_reuses_every_pair_and_feature(first_run, warm_cache):
-    result, _ = first_run
-    again = _run(warm_cache)
-    assert again.summary["pairs_computed"] == 0
-    assert again.summary["features_extracted"] == 0
-    assert again.summary["pairs_reused"] == result.summary["pairs_computed"]
-    pd.testing.assert_frame_equal(again.predictions.table, result.predictions.table)
-    pd.testing.assert_frame_equal(again.details, result.details)
+    assert summary["pairs_reused"] == 26 * 3  # the default verifies every prediction against 3 gallery photos
+    assert summary["pairs_computed"] == summary["features_extracted"] == 0
 
 
 def test_journal_alone_avoids_extraction(first_run, warm_cache):
@@ -267,11 +240,10 @@ def test_label_without_gallery_suppressed_on_request(warm_cache):
     assert row["new_confidence"] == pytest.approx(0.7594 / 3)  # the default policy's "no support" tier
 
 
-def test_invalid_on_missing():
+def test_invalid_on_missing(tmp_path):
     with pytest.raises(ValueError, match="on_missing"):
-        rerank(read_predictions(DATA / "predictions.csv"), read_gallery(DATA / "gallery.csv"), Verifier("rootsift"),
-               builtin_policy("default", "rootsift"), query_images=ImageDirectory(DATA / "queries"),
-               gallery_images=ImageDirectory(DATA / "gallery"), on_missing="drop")
+        _run(tmp_path, on_missing="drop")
+    assert not any(tmp_path.iterdir())  # refused before any work
 
 
 def test_missing_and_corrupt_query_images_are_errors_and_the_run_goes_on(first_run, warm_cache, data_copy):
@@ -335,7 +307,7 @@ def test_all_gallery_photos_broken_is_an_error(warm_cache, data_copy):
 
 def test_gallery_path_escaping_the_folder_is_an_error_not_a_crash(warm_cache):
     gallery = read_gallery(DATA / "gallery.csv")
-    gallery.loc[gallery["id"] == ASTRONAUT_GALLERY[0], "path"] = "../truth.csv"
+    gallery.table.loc[gallery.table["id"] == ASTRONAUT_GALLERY[0], "path"] = "../truth.csv"
     result = _run(warm_cache, gallery=gallery)
     row = _row(result, ASTRONAUT_QUERY)
     assert "escapes" in row["reason"]
@@ -366,3 +338,64 @@ def test_no_predictions_at_all(warm_cache, tmp_path):
     assert result.summary["pairs_computed"] == 0
     write_predictions(result.predictions, tmp_path / "out.csv")
     assert (tmp_path / "out.csv").read_text() == "id,landmarks\n"
+
+
+# --- the steps on their own ----------------------------------------------------------------------------------------
+
+def test_plan_pairs_is_a_pure_function_of_its_inputs():
+    predictions = read_predictions(DATA / "predictions.csv")
+    gallery = read_gallery(DATA / "gallery.csv")
+    k = np.where(predictions.has_label, 3, 0)
+    k[:4] = [0, 1, 2, 5]
+    first = plan_pairs(predictions, gallery, k, "random", 7)
+    again = plan_pairs(read_predictions(DATA / "predictions.csv"), read_gallery(DATA / "gallery.csv"), k.copy(),
+                       "random", 7)
+    assert first == again
+    ids_by_label = gallery.ids_by_label()
+    for label, count, chosen in zip(predictions.labels, k, first.gallery_ids):
+        assert chosen == gallery_order(ids_by_label[label], "random", 7, label)[:count]
+    assert first.gallery_ids[0] == [] and len(first.gallery_ids[3]) == min(5, len(ids_by_label[predictions.labels[3]]))
+    assert first.width == max(len(c) for c in first.gallery_ids)
+
+
+def test_plan_pairs_leaves_out_labels_without_gallery_and_checks_k():
+    predictions = _with_labels({ASTRONAUT_QUERY: "atlantis", DISTRACTOR_QUERY: ""})
+    gallery = read_gallery(DATA / "gallery.csv")
+    plan = plan_pairs(predictions, gallery, np.full(len(predictions), 2))
+    rows = dict(zip(predictions.ids, plan.gallery_ids))
+    assert rows[ASTRONAUT_QUERY] == [] and rows[DISTRACTOR_QUERY] == []
+    with pytest.raises(ValueError, match="one count per prediction"):
+        plan_pairs(predictions, gallery, np.ones(3))
+
+
+def test_rescale_gives_policy_confidences_and_statuses():
+    predictions = Predictions(pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "label": ["x", "x", "y", "z", ""],
+                                            "confidence": [0.6, 0.3, 0.9, 0.5, np.nan]}))
+    inliers = np.array([[12.0], [2.0], [np.nan], [np.nan], [np.nan]])
+    policy = builtin_policy("default", "rootsift")  # boost at 10, suppress below 5
+    out = rescale(predictions, inliers, policy, errors=["", "", "query image: gone", "", ""],
+                  gallery_labels={"x", "y"})
+    np.testing.assert_allclose(out.confidence[:4], [2 / 3 + 0.6 / 3, 0.3 / 3, 0.9, 0.5])
+    assert np.isnan(out.confidence[4])
+    assert list(out.status) == ["boosted", "suppressed", "error", "no_gallery", "no_prediction"]
+    assert list(out.reason) == ["", "", "query image: gone", "label has no gallery photo", ""]
+    suppressed = rescale(predictions, inliers, policy, errors=["", "", "query image: gone", "", ""],
+                         gallery_labels={"x", "y"}, on_missing="suppress")
+    np.testing.assert_allclose(suppressed.confidence[2:4], [0.9 / 3, 0.5 / 3])
+
+
+def test_rerank_accepts_tables_or_paths_and_writes_both_files(first_run, warm_cache, tmp_path):
+    result = _run(warm_cache, predictions=read_predictions(DATA / "predictions.csv"),
+                  gallery=read_gallery(DATA / "gallery.csv"), output=tmp_path / "out.csv",
+                  details=tmp_path / "details.csv")
+    pd.testing.assert_frame_equal(result.details, first_run[0].details)
+    assert read_predictions(tmp_path / "out.csv").table.shape == (26, 3)
+    assert list(pd.read_csv(tmp_path / "details.csv").columns) == list(DETAILS_COLUMNS)
+
+
+def test_rerank_in_one_process_takes_an_extractor_object(first_run, warm_cache):
+    """An extractor object (not a name) works in a one-process run: nothing is rebuilt from a spec. It has the
+    same settings as the default, so every pair comes from the journal."""
+    result = _run(warm_cache, features=RootSIFT())
+    assert result.summary["pairs_reused"] == 26 * 3
+    pd.testing.assert_frame_equal(result.details, first_run[0].details)

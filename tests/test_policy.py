@@ -397,7 +397,7 @@ def valid_policies(draw):
 
 
 @given(policy=valid_policies(), data=st.data())
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None, derandomize=True)
 def test_apply_is_monotone_in_inliers_and_stays_in_unit_interval(policy, data):
     n, width = 6, 4
     confidence = np.array(data.draw(st.lists(_unit, min_size=n, max_size=n)))

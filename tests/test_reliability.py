@@ -100,13 +100,11 @@ def _details_bytes(data: bytes) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
 
 
-@pytest.fixture(scope="session")
-def baseline(tmp_path_factory) -> Baseline:
-    """One clean, uninterrupted run on the sample data (in this process), with its warm cache."""
-    root = tmp_path_factory.mktemp("baseline")
-    status = cli.main(_argv(root, root / "cache"))
-    assert status == 0
-    return Baseline(root / "cache", (root / "out.csv").read_bytes(), (root / "details.csv").read_bytes())
+@pytest.fixture(scope="module")
+def baseline(sample_run, tmp_path_factory) -> Baseline:
+    """The clean, uninterrupted run on the sample data (in this process), with a warm cache of this module's own."""
+    cache = sample_run.warm_cache(tmp_path_factory.mktemp("baseline") / "cache")
+    return Baseline(cache, sample_run.output, sample_run.details)
 
 
 @pytest.fixture
@@ -148,6 +146,7 @@ def _journal_rows(path: Path) -> dict[tuple[str, str, str], int]:
 
 # --- two runs sharing one cache ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_concurrent_runs_sharing_a_cache_both_give_the_solo_output(baseline, tmp_path):
     cache = tmp_path / "shared-cache"
     outs = [tmp_path / "a", tmp_path / "b"]

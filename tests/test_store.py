@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from delfverify import Features, Verifier
+from delfverify import Features
 from delfverify.store import FORMAT_VERSION, FeatureStore, content_hash
 
 KEY = content_hash(b"some image bytes")
@@ -145,45 +145,6 @@ def test_store_corrupt_entry_is_reported_removed_and_missed(tmp_path, caplog, co
     assert store.get(KEY) is None and store.stats.corrupt == 1
 
 
-def _image_file(tmp_path, textured_image):
-    from PIL import Image
-
-    path = tmp_path / "photo.png"
-    Image.fromarray(textured_image).save(path)
-    return path
-
-
-def test_verifier_recomputes_corrupt_entry_then_reuses_store(tmp_path, textured_image, caplog):
-    image = _image_file(tmp_path, textured_image)
-    cache = tmp_path / "cache"
-    first = Verifier("rootsift", cache_dir=cache)
-    features = first.features(image)
-    assert first.extracted == 1 and first.store.stats.writes == 1
-    entry = first.store.path(first.key(image))
-    assert entry.is_file() and entry.is_relative_to(cache / first.features_fingerprint)
-
-    _corrupt_truncated(entry)
-    second = Verifier("rootsift", cache_dir=cache)
-    with caplog.at_level(logging.WARNING, logger="delfverify.store"):
-        recomputed = second.features(image)
-    assert second.store.stats.corrupt == 1 and second.extracted == 1
-    assert any("corrupt" in r.getMessage() for r in caplog.records)
-    _assert_same(recomputed, features)
-    assert entry.is_file()
-
-    third = Verifier("rootsift", cache_dir=cache)
-    _assert_same(third.features(image), features)
-    assert third.extracted == 0 and third.store.stats.hits == 1 and third.store.stats.corrupt == 0
-
-
-def test_verifier_memory_cache_extracts_once(tmp_path, textured_image):
-    image = _image_file(tmp_path, textured_image)
-    verifier = Verifier("rootsift")
-    verifier.features(image)
-    verifier.features(image.read_bytes())  # same content, same key
-    assert verifier.extracted == 1 and verifier.store is None
-
-
 def _writer(root: str, fingerprint: str, key: str, seed: int, repeats: int) -> None:
     store = FeatureStore(root, fingerprint)
     for _ in range(repeats):
@@ -247,6 +208,7 @@ def test_store_entry_is_a_plain_npz_without_pickles(tmp_path):
     store.put(KEY, _features(3))
     with zipfile.ZipFile(store.path(KEY)) as archive:
         names = sorted(archive.namelist())
-    assert names == sorted(f"{n}.npy" for n in ("format_version", "locations", "descriptors", "scales", "scores"))
+    assert names == sorted(f"{n}.npy" for n in ("format_version", "extraction_scale", "locations", "descriptors",
+                                                "scales", "scores"))
     with np.load(store.path(KEY), allow_pickle=False) as npz:
         assert int(npz["format_version"]) == FORMAT_VERSION

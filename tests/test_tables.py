@@ -1,5 +1,5 @@
-"""The CSV boundary: predictions in three formats read and written back, gallery and solution files, every
-malformed input reported with the file and row, safe image lookup by id, and atomic output."""
+"""The CSV boundary: predictions in three formats read and written back, gallery and solution files as typed
+tables, every malformed input reported with the file and row, and atomic output."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from delfverify import tables
 from delfverify.tables import (
     FORMATS,
-    ImageDirectory,
+    Gallery,
     Predictions,
     TableError,
     read_gallery,
@@ -220,19 +220,23 @@ def test_non_utf8_file_is_a_table_error(tmp_path):
 
 def test_read_sample_gallery():
     gallery = read_gallery(SAMPLE / "gallery.csv")
-    assert list(gallery.columns) == ["id", "landmark_id", "path"]
+    assert isinstance(gallery, Gallery)
+    assert list(gallery.table.columns) == ["id", "landmark_id", "path"]
     assert len(gallery) == 15
-    assert gallery["landmark_id"].value_counts().to_dict() == {
+    assert {label: len(ids) for label, ids in gallery.ids_by_label().items()} == {
         "astronaut": 3, "camera": 3, "chelsea": 3, "coffee": 3, "rocket": 3}
-    assert (gallery["path"] == "").all()
+    assert set(gallery.paths().values()) == {""}
 
 
 def test_gallery_extra_columns_ignored_and_path_kept(tmp_path):
     path = _write(tmp_path / "g.csv", "\ufeffurl,id,landmark_id,path\r\nhttp://x/1,g1,7, sub/g1.jpg\r\n"
                                       "http://x/2,g2,8,\r\n")
     gallery = read_gallery(path)
-    assert list(gallery.columns) == ["id", "landmark_id", "path"]
-    assert gallery.to_dict("list") == {"id": ["g1", "g2"], "landmark_id": ["7", "8"], "path": ["sub/g1.jpg", ""]}
+    assert list(gallery.table.columns) == ["id", "landmark_id", "path"]
+    assert gallery.table.to_dict("list") == {"id": ["g1", "g2"], "landmark_id": ["7", "8"],
+                                             "path": ["sub/g1.jpg", ""]}
+    assert gallery.paths() == {"g1": "sub/g1.jpg", "g2": ""}
+    assert gallery.ids_by_label() == {"7": ["g1"], "8": ["g2"]}
 
 
 @pytest.mark.parametrize("header, missing", [("id,label", "landmark_id"), ("landmark_id,path", "id"),
@@ -261,11 +265,11 @@ def test_gallery_header_only_and_empty_file(tmp_path):
 def test_read_solution_ignores_usage_and_keeps_empty(tmp_path):
     path = _write(tmp_path / "s.csv", "\ufeffid,landmarks,Usage\r\na,1 2,Private\r\nb,,Public\r\nc, 3 ,Private\r\n")
     solution = read_solution(path)
-    assert solution.to_dict("list") == {"id": ["a", "b", "c"], "landmarks": ["1 2", "", "3"]}
+    assert solution.table.to_dict("list") == {"id": ["a", "b", "c"], "landmarks": ["1 2", "", "3"]}
 
 
 def test_read_sample_solution():
-    solution = read_solution(SAMPLE / "truth.csv")
+    solution = read_solution(SAMPLE / "truth.csv").table
     assert len(solution) == 26
     assert (solution["landmarks"] == "").sum() == 11
 
@@ -277,93 +281,17 @@ def test_solution_missing_column_and_duplicates(tmp_path):
     assert "row 3" in message and "row 2" in message
 
 
-# --- image lookup ----------------------------------------------------------------------------------------------
+# --- typed predictions ----------------------------------------------------------------------------------------
 
-def _touch(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"jpeg")
-    return path
-
-
-def test_image_directory_flat_and_nested_layouts(tmp_path):
-    flat = _touch(tmp_path / "imgs" / "abcdef.jpg")
-    nested = _touch(tmp_path / "imgs" / "1" / "2" / "3" / "123456.jpg")
-    images = ImageDirectory(tmp_path / "imgs")
-    assert images.find("abcdef") == flat
-    assert images.find("123456") == nested
-    # Absent images resolve to the flat name, so the read error names a sensible file.
-    assert images.find("ffffff") == tmp_path / "imgs" / "ffffff.jpg"
-    assert images.find("ab") == tmp_path / "imgs" / "ab.jpg"
-
-
-def test_image_directory_flat_wins_over_nested(tmp_path):
-    flat = _touch(tmp_path / "imgs" / "abcdef.jpg")
-    _touch(tmp_path / "imgs" / "a" / "b" / "c" / "abcdef.jpg")
-    assert ImageDirectory(tmp_path / "imgs").find("abcdef") == flat
-
-
-def test_image_directory_extension(tmp_path):
-    png = _touch(tmp_path / "imgs" / "x1.png")
-    assert ImageDirectory(tmp_path / "imgs", extension=".png").find("x1") == png
-
-
-def test_image_directory_path_column(tmp_path):
-    photo = _touch(tmp_path / "imgs" / "sub" / "photo.jpg")
-    images = ImageDirectory(tmp_path / "imgs")
-    assert images.find("anything", "sub/photo.jpg") == photo
-
-
-def test_image_directory_missing_folder(tmp_path):
-    with pytest.raises(TableError, match="image directory not found"):
-        ImageDirectory(tmp_path / "absent")
-
-
-@pytest.mark.parametrize("image_id", ["../../etc/passwd", "/etc/passwd", "a\\b", "..", ".", "", "a\x00b",
-                                      "x" * 300, "sub/../x"])
-def test_image_ids_that_escape_are_rejected(tmp_path, image_id):
-    images = ImageDirectory(tmp_path)
-    with pytest.raises(TableError):
-        images.find(image_id)
-
-
-@pytest.mark.parametrize("relative", ["../x.jpg", "sub/../../x.jpg", "/etc/passwd", "x\x00.jpg"])
-def test_image_paths_that_escape_are_rejected(tmp_path, relative):
-    _touch(tmp_path / "x.jpg")
-    (tmp_path / "imgs" / "sub").mkdir(parents=True)
-    images = ImageDirectory(tmp_path / "imgs")
-    with pytest.raises(TableError, match="escapes"):
-        images.find("g1", relative)
-
-
-def test_absolute_path_inside_root_is_still_rejected(tmp_path):
-    photo = _touch(tmp_path / "imgs" / "p.jpg")
-    with pytest.raises(TableError):
-        ImageDirectory(tmp_path / "imgs").find("g1", str(photo))
-
-
-@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
-def test_symlink_pointing_outside_is_rejected(tmp_path):
-    secret = _touch(tmp_path / "outside" / "secret.jpg")
-    root = tmp_path / "imgs"
-    root.mkdir()
-    (root / "evil.jpg").symlink_to(secret)
-    (root / "e").mkdir()
-    (root / "e" / "v").symlink_to(tmp_path / "outside", target_is_directory=True)
-    _touch(tmp_path / "outside" / "i" / "evi123.jpg")
-    images = ImageDirectory(root)
-    with pytest.raises(TableError, match="outside"):
-        images.find("evil")
-    with pytest.raises(TableError):
-        images.find("g1", "evil.jpg")
-    with pytest.raises(TableError):
-        images.find("evi123")  # nested layout through a linked folder
-
-
-@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
-def test_symlink_inside_root_is_allowed(tmp_path):
-    real = _touch(tmp_path / "imgs" / "real.jpg")
-    (tmp_path / "imgs" / "alias.jpg").symlink_to(real)
-    assert ImageDirectory(tmp_path / "imgs").find("alias") == tmp_path / "imgs" / "alias.jpg"
+def test_predictions_queries_and_new_confidences():
+    predictions = read_predictions(SAMPLE / "predictions.csv")
+    assert len(predictions) == 26
+    assert predictions.has_label.all() and predictions.ids[0] == predictions.table["id"].iloc[0]
+    changed = predictions.with_confidence(np.full(26, 0.5))
+    assert changed.format == predictions.format and (changed.confidence == 0.5).all()
+    assert (predictions.confidence != 0.5).any()  # the original is untouched
+    empty = Predictions(pd.DataFrame({"id": ["a", "b"], "label": ["", "x"], "confidence": [np.nan, 0.1]}))
+    assert empty.has_label.tolist() == [False, True]
 
 
 # --- atomic output ---------------------------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+"""``delfverify tune`` end to end on the sample data: it writes a policy and a plot that ``rerank`` uses, and its
+errors are one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from delfverify import cli
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(capsys, *argv):
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _sample_args(cache: Path) -> list:
+    return ["--truth", SAMPLE / "truth.csv", "--gallery", SAMPLE / "gallery.csv", "--gallery-images",
+            SAMPLE / "gallery", "--query-images", SAMPLE / "queries", "--cache-dir", cache]
+
+
+@pytest.fixture(scope="module")
+def sample_tuned(sample_run, tmp_path_factory):
+    """``delfverify tune`` on the sample data once, on a copy of the sample run's cache: (status, stdout, stderr,
+    policy path, plot path, cache)."""
+    root = tmp_path_factory.mktemp("sample-tune")
+    policy, plot, cache = root / "policy.json", root / "tuning.png", sample_run.warm_cache(root / "cache")
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = cli.main([str(a) for a in ["tune", SAMPLE / "predictions.csv", *_sample_args(cache), "-o", policy,
+                                            "--plot", plot, "-q"]])
+    return status, out.getvalue(), err.getvalue(), policy, plot, cache
+
+
+def test_cli_tune_writes_a_policy_and_a_plot(sample_tuned):
+    status, out, err, policy, plot, _ = sample_tuned
+    assert status == 0, err
+    assert "cross-validated held-out GAP" in out and "policy: " in out and "default" in out
+    doc = json.loads(policy.read_text())
+    assert doc["name"] == "tuned" and doc["info"]["tuned_on"]["files"] == [str(SAMPLE / "predictions.csv")]
+    assert plot.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_cli_rerank_runs_with_the_tuned_policy(sample_tuned, tmp_path, capsys):
+    _, _, _, policy, _, cache = sample_tuned
+    output = tmp_path / "reranked.csv"
+    status, out, err = _run(capsys, "rerank", SAMPLE / "predictions.csv", *_sample_args(cache)[2:], "--policy",
+                            policy, "-o", output, "--workers", "1")
+    assert status == 0, err
+    assert "policy tuned" in out and "pairs verified 0" in out  # every pair came from the tuning run's journal
+    status, out, _ = _run(capsys, "gap", output, "--truth", SAMPLE / "truth.csv", "--json")
+    tuned = json.loads(policy.read_text())["info"]["gap"]["mean"]["tuned"]
+    assert json.loads(out)["gap"] == pytest.approx(tuned, abs=1e-6)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--folds", "1"], "--folds must be an integer >= 2"),
+    (["--folds", "40"], "40 folds need at least 40 landmark queries"),
+    (["--max-k", "0"], "--max-k must be a positive integer"),
+])
+def test_cli_tune_errors_are_one_line(capsys, tmp_path, extra, message):
+    status, out, err = _run(capsys, "tune", SAMPLE / "predictions.csv", *_sample_args(tmp_path / "c"), "-o",
+                            tmp_path / "p.json", *extra)
+    assert status == 2
+    assert err.startswith("delfverify: error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_cli_tune_missing_truth_is_named(capsys, tmp_path):
+    args = _sample_args(tmp_path / "c")
+    args[1] = tmp_path / "missing.csv"
+    status, _, err = _run(capsys, "tune", SAMPLE / "predictions.csv", *args, "-o", tmp_path / "p.json")
+    assert status == 2 and "missing.csv" in err and "not found" in err

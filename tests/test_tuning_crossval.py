@@ -1,0 +1,45 @@
+"""delfverify.tuning.crossval: folds are seeded, stratified and follow the ids; ``collect`` lays every file's
+labelled predictions in one table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from tuning_cases import random_case, separable
+
+from delfverify.tables import Solution
+from delfverify.tuning.crossval import assign_folds, collect
+
+
+def test_folds_are_seeded_stratified_and_follow_the_ids():
+    frame, _, _, _ = random_case(6, 103)
+    truth = Solution(frame)
+    folds = assign_folds(truth, 5, seed=7)
+    assert folds.shape == (103,) and set(folds) == set(range(5))
+    np.testing.assert_array_equal(folds, assign_folds(truth, 5, seed=7))
+    assert not np.array_equal(folds, assign_folds(truth, 5, seed=8))
+    landmark = (frame["landmarks"] != "").to_numpy()
+    per_fold = np.bincount(folds[landmark], minlength=5)
+    assert per_fold.max() - per_fold.min() <= 1
+    shuffled = frame.sample(frac=1.0, random_state=0)
+    again = dict(zip(shuffled["id"], assign_folds(Solution(shuffled), 5, seed=7)))
+    assert again == dict(zip(frame["id"], folds))
+
+
+def test_folds_need_a_landmark_query_each():
+    truth = Solution(pd.DataFrame({"id": ["a", "b", "c"], "landmarks": ["x", "", "y"]}))
+    with pytest.raises(ValueError, match="3 folds need at least 3 landmark queries"):
+        assign_folds(truth, 3)
+    with pytest.raises(ValueError, match="folds must be an integer >= 2"):
+        assign_folds(truth, 1)
+
+
+def test_collect_pads_inliers_and_keeps_only_labelled_rows():
+    truth, tables, inliers = separable(seed=1, n=30, files=2)
+    unlabelled = tables[1].table.copy()
+    unlabelled.loc[:4, ["label", "confidence"]] = ["", np.nan]
+    data = collect([tables[0], type(tables[1])(unlabelled)], truth, [inliers[0], inliers[1][:, :2]])
+    assert data.num_files == 2 and data.inliers.shape == (55, 5)
+    assert np.isnan(data.inliers[30:, 2:]).all() and not np.isnan(data.inliers[:30]).any()
+    assert np.bincount(data.file).tolist() == [30, 25]

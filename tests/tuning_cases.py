@@ -1,0 +1,62 @@
+"""Synthetic labelled predictions for the tuning tests (seeded): random cases and cleanly separable ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from delfverify.policy import builtin_policy
+from delfverify.tables import Predictions, Solution
+from delfverify.tuning import SearchSpace, random_policies
+
+
+def random_case(seed: int, n: int, decimals: int | None = None, ids: list[str] | None = None):
+    """Random truth, predictions (all queries), correctness, inliers (K = 5, some missing), as DataFrames."""
+    rng = np.random.default_rng(seed)
+    ids = ids or [f"q{i:05d}" for i in rng.permutation(n)]
+    landmark = rng.random(n) < 0.7
+    landmark[:3] = True
+    truth_label = np.where(landmark, rng.integers(0, 4, n).astype(str), "")
+    correct = landmark & (rng.random(n) < 0.5)
+    label = np.where(correct, truth_label, "x")
+    confidence = rng.random(n)
+    if decimals is not None:
+        confidence = np.round(confidence, decimals)
+    inliers = np.where(correct[:, None], rng.poisson(11, (n, 5)), rng.poisson(4, (n, 5))).astype(float)
+    inliers[rng.random((n, 5)) < 0.15] = np.nan
+    truth = pd.DataFrame({"id": ids, "landmarks": truth_label})
+    predictions = pd.DataFrame({"id": ids, "label": label, "confidence": confidence})
+    return truth, predictions, correct, inliers
+
+
+def query_rank(ids) -> np.ndarray:
+    """Rank of each id in Python string order (the Kaggle tie-break)."""
+    ids = np.asarray(ids, object)
+    rank = np.empty(len(ids), np.int64)
+    rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
+    return rank
+
+
+def candidates(count: int = 120, seed: int = 3) -> list:
+    """The built-ins and ``count`` seeded random policies of every mode."""
+    return [builtin_policy("default", "rootsift"), builtin_policy("seed", "rootsift")] + random_policies(
+        SearchSpace(), count, seed)
+
+
+def separable(seed: int = 0, n: int = 240, files: int = 2):
+    """Correct predictions have 7-40 inliers, wrong ones 0-6 (equal in every column): 7 separates them.
+
+    Returns (Solution, list of Predictions, list of inlier arrays (n, 5)).
+    """
+    rng = np.random.default_rng(seed)
+    ids = [f"q{i:04d}" for i in range(n)]
+    landmark = rng.random(n) < 0.7
+    truth = Solution(pd.DataFrame({"id": ids, "landmarks": np.where(landmark, "a", "")}))
+    tables, inliers = [], []
+    for _ in range(files):
+        correct = landmark & (rng.random(n) < 0.5)
+        count = np.where(correct, rng.integers(7, 41, n), rng.integers(0, 7, n)).astype(float)
+        tables.append(Predictions(pd.DataFrame({"id": ids, "label": np.where(correct, "a", "b"),
+                                                "confidence": np.round(rng.random(n), 4)})))
+        inliers.append(np.repeat(count[:, None], 5, axis=1))
+    return truth, tables, inliers
