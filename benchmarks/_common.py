@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmark scripts: locating the dev set and importing delfverify from a checkout."""
+"""Shared helpers for the benchmark scripts: locating the dev set, importing delfverify from a checkout, ROC AUC,
+and the GAP of several policies on several prediction files."""
 
 from __future__ import annotations
 
@@ -28,3 +29,26 @@ def roc_auc(positives, negatives) -> float:
     pos = np.asarray(positives, float)[:, None]
     neg = np.asarray(negatives, float)[None, :]
     return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
+
+
+def compare_policies(predictions, truth, policies, **rerank_options):
+    """GAP of each predictions file before re-ranking, after each policy (``delfverify.rerank`` with
+    ``rerank_options``, as the ``rerank`` command runs), and the oracle (correct predictions / M).
+
+    ``predictions`` maps file names to ``Predictions``, ``policies`` names to ``Policy``; ``truth`` is a
+    ``Solution``. Returns a DataFrame with one row per file: ``file``, ``before``, one column per policy, ``oracle``.
+    """
+    import pandas as pd
+
+    from delfverify import rerank
+    from delfverify.metrics import global_average_precision, oracle_gap
+
+    rows = []
+    for name, table in predictions.items():
+        row = {"file": name, "before": global_average_precision(table.table, truth.table).gap}
+        for label, policy in policies.items():
+            result = rerank(table, policy=policy, **rerank_options)
+            row[label] = global_average_precision(result.predictions.table, truth.table).gap
+        row["oracle"] = oracle_gap(table.table, truth.table)
+        rows.append(row)
+    return pd.DataFrame(rows)

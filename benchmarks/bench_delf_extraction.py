@@ -35,7 +35,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from _common import DEV_DATA, require_dev_data  # noqa: E402
-from delfverify.features import make_extractor  # noqa: E402
+from delfverify.extractors import make_extractor  # noqa: E402
 from delfverify.images import load_image  # noqa: E402
 
 

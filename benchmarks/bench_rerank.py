@@ -17,25 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from _common import DEV_DATA, require_dev_data
-from delfverify import Verifier
-from delfverify.journal import PairJournal
+from _common import DEV_DATA, compare_policies, require_dev_data
+from delfverify import rerank
 from delfverify.policy import load_policy
-from delfverify.rerank import rerank
-from delfverify.tables import ImageDirectory, read_gallery, read_predictions, read_solution
-from delfverify.tuning import compare_policies
+from delfverify.tables import Gallery, read_gallery, read_predictions, read_solution
 
 
-def run(data: Path, prediction_file: Path, gallery: pd.DataFrame, policy, cache: Path, features: str):
-    verifier = Verifier(features, cache_dir=cache)
-    with PairJournal(cache / "journal.sqlite") as journal:
-        return rerank(
-            read_predictions(prediction_file), gallery, verifier, policy,
-            query_images=ImageDirectory(data / "queries"), gallery_images=ImageDirectory(data / "gallery"),
-            journal=journal,
-        )
+def run(data: Path, prediction_file: Path, gallery: Gallery, policy, cache: Path, features: str):
+    return rerank(prediction_file, gallery=gallery, gallery_images=data / "gallery", query_images=data / "queries",
+                  policy=policy, features=features, cache_dir=cache)
 
 
 def main() -> None:
@@ -50,7 +40,7 @@ def main() -> None:
     truth = read_solution(data / "truth.csv")
     gallery = read_gallery(data / "gallery.csv")
     if args.gallery_per_landmark:
-        gallery = gallery.groupby("landmark_id", sort=False).head(args.gallery_per_landmark)
+        gallery = Gallery(gallery.table.groupby("landmark_id", sort=False).head(args.gallery_per_landmark))
     policies = [load_policy(p, args.features) for p in (args.policy or ["seed", "default"])]
     files = sorted((data / "predictions").glob("*.csv"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,14 +51,10 @@ def main() -> None:
         start = time.perf_counter()
         warm_result = run(data, files[0], gallery, policies[-1], cache / "timing", args.features)
         warm = time.perf_counter() - start
-        quality = cache / "quality"
-        with PairJournal(quality / "journal.sqlite") as journal:
-            table = compare_policies(
-                {file.name: read_predictions(file) for file in files}, truth, gallery,
-                Verifier(args.features, cache_dir=quality), {policy.name: policy for policy in policies},
-                query_images=ImageDirectory(data / "queries"), gallery_images=ImageDirectory(data / "gallery"),
-                journal=journal,
-            )
+        table = compare_policies(
+            {file.name: read_predictions(file) for file in files}, truth, {policy.name: policy for policy in policies},
+            gallery=gallery, gallery_images=data / "gallery", query_images=data / "queries",
+            features=args.features, cache_dir=cache / "quality")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     means = table.drop(columns="file").mean()
     print("mean   " + "  ".join(f"{name} {value:.4f}" for name, value in means.items()))

@@ -29,13 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from _common import DEV_DATA, require_dev_data
-from delfverify import Verifier
-from delfverify.images import load_image
-from delfverify.journal import PairJournal
+from delfverify import Verifier, rerank
+from delfverify.images import ImageDirectory, load_image
 from delfverify.policy import load_policy
-from delfverify.rerank import rerank
-from delfverify.tables import ImageDirectory, read_gallery, read_predictions
-from delfverify.verification import verify_features
+from delfverify.tables import read_gallery
 
 FEATURES = "rootsift"
 TARGET_COLD_VS_REFERENCE = 20.0
@@ -43,13 +40,8 @@ TARGET_COLD_VS_WARM = 10.0
 
 
 def run_rerank(data: Path, prediction_file: Path, gallery, policy, cache: Path):
-    verifier = Verifier(FEATURES, cache_dir=cache / "store")
-    with PairJournal(cache / "journal.sqlite") as journal:
-        return rerank(
-            read_predictions(prediction_file), gallery, verifier, policy,
-            query_images=ImageDirectory(data / "queries"), gallery_images=ImageDirectory(data / "gallery"),
-            journal=journal,
-        )
+    return rerank(prediction_file, gallery=gallery, gallery_images=data / "gallery", query_images=data / "queries",
+                  policy=policy, features=FEATURES, cache_dir=cache)
 
 
 def verified_pairs(details) -> list[tuple[str, str, int]]:
@@ -67,13 +59,13 @@ def reference(pairs, data: Path, gallery) -> tuple[float, list[int]]:
     verifier = Verifier(FEATURES)  # only its extractor and settings are used: no store, no memory cache
     extractor = verifier.extractor
     queries, gallery_images = ImageDirectory(data / "queries"), ImageDirectory(data / "gallery")
-    paths = dict(zip(gallery["id"], gallery["path"]))
+    paths = gallery.paths()
     counts = []
     start = time.perf_counter()
     for query_id, gallery_id, _ in pairs:
         query = extractor.extract(load_image(queries.find(query_id), verifier.max_side))
         photo = extractor.extract(load_image(gallery_images.find(gallery_id, paths[gallery_id]), verifier.max_side))
-        counts.append(verify_features(query, photo, verifier.match, verifier.ransac).num_inliers)
+        counts.append(verifier.verify_features(query, photo).num_inliers)
     return time.perf_counter() - start, counts
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _common import DEV_DATA, require_dev_data
 from delfverify import Verifier
-from delfverify.parallel import ImageItem, Runner, batched, extract_batch
+from delfverify.execution import ImageItem, Runner, batched, extract_batch
 
 
 def measure(images: list[Path], features: str, workers: int = 1, scheduler=None, in_process=None):

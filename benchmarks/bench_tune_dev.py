@@ -4,7 +4,7 @@
                                         [--workers N] [--cache-dir DIR]
 
 Prints the tuning summary (cross-validated GAP on 00-04), then for every file of 05-09 the GAP before, after the
-``seed`` and ``default`` built-ins and after the tuned policy (all through ``delfverify.rerank.rerank``, as the
+``seed`` and ``default`` built-ins and after the tuned policy (all through ``delfverify.rerank``, as the
 ``rerank`` command does), the oracle GAP (correct predictions / M), and the means. The dev files share their
 80 queries, so the held-out files test new predictions of known photos, not new photos.
 """
@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 
 
-from _common import DEV_DATA, require_dev_data
-from delfverify import Verifier
-from delfverify.journal import PairJournal
-from delfverify.parallel import default_workers
-from delfverify.policy import load_policy
-from delfverify.tables import ImageDirectory, read_gallery, read_predictions, read_solution
-from delfverify.tuning import (SearchSpace, TuneConfig, compare_policies, format_summary, measure_builtin_inliers,
-                               measure_inliers, tune, write_policy)
+from _common import DEV_DATA, compare_policies, require_dev_data
+from delfverify.cli import format_summary
+from delfverify.execution import default_workers
+from delfverify.images import ImageDirectory
+from delfverify.pipeline import Photos, open_session
+from delfverify.policy import load_policy, save_policy
+from delfverify.tables import read_gallery, read_predictions, read_solution
+from delfverify.tuning import SearchSpace, TuneConfig, measure_builtin_inliers, measure_inliers, tune
 
 TUNE_FILES = ("00", "01", "02", "03", "04")
 TEST_FILES = ("05", "06", "07", "08", "09")
@@ -36,29 +36,26 @@ def evaluate(data: Path, cache: Path, features: str = "rootsift", max_k: int = S
     """Tune on ``TUNE_FILES`` and re-rank ``TEST_FILES``: (TuneResult, per-file GAP table, tune seconds)."""
     truth = read_solution(data / "truth.csv")
     gallery = read_gallery(data / "gallery.csv")
-    images = {"query_images": ImageDirectory(data / "queries"), "gallery_images": ImageDirectory(data / "gallery")}
-    verifier = Verifier(features, cache_dir=cache)
+    photos = Photos(ImageDirectory(data / "queries"), ImageDirectory(data / "gallery"), gallery.paths())
     space = dataclasses.replace(SearchSpace(), max_k=max_k)
     tuning = [read_predictions(data / "predictions" / f"{name}.csv") for name in TUNE_FILES]
-    with PairJournal(cache / "journal.sqlite") as journal:
+    with open_session(features, cache_dir=cache, workers=workers) as session:
         start = time.perf_counter()
-        run = {"journal": journal, "workers": workers}
-        inliers = measure_inliers(tuning, gallery, verifier, **images, max_k=max_k, selection=space.selection,
-                                  **run)
-        baselines = measure_builtin_inliers(tuning, gallery, verifier, **images, extractor=features, space=space,
-                                            **run)
+        inliers = measure_inliers(tuning, gallery, session, photos, space=space)
+        baselines = measure_builtin_inliers(tuning, gallery, session, photos, extractor=features, space=space)
         measured = time.perf_counter() - start
         start = time.perf_counter()
         result = tune(tuning, truth, inliers, extractor=features, config=TuneConfig(folds=folds, seed=seed,
                                                                                       space=space),
                       baseline_inliers=baselines, names=[f"{name}.csv" for name in TUNE_FILES])
         searched = time.perf_counter() - start
-        policy_file = cache / "tuned.json"
-        write_policy(result.policy, policy_file)
-        policies = {name: load_policy(name, features) for name in ("seed", "default")}
-        policies["tuned"] = load_policy(policy_file, features)
-        testing = {f"{name}.csv": read_predictions(data / "predictions" / f"{name}.csv") for name in TEST_FILES}
-        table = compare_policies(testing, truth, gallery, verifier, policies, **images, journal=journal)
+    policy_file = cache / "tuned.json"
+    save_policy(result.policy, policy_file)
+    policies = {name: load_policy(name, features) for name in ("seed", "default")}
+    policies["tuned"] = load_policy(policy_file, features)
+    testing = {f"{name}.csv": read_predictions(data / "predictions" / f"{name}.csv") for name in TEST_FILES}
+    table = compare_policies(testing, truth, policies, gallery=gallery, gallery_images=data / "gallery",
+                             query_images=data / "queries", features=features, cache_dir=cache, workers=workers)
     return result, table, measured, searched
 
 

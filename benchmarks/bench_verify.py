@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, cache_dir: Path) -> None:
     features = {}
     for folder, column in (("queries", "query"), ("gallery", "gallery")):
         for image_id in sorted(set(pairs[column])):
-            features[image_id] = verifier.features(data / folder / f"{image_id}.jpg")
+            features[image_id] = verifier.features_of(data / folder / f"{image_id}.jpg")
     extract_s = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -76,7 +76,8 @@ def run(args: argparse.Namespace, cache_dir: Path) -> None:
     for qid, gid in zip(pairs["query"], pairs["gallery"]):
         fg, fq = features[gid], features[qid]
         found = match_descriptors(fg.descriptors, fq.descriptors, verifier.extractor.match)
-        matches.append((fg.locations[found.pairs[:, 0], ::-1], fq.locations[found.pairs[:, 1], ::-1]))
+        matches.append((fg.locations_xy_extracted()[found.pairs[:, 0]],
+                        fq.locations_xy_extracted()[found.pairs[:, 1]]))
     match_ms = (time.perf_counter() - start) * 1000.0 / max(len(pairs), 1)
 
     configs = {

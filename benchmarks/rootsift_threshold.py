@@ -44,10 +44,10 @@ def main() -> None:
     ransac = RansacConfig()
     rows = []
     for qid, qlabel in zip(truth["id"], truth["landmarks"]):
-        fq = verifier.features(data / "queries" / f"{qid}.jpg")
+        fq = verifier.features_of(data / "queries" / f"{qid}.jpg")
         for label, gids in chosen.items():
             for gid in gids:
-                fg = verifier.features(data / "gallery" / f"{gid}.jpg")
+                fg = verifier.features_of(data / "gallery" / f"{gid}.jpg")
                 dist, idx = cKDTree(fg.descriptors).query(fq.descriptors, k=2)
                 back = cKDTree(fq.descriptors).query(fg.descriptors[idx[:, 0]], k=1)[1]
                 mutual = back == np.arange(len(fq))
@@ -58,8 +58,8 @@ def main() -> None:
                             keep &= dist[:, 0] < ratio * dist[:, 1]
                         for use_mutual in (False, True):
                             sel = keep & mutual if use_mutual else keep
-                            src = fg.locations[idx[sel, 0], ::-1]
-                            dst = fq.locations[sel, ::-1]
+                            src = fg.locations_xy_extracted()[idx[sel, 0]]
+                            dst = fq.locations_xy_extracted()[sel]
                             _, mask = ransac_affine(src, dst, ransac)
                             rows.append((max_distance, ratio, use_mutual, qlabel == label, int(mask.sum())))
     table = pd.DataFrame(rows, columns=["max_distance", "ratio", "mutual", "positive", "inliers"])
