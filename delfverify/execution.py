@@ -18,7 +18,7 @@ import functools
 import logging
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -31,10 +31,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ImageItem:
-    """An image to extract: its content hash and file."""
+    """An image to extract: its content hash and file, and the file's bytes when they were already read (to hash
+    it), so that it is not read twice."""
 
     key: str
     path: str
+    data: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def extract_batch(verifier: Verifier, items: Sequence[ImageItem]) -> list[tuple[
     for item in items:
         before = verifier.extracted
         try:
-            verifier.features_of(item.path, key=item.key)
+            verifier.features_of(item.path if item.data is None else item.data, key=item.key, source=item.path)
             out.append((item.key, "", verifier.extracted > before))
         except ImageError as exc:
             out.append((item.key, str(exc), False))
@@ -134,7 +136,8 @@ class Runner:
     verifier : Verifier
         Used directly in this process, or rebuilt from its settings by each worker.
     workers : int
-        Local worker processes; 1 runs in this process.
+        Local worker processes; 1 runs in this process. More than the machine's cores are capped at the cores,
+        with a warning.
     scheduler : str or distributed.Client, optional
         Address of a Dask distributed scheduler (``tcp://host:8786``) or a client; then ``workers`` is ignored
         and the cluster's workers run the batches.
@@ -151,6 +154,11 @@ class Runner:
     def __init__(self, verifier: Verifier, workers: int = 1, scheduler=None, in_process: bool | None = None):
         if not (isinstance(workers, int) and workers >= 1):
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        cores = default_workers()
+        if workers > cores:
+            logger.warning("%d worker processes asked for on %d cores; using %d (more only compete for the cores)",
+                           workers, cores, cores)
+            workers = cores
         self.verifier = verifier
         self.workers = workers
         self.scheduler = scheduler

@@ -14,7 +14,7 @@ from typing import IO, Iterator
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", **open_args) -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "w", *, durable: bool = True, **open_args) -> Iterator[IO]:
     """Open a temporary file for writing; on success it replaces ``path``, on error it is removed.
 
     Parameters
@@ -23,6 +23,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_args) -> Itera
         The final file. Its folder is created if missing.
     mode : {"w", "wb"}
         Text or binary.
+    durable : bool
+        Flush the data to disk (``fsync``) before the rename, so that a power cut cannot leave an empty file.
+        Cache entries that are recomputed when missing or damaged skip it: it costs a disk round trip each.
     **open_args
         Passed to ``open`` (e.g. ``newline=""``, ``encoding="utf-8"``).
     """
@@ -35,7 +38,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_args) -> Itera
         with os.fdopen(fd, mode, **open_args) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

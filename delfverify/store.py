@@ -108,8 +108,9 @@ class FeatureStore:
         return features
 
     def put(self, key: str, features: Features) -> None:
-        """Write an entry atomically (temporary file in the same folder, then rename)."""
-        with atomic_write(self.path(key), "wb") as handle:
+        """Write an entry atomically (temporary file in the same folder, then rename), without ``fsync``: after a
+        power cut an entry may be empty or damaged, and is then recomputed like any corrupt entry."""
+        with atomic_write(self.path(key), "wb", durable=False) as handle:  # a lost entry is recomputed
             np.savez(
                 handle,
                 format_version=np.int64(FORMAT_VERSION),

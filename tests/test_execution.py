@@ -73,3 +73,12 @@ def test_invalid_worker_count_is_refused(workers):
 def test_batched_covers_every_item_once():
     assert [list(b) for b in batched(list(range(7)), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
     assert list(batched([], 3)) == []
+
+
+def test_more_workers_than_cores_are_capped_with_a_warning(tmp_path, caplog):
+    from delfverify.execution import default_workers
+
+    with caplog.at_level("WARNING", logger="delfverify.execution"):
+        runner = Runner(Verifier("rootsift", cache_dir=tmp_path), workers=1000)
+    assert runner.workers == default_workers()
+    assert "1000 worker processes asked for" in caplog.text

@@ -399,3 +399,24 @@ def test_rerank_in_one_process_takes_an_extractor_object(first_run, warm_cache):
     result = _run(warm_cache, features=RootSIFT())
     assert result.summary["pairs_reused"] == 26 * 3
     pd.testing.assert_frame_equal(result.details, first_run[0].details)
+
+
+def test_a_cold_run_reads_each_image_file_once(tmp_path, monkeypatch):
+    """Each photo is read once: the bytes read to hash it are the ones decoded."""
+    import collections
+
+    from delfverify import images, pipeline, verifier
+
+    reads = collections.Counter()
+    original = images.read_bytes
+
+    def counting(image):
+        if not isinstance(image, bytes):
+            reads[str(image)] += 1
+        return original(image)
+
+    monkeypatch.setattr(pipeline, "read_bytes", counting)
+    monkeypatch.setattr(verifier, "read_bytes", counting)
+    result = _run(tmp_path)
+    assert result.summary["features_extracted"] == 26 + 15
+    assert len(reads) == 26 + 15 and set(reads.values()) == {1}
