@@ -130,6 +130,38 @@ def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, config: MatchConfi
     return Matches(pairs, dist.astype(np.float32))
 
 
+def limit_blas_threads(workers: int, cores: int):
+    """Cap this process's BLAS threads so that ``workers`` tasks running at once use at most ``cores`` cores.
+
+    Each process gets ``max(1, cores // workers)`` threads. Call it in every worker process before it matches
+    (for example where the worker builds its verifier) and keep the returned object: the cap holds until its
+    ``restore_original_limits()``, or use it as a context manager to restore the previous limits on exit. It
+    applies to the BLAS libraries loaded when it is called (numpy's is: this module imports numpy).
+
+    Parameters
+    ----------
+    workers : int
+        Tasks that run at the same time on this machine: worker processes times the threads of each.
+    cores : int
+        Cores they share.
+
+    Returns
+    -------
+    threadpoolctl.threadpool_limits
+
+    Raises
+    ------
+    ValueError
+        If ``workers`` or ``cores`` is not a positive integer.
+    """
+    for name, value in (("workers", workers), ("cores", cores)):
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=max(1, cores // workers), user_api="blas")
+
+
 def _query_kdtree(data: np.ndarray, queries: np.ndarray, k: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of ``data`` to each query closer than ``bound``: float64 distances [Q, k] (inf for
     none) and indices [Q, k] (``len(data)`` for none), from ``scipy.spatial.cKDTree``."""

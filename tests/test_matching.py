@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from delfverify import matching
-from delfverify.matching import MatchConfig, Matches, choose_method, match_descriptors
+from delfverify.matching import MatchConfig, Matches, choose_method, limit_blas_threads, match_descriptors
 
 
 def _unit(rows) -> np.ndarray:
@@ -333,3 +333,26 @@ def test_match_config_fingerprint_fields_leave_out_the_method():
 def test_choose_method_takes_brute_force_from_8_dimensions_and_200_by_200(dim, n_a, n_b, method):
     assert choose_method(dim, n_a, n_b) == method
 
+
+# --- BLAS threads ----------------------------------------------------------------------------------------------
+
+
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("workers, cores, threads", [(4, 2, 1), (2, 2, 1), (1, 2, 2), (3, 8, 2)])
+def test_limit_blas_threads_shares_the_cores_between_workers(workers, cores, threads):
+    before = _blas_threads()
+    with limit_blas_threads(workers, cores):
+        assert _blas_threads() == {threads}
+    assert _blas_threads() == before
+
+
+@pytest.mark.parametrize("kwargs, name", [({"workers": 0, "cores": 2}, "workers"), ({"workers": 2, "cores": 0}, "cores"),
+                                          ({"workers": 1.5, "cores": 2}, "workers")])
+def test_limit_blas_threads_invalid_values_raise_value_error_naming_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        limit_blas_threads(**kwargs)
