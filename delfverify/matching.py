@@ -184,47 +184,49 @@ def _query_brute(data: np.ndarray, queries: np.ndarray, k: int, bound: float) ->
     descriptors) are handed to the KD-tree itself, whose choice among ties depends on its traversal order.
     """
     n, dim = data.shape
-    dist = np.full((len(queries), k), np.inf)
-    idx = np.full((len(queries), k), n, np.int64)
-    # Scaled by a power of two (exact) so that float32 squares neither overflow nor underflow.
+    # Scaled by a power of two (exact) so that float32 squares neither overflow nor underflow. An extra column
+    # (|a|^2 against 1) makes one matrix product give g.
     scale = 2.0 ** -np.frexp(max(data.max(), -data.min(), queries.max(), -queries.min()))[1]
-    data32 = _scaled_float32(data, -2 * scale)
-    sq_data = np.einsum("ij,ij->i", data32, data32, dtype=np.float64) / 4
-    sq_data32 = sq_data.astype(np.float32)
-    bound_sq = bound * bound  # cKDTree compares squared distances
-    tied = [np.zeros(0, np.int64)]
+    data32 = np.empty((n, dim + 1), np.float32)
+    np.multiply(data, -2 * scale, out=data32[:, :dim], dtype=np.float64, casting="same_kind")
+    sq_data = np.einsum("ij,ij->i", data32[:, :dim], data32[:, :dim], dtype=np.float64) / 4
+    data32[:, dim] = sq_data
     step = max(1, _BLOCK_ENTRIES // n)
-    g = np.empty((min(step, len(queries)), n), np.float32)
+    block32 = np.ones((min(step, len(queries)), dim + 1), np.float32)
+    g = np.empty((len(block32), n), np.float32)
+    rows, cols = [], []
     for start in range(0, len(queries), step):
         block = queries[start : start + step]
-        block32 = _scaled_float32(block, scale)
-        sq_block = np.einsum("ij,ij->i", block32, block32, dtype=np.float64)
+        scaled = block32[: len(block), :dim]
+        np.multiply(block, scale, out=scaled, dtype=np.float64, casting="same_kind")
+        sq_block = np.einsum("ij,ij->i", scaled, scaled, dtype=np.float64)
         # A float32 dot product of D terms errs by at most D * eps * |q||a| <= D * eps * (|q|^2 + |a|^2) / 2
         # whatever the summation order; the rounding of inputs, norms and sums adds a few eps, underflow a few
         # float32.tiny (generous bounds: they only widen the shortlist).
         slack = (dim + 16) * (np.finfo(np.float32).eps * (sq_block + sq_data.max()) + np.finfo(np.float32).tiny)
-        g_block = np.matmul(block32, data32.T, out=g[: len(block)])
-        g_block += sq_data32
-        rows, cols = _shortlist(g_block, k, 2 * slack, (bound * scale) ** 2 - sq_block + slack)
-        sq = _sqeuclidean(data[cols], block[rows])
-        inside = sq < bound_sq
-        rows, cols, sq = rows[inside], cols[inside], sq[inside]
-        order = np.lexsort((cols, sq, rows))
-        rows, cols, sq = rows[order], cols[order], sq[order]
-        rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
-        top = rank < k
-        dist[start + rows[top], rank[top]] = np.sqrt(sq[top])
-        idx[start + rows[top], rank[top]] = cols[top]
-        tied.append(start + rows[:-1][(rank[:-1] < k) & (rows[:-1] == rows[1:]) & (sq[:-1] == sq[1:])])
-    tied = np.unique(np.concatenate(tied))
+        g_block = np.matmul(block32[: len(block)], data32.T, out=g[: len(block)])
+        block_rows, block_cols = _shortlist(g_block, k, 2 * slack, (bound * scale) ** 2 - sq_block + slack)
+        rows.append(block_rows + start)
+        cols.append(block_cols)
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    chunk = max(1, _BLOCK_ENTRIES // (16 * dim))  # candidates whose float64 differences take 1/4 of a block of g
+    sq = np.empty(len(rows))
+    for i in range(0, len(rows), chunk):
+        sq[i : i + chunk] = _sqeuclidean(data[cols[i : i + chunk]], queries[rows[i : i + chunk]])
+    inside = sq < bound * bound  # as cKDTree compares squared distances
+    rows, cols, sq = rows[inside], cols[inside], sq[inside]
+    order = np.lexsort((cols, sq, rows))
+    rows, cols, sq = rows[order], cols[order], sq[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    top = rank < k
+    dist = np.full((len(queries), k), np.inf)
+    idx = np.full((len(queries), k), n, np.int64)
+    dist[rows[top], rank[top]] = np.sqrt(sq[top])
+    idx[rows[top], rank[top]] = cols[top]
+    tied = np.unique(rows[:-1][(rank[:-1] < k) & (rows[:-1] == rows[1:]) & (sq[:-1] == sq[1:])])
     if len(tied):
         dist[tied], idx[tied] = _query_kdtree(data, queries[tied], k, bound)
     return dist, idx
-
-
-def _scaled_float32(x: np.ndarray, factor: float) -> np.ndarray:
-    """``x * factor`` computed in float64 and rounded to float32, without a float64 copy of ``x``."""
-    return np.multiply(x, factor, out=np.empty(x.shape, np.float32), dtype=np.float64, casting="same_kind")
 
 
 def _shortlist(g: np.ndarray, k: int, margin: np.ndarray, limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
