@@ -231,21 +231,22 @@ def _query_brute(data: np.ndarray, queries: np.ndarray, k: int, bound: float) ->
 
 def _shortlist(g: np.ndarray, k: int, margin: np.ndarray, limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, column) of the entries of each row of ``g`` at most ``margin`` above its k-th smallest and at most
-    ``limit``: the k+1 smallest per row are found by repeated ``argmin``; only rows where the (k+1)-th also
-    qualifies (near-ties) are scanned in full."""
+    ``limit``: the k smallest per row are found by repeated ``argmin``, and only rows where the next smallest
+    also qualifies (near-ties) are scanned in full."""
     rows = np.arange(len(g))
     cols, values = [], []
-    for _ in range(k + 1):
+    for _ in range(k):
         col = g.argmin(axis=1)
         cols.append(col)
         values.append(g[rows, col])
         g[rows, col] = np.inf
-    for col, value in zip(reversed(cols), reversed(values)):  # restore (the same column may repeat when N <= k)
+    following = g.min(axis=1)
+    for col, value in zip(reversed(cols), reversed(values)):  # restore (the same column may repeat when N < k)
         g[rows, col] = value
-    threshold = np.minimum(values[k - 1] + margin, limit)
-    full = values[k] <= threshold
-    best_rows, rank = np.nonzero((np.stack(values[:k], axis=1) <= threshold[:, None]) & ~full[:, None])
-    best_cols = np.stack(cols[:k], axis=1)[best_rows, rank]
+    threshold = np.minimum(values[-1] + margin, limit)
+    full = following <= threshold
+    best_rows, rank = np.nonzero((np.stack(values, axis=1) <= threshold[:, None]) & ~full[:, None])
+    best_cols = np.stack(cols, axis=1)[best_rows, rank]
     full = np.flatnonzero(full)
     full_rows, full_cols = np.nonzero(g[full] <= threshold[full, None])
     return np.concatenate([best_rows, full[full_rows]]), np.concatenate([best_cols, full_cols])

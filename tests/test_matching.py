@@ -161,8 +161,8 @@ def _related_pair(n_a, n_b, dim, seed) -> tuple[np.ndarray, np.ndarray]:
     """Unit descriptors; half of B are copies of rows of A with noise of random strength (nearest distances
     spread across 0.8), the other half unrelated."""
     rng = np.random.default_rng(seed)
-    desc_a = _unit(rng.normal(size=(n_a, dim)).reshape(n_a, dim))
-    desc_b = _unit(rng.normal(size=(n_b, dim)).reshape(n_b, dim))
+    desc_a = _unit(rng.normal(size=(n_a, dim)))
+    desc_b = _unit(rng.normal(size=(n_b, dim)))
     near = n_b // 2 if n_a else 0
     noise = rng.normal(size=(near, dim)) * rng.uniform(0.1, 1.2, size=(near, 1)) / np.sqrt(dim)
     desc_b[:near] = _unit(desc_a[rng.integers(0, max(n_a, 1), near)] + noise)
