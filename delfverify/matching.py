@@ -14,11 +14,14 @@ Two methods give identical matches (``MatchConfig.method``):
   those. Exact ties among the reported neighbours (equal float64 distances: duplicate descriptors) are resolved
   by asking cKDTree about just those descriptors, because cKDTree picks among ties by its traversal order.
 - ``"auto"`` (default): ``choose_method``, brute force for descriptors of 8 or more dimensions once
-  ``N_a * N_b >= 200 * 200``, else the KD-tree. Measured with one BLAS thread (2-core AMD EPYC, half of B
-  near copies of A, bound 0.8 with and without ratio 0.8 + mutual): the KD-tree is faster at every size up to
-  4,000 in 2 to 6 dimensions; brute force overtakes it at about 200 features per image in 8 to 16 dimensions
-  and about 100-150 in 40 (DELF) and 128 (RootSIFT), and is 7-10x faster at 1,000 features in 40 and 128
-  dimensions (``benchmarks/bench_matching.py``).
+  ``N_a * N_b >= 200 * 200``, else the KD-tree. Measured with one BLAS thread on a 2-core AMD EPYC
+  (``benchmarks/bench_matching.py --crossover``: unit vectors, half of B near copies of A, bound 0.8): the
+  KD-tree wins in 2 to 6 dimensions at every size up to 4,000 features (brute force is at best 1.1x faster
+  there); brute force overtakes it at about 200 features per image in 8 to 16 dimensions and about 100 in 40
+  (DELF's) and 128 (RootSIFT's), and is about 9x faster there at 1,000 features and 11-15x at 4,000.
+
+Brute force runs in BLAS, which starts a thread per core in every process: worker processes call
+``limit_blas_threads`` so that together they stay within the cores.
 """
 
 from __future__ import annotations
