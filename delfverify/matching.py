@@ -136,10 +136,11 @@ def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, config: MatchConfi
 def limit_blas_threads(workers: int, cores: int):
     """Cap this process's BLAS threads so that ``workers`` tasks running at once use at most ``cores`` cores.
 
-    Each process gets ``max(1, cores // workers)`` threads. Call it in every worker process before it matches
-    (for example where the worker builds its verifier) and keep the returned object: the cap holds until its
-    ``restore_original_limits()``, or use it as a context manager to restore the previous limits on exit. It
-    applies to the BLAS libraries loaded when it is called (numpy's is: this module imports numpy).
+    Each process gets ``max(1, cores // workers)`` threads. Call it once in every worker process before it
+    matches (for example where the worker builds its verifier): the cap then holds for the life of the process.
+    Used as a context manager, or through the returned object's ``restore_original_limits()``, it restores the
+    previous limits. It applies to the BLAS libraries loaded when it is called (numpy's is: this module imports
+    numpy).
 
     Parameters
     ----------

@@ -351,6 +351,14 @@ def test_limit_blas_threads_shares_the_cores_between_workers(workers, cores, thr
     assert _blas_threads() == before
 
 
+def test_limit_blas_threads_holds_without_a_with_block_until_restored():
+    before = _blas_threads()
+    limiter = limit_blas_threads(8, 4)
+    assert _blas_threads() == {1}
+    limiter.restore_original_limits()
+    assert _blas_threads() == before
+
+
 @pytest.mark.parametrize("kwargs, name", [({"workers": 0, "cores": 2}, "workers"), ({"workers": 2, "cores": 0}, "cores"),
                                           ({"workers": 1.5, "cores": 2}, "workers")])
 def test_limit_blas_threads_invalid_values_raise_value_error_naming_parameter(kwargs, name):
