@@ -41,7 +41,8 @@ class MatchConfig:
     Attributes
     ----------
     max_distance : float
-        Largest Euclidean distance between matched descriptors (``distance_upper_bound`` of the KD-tree query).
+        Matched descriptors are strictly closer than this Euclidean distance (``distance_upper_bound`` of the
+        KD-tree query, which compares the float64 squared distance with ``max_distance ** 2``).
     ratio : float or None
         Lowe's ratio test threshold in (0, 1]; ``None`` disables it.
     mutual : bool

@@ -255,9 +255,11 @@ def test_brute_equals_kdtree_with_bound_right_at_a_distance():
     desc_a, desc_b = _related_pair(200, 200, 128, seed=3)
     nearest, _ = matching._query_kdtree(desc_a, desc_b, 1, 2.5)  # float64, as cKDTree compares them
     for distance in np.sort(nearest[:, 0])[[30, 100]]:
+        found = {}
         for bound in (distance, np.nextafter(distance, 0), np.nextafter(distance, 3), np.float32(distance)):
-            _same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=float(bound)))
+            found[bound] = len(_same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=float(bound))))
             _same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=float(bound), ratio=0.9, mutual=True))
+        assert found[np.nextafter(distance, 3)] == found[np.nextafter(distance, 0)] + 1  # the bound decided
 
 
 def test_brute_equals_kdtree_with_ratio_right_at_a_distance_ratio():
