@@ -191,7 +191,8 @@ def _query_brute(data: np.ndarray, queries: np.ndarray, k: int, bound: float) ->
     n, dim = data.shape
     # Scaled by a power of two (exact) so that float32 squares neither overflow nor underflow. An extra column
     # (|a|^2 against 1) makes one matrix product give g.
-    scale = 2.0 ** -np.frexp(max(data.max(), -data.min(), queries.max(), -queries.min()))[1]
+    largest = max(abs(float(x)) for x in (data.min(), data.max(), queries.min(), queries.max()))
+    scale = 2.0 ** -np.frexp(largest)[1]
     data32 = np.empty((n, dim + 1), np.float32)
     np.multiply(data, -2 * scale, out=data32[:, :dim], dtype=np.float64, casting="same_kind")
     sq_data = np.einsum("ij,ij->i", data32[:, :dim], data32[:, :dim], dtype=np.float64) / 4
