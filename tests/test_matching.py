@@ -286,6 +286,13 @@ def test_brute_equals_kdtree_on_float64_descriptors():
     _same_as_kdtree(desc_a, desc_b.astype(np.float64), MatchConfig(ratio=0.8, mutual=True))
 
 
+@pytest.mark.parametrize("dtype, scale", [(np.float16, 1.0), (np.uint8, 512.0)])  # uint8: raw-SIFT-like bytes
+def test_brute_equals_kdtree_on_half_and_byte_descriptors(dtype, scale):
+    desc_a, desc_b = _related_pair(100, 100, 128, seed=9)
+    desc_a, desc_b = (np.abs(desc_a) * scale).astype(dtype), (np.abs(desc_b) * scale).astype(dtype)
+    assert len(_same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=0.8 * scale, ratio=0.9, mutual=True))) > 10
+
+
 @pytest.mark.parametrize("method", ["brute", "kdtree", "auto"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_match_descriptors_non_finite_raises_value_error(method, bad):
