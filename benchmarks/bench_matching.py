@@ -15,8 +15,9 @@ run past 1,000 features: it is slow and steady).
 
 Reported per set and feature count: milliseconds per pair for each method, their ratio, the method ``auto``
 chose, how many pairs gave identical matches (pairs and distances), and the time of the bare float32 matrix
-product ``B @ A.T`` into a preallocated array on the same pairs (the floor for any BLAS brute force). ``--crossover`` adds the KD-tree /
-brute time ratio over dimensions and sizes: the measurement behind ``choose_method``.
+product ``B @ A.T`` into a preallocated array on the same pairs (the floor for any BLAS brute force).
+``--crossover`` adds the KD-tree / brute time ratio over dimensions and sizes: the measurement behind
+``choose_method``.
 """
 
 from __future__ import annotations

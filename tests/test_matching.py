@@ -368,8 +368,11 @@ def test_limit_blas_threads_holds_without_a_with_block_until_restored():
     assert _blas_threads() == before
 
 
-@pytest.mark.parametrize("kwargs, name", [({"workers": 0, "cores": 2}, "workers"), ({"workers": 2, "cores": 0}, "cores"),
-                                          ({"workers": 1.5, "cores": 2}, "workers")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"workers": 0, "cores": 2}, "workers"), ({"workers": 2, "cores": 0}, "cores"),
+     ({"workers": 1.5, "cores": 2}, "workers")],
+)
 def test_limit_blas_threads_invalid_values_raise_value_error_naming_parameter(kwargs, name):
     with pytest.raises(ValueError, match=name):
         limit_blas_threads(**kwargs)
