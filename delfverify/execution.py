@@ -8,8 +8,8 @@ the same results:
 
 In this process the batches run on the caller's verifier itself. Work that leaves the process is described by a
 ``WorkerSpec`` (the verifier's settings, extractor object included, which must therefore be picklable); each
-worker process rebuilds the verifier once per spec, limited to one thread, so a DELF model is loaded once per
-process. With local processes or Dask, the feature store must be on a path every worker can reach.
+worker process rebuilds the verifier once per spec, with its share of the cores, so a DELF model is loaded once
+per process. With local processes or Dask, the feature store must be on a path every worker can reach.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .errors import DelfverifyError
 from .images import ImageError
+from .matching import limit_blas_threads
 from .verifier import Verifier
 
 logger = logging.getLogger(__name__)
@@ -103,10 +104,15 @@ def verify_batch(verifier: Verifier, items: Sequence[PairItem]) -> VerifiedBatch
 
 @dataclass(frozen=True, eq=False)
 class WorkerSpec:
-    """A verifier's settings sent to worker processes, and a key naming them (equal keys: equal verifiers)."""
+    """A verifier's settings sent to worker processes, and a key naming them (equal keys: equal verifiers).
+
+    ``concurrent`` is how many workers run at once on one machine (local processes), or ``None`` when that is not
+    known (a Dask cluster: then one per core is assumed). Each worker uses ``cores // concurrent`` threads.
+    """
 
     key: str
     settings: Mapping[str, Any]
+    concurrent: int | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, WorkerSpec) and other.key == self.key
@@ -117,10 +123,14 @@ class WorkerSpec:
 
 @functools.lru_cache(maxsize=4)
 def _worker_verifier(spec: WorkerSpec) -> Verifier:
-    """The verifier of a spec, built once per worker process and limited to one thread: the workers already
-    share the cores between them (OpenCV's SIFT alone would use about 1.5 cores)."""
+    """The verifier of a spec, built once per worker process, with its share of the cores: the extractor's
+    threads (OpenCV's SIFT alone would use about 1.5 cores) and BLAS's (the matcher's products) together stay
+    within the cores, whatever the number of workers."""
     verifier = Verifier(**spec.settings)
-    verifier.extractor.limit_threads(1)
+    cores = default_workers()
+    concurrent = spec.concurrent or cores
+    verifier.extractor.limit_threads(max(1, cores // concurrent))
+    limit_blas_threads(concurrent, cores)
     return verifier
 
 
@@ -168,7 +178,8 @@ class Runner:
         self._spec = None
         if self.distributed:
             settings = verifier.settings()
-            self._spec = WorkerSpec(f"{verifier.pair_fingerprint}:{settings['cache_dir']}", settings)
+            self._spec = WorkerSpec(f"{verifier.pair_fingerprint}:{settings['cache_dir']}", settings,
+                                    None if scheduler is not None else workers)
         self._pool = None
         self._client = None
 

@@ -79,7 +79,8 @@ class Verifier:
     def pair_fingerprint(self) -> str:
         """Identifies everything that determines a pair's inlier count (features, matching, RANSAC)."""
         return short_hash(
-            {"features": self.features_fingerprint, "match": asdict(self.match), "ransac": asdict(self.ransac)}
+            {"features": self.features_fingerprint, "match": self.match.fingerprint_fields(),
+             "ransac": asdict(self.ransac)}
         )
 
     def settings(self) -> dict[str, Any]:

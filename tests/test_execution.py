@@ -3,6 +3,8 @@ once; in-process runs use the caller's verifier."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,17 @@ def test_more_workers_than_cores_are_capped_with_a_warning(tmp_path, caplog):
         runner = Runner(Verifier("rootsift", cache_dir=tmp_path), workers=1000)
     assert runner.workers == default_workers()
     assert "1000 worker processes asked for" in caplog.text
+
+
+def test_a_worker_takes_its_share_of_the_cores_for_blas(tmp_path):
+    """Workers x BLAS threads stay within the cores: with as many workers as cores, one BLAS thread each."""
+    code = (
+        "from threadpoolctl import threadpool_info\n"
+        "from delfverify.execution import WorkerSpec, _worker_verifier, default_workers\n"
+        "from delfverify import Verifier\n"
+        f"settings = Verifier(cache_dir={str(tmp_path)!r}).settings()\n"
+        "_worker_verifier(WorkerSpec('k', settings, default_workers()))\n"
+        "print({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'})\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "{1}"
