@@ -70,25 +70,20 @@ def gallery_order(ids: Sequence[str], how: str, seed: int, label: str) -> list[s
         rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
         return [ids[i] for i in rng.permutation(n)]
     if how == "spread":
-        taken = np.zeros(n, bool)
-        order: list[int] = []
-        for t in range(4 * n):
-            index = int(_van_der_corput(t) * n)
-            if not taken[index]:
-                taken[index] = True
-                order.append(index)
-        order += np.flatnonzero(~taken).tolist()
-        return [ids[i] for i in order]
+        # The first position each t in 0, 1, 2, ... reaches is the next photo; the rest follow in gallery order.
+        reached = (_van_der_corput(np.arange(4 * n)) * n).astype(np.int64)
+        first = np.unique(reached, return_index=True)
+        order = first[0][np.argsort(first[1], kind="stable")]
+        rest = np.setdiff1d(np.arange(n), order, assume_unique=True)
+        return [ids[i] for i in np.concatenate([order, rest])]
     raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {how!r}")
 
 
-def _van_der_corput(t: int) -> float:
-    """0, 1/2, 1/4, 3/4, 1/8, 5/8, ...: the bits of t mirrored behind the binary point."""
-    value, denominator = 0.0, 1.0
-    while t:
-        denominator *= 2
-        value += (t & 1) / denominator
-        t >>= 1
+def _van_der_corput(t: np.ndarray) -> np.ndarray:
+    """0, 1/2, 1/4, 3/4, 1/8, 5/8, ...: the bits of each t mirrored behind the binary point."""
+    value = np.zeros(t.shape)
+    for bit in range(int(t.max(initial=0)).bit_length()):
+        value += ((t >> bit) & 1) / 2.0 ** (bit + 1)
     return value
 
 

@@ -179,6 +179,22 @@ def test_gallery_order_spread_is_a_permutation_with_spread_prefixes(n):
             assert max(np.diff(positions)) <= -(-n // k) + 1
 
 
+def _spread_by_definition(n: int) -> list[int]:
+    """Positions 0, n/2, n/4, 3n/4, ...: each t's mirrored bits times n, first visits only, then the rest."""
+    order: list[int] = []
+    for t in range(4 * n):
+        mirrored = sum(((t >> b) & 1) / 2 ** (b + 1) for b in range(t.bit_length()))
+        if int(mirrored * n) not in order:
+            order.append(int(mirrored * n))
+    return order + [i for i in range(n) if i not in order]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 6, 7, 9, 31, 100, 257])
+def test_gallery_order_spread_follows_its_definition(n):
+    ids = [f"g{i:03d}" for i in range(n)]
+    assert gallery_order(ids, "spread", 0, "x") == [ids[i] for i in _spread_by_definition(n)]
+
+
 def test_gallery_order_random_is_seeded_and_deterministic():
     ids = [f"g{i}" for i in range(20)]
     order = gallery_order(ids, "random", 3, "eiffel")
