@@ -18,7 +18,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import IO, BinaryIO, Iterator, Mapping
+from typing import IO, BinaryIO, Iterable, Iterator
 
 from .errors import DelfverifyError
 
@@ -136,8 +136,8 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
             continue
 
 
-def check_outputs(outputs: Mapping[str, str | os.PathLike | None],
-                  inputs: Mapping[str, str | os.PathLike | None] | None = None) -> None:
+def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]],
+                  inputs: Iterable[tuple[str, str | os.PathLike | None]] = ()) -> None:
     """Refuse outputs that collide with an input or with each other, or that cannot be written; writes nothing.
 
     Call it before any work, so that a bad output path never costs a run. Two paths are the same file when they
@@ -146,16 +146,16 @@ def check_outputs(outputs: Mapping[str, str | os.PathLike | None],
 
     Parameters
     ----------
-    outputs, inputs : mapping of str to path or None
-        What each path is (e.g. ``"output"``, ``"the predictions file"``) and the path; ``None`` is skipped.
+    outputs, inputs : iterable of (str, path or None)
+        What each file is (e.g. ``"the output"``, ``"the predictions file"``) and its path; ``None`` is skipped.
 
     Raises
     ------
     OutputError
         Naming the output, what it collides with, or why it cannot be written.
     """
-    written = [(name, Path(p)) for name, p in outputs.items() if p is not None]
-    read = [(name, Path(p)) for name, p in (inputs or {}).items() if p is not None]
+    written = [(name, Path(p)) for name, p in outputs if p is not None]
+    read = [(name, Path(p)) for name, p in inputs if p is not None]
     for i, (name, path) in enumerate(written):
         for other_name, other in read + written[:i]:
             if _same_file(path, other):

@@ -149,31 +149,31 @@ def test_outputs_that_are_an_input_are_refused_through_any_path(tmp_path):
     for spelling in [predictions, data / "sub" / ".." / "predictions.csv", tmp_path / "link.csv",
                      tmp_path / "hard.csv", Path(os.path.relpath(predictions))]:
         with pytest.raises(OutputError) as error:
-            check_outputs({"output": spelling}, {"the predictions file": predictions})
-        assert str(error.value) == (f"{spelling}: output would overwrite the predictions file ({predictions}), the "
-                                    f"same file; choose another path")
+            check_outputs([("the output", spelling)], [("the predictions file", predictions)])
+        assert str(error.value) == (f"{spelling}: the output would overwrite the predictions file ({predictions}), "
+                                    f"the same file; choose another path")
     assert _listing(tmp_path) == before
 
 
 def test_outputs_that_collide_with_each_other_are_refused(tmp_path):
-    with pytest.raises(OutputError, match="details would overwrite output"):
-        check_outputs({"output": tmp_path / "out.csv", "details": tmp_path / "x" / ".." / "out.csv"})
+    with pytest.raises(OutputError, match="the details file would overwrite the output"):
+        check_outputs([("the output", tmp_path / "out.csv"), ("the details file", tmp_path / "x" / ".." / "out.csv")])
     (tmp_path / "link.csv").symlink_to(tmp_path / "not-yet.csv")  # a link to a file not written yet
-    with pytest.raises(OutputError, match="details would overwrite output"):
-        check_outputs({"output": tmp_path / "not-yet.csv", "details": tmp_path / "link.csv"})
-    check_outputs({"output": tmp_path / "out.csv", "details": tmp_path / "details.csv", "plot": None},
-                  {"the gallery file": None})
+    with pytest.raises(OutputError, match="the details file would overwrite the output"):
+        check_outputs([("the output", tmp_path / "not-yet.csv"), ("the details file", tmp_path / "link.csv")])
+    check_outputs([("the output", tmp_path / "out.csv"), ("the details file", tmp_path / "details.csv"),
+                   ("the plot", None)], [("the gallery file", None)])
     assert _listing(tmp_path) == ["link.csv"]  # nothing created, not even the missing folder "x"
 
 
 def test_outputs_that_cannot_be_written_are_refused(tmp_path):
     (tmp_path / "folder").mkdir()
     (tmp_path / "file.csv").write_text("a file, not a folder\n")
-    with pytest.raises(OutputError, match=r"folder: output is a directory; give a file name"):
-        check_outputs({"output": tmp_path / "folder"})
-    with pytest.raises(OutputError, match=r"cannot write output: .*file.csv is not a directory"):
-        check_outputs({"output": tmp_path / "file.csv" / "deeper" / "out.csv"})
-    check_outputs({"output": tmp_path / "new" / "deeper" / "out.csv"})  # missing folders are created when written
+    with pytest.raises(OutputError, match=r"folder: the output is a directory; give a file name"):
+        check_outputs([("the output", tmp_path / "folder")])
+    with pytest.raises(OutputError, match=r"cannot write the output: .*file.csv is not a directory"):
+        check_outputs([("the output", tmp_path / "file.csv" / "deeper" / "out.csv")])
+    check_outputs([("the output", tmp_path / "new" / "deeper" / "out.csv")])  # missing folders are created when written
     assert not (tmp_path / "new").exists()
 
 
@@ -218,11 +218,11 @@ def test_outputs_without_write_permission_are_refused():
         read_only = open_folder / "read-only.csv"
         read_only.write_text("keep me\n")
         read_only.chmod(0o444)
-        assert _in_unprivileged_child(lambda: check_outputs({"output": open_folder / "out.csv"})) == ""
-        assert _in_unprivileged_child(lambda: check_outputs({"output": closed_folder / "out.csv"})) == (
-            f"{closed_folder / 'out.csv'}: no permission to write output in {closed_folder}")
-        assert _in_unprivileged_child(lambda: check_outputs({"output": closed_folder / "a" / "b.csv"})) == (
-            f"{closed_folder / 'a' / 'b.csv'}: no permission to write output in {closed_folder}")
-        assert _in_unprivileged_child(lambda: check_outputs({"output": read_only})) == (
-            f"{read_only}: no permission to write output")
+        assert _in_unprivileged_child(lambda: check_outputs([("the output", open_folder / "out.csv")])) == ""
+        assert _in_unprivileged_child(lambda: check_outputs([("the output", closed_folder / "out.csv")])) == (
+            f"{closed_folder / 'out.csv'}: no permission to write the output in {closed_folder}")
+        assert _in_unprivileged_child(lambda: check_outputs([("the output", closed_folder / "a" / "b.csv")])) == (
+            f"{closed_folder / 'a' / 'b.csv'}: no permission to write the output in {closed_folder}")
+        assert _in_unprivileged_child(lambda: check_outputs([("the output", read_only)])) == (
+            f"{read_only}: no permission to write the output")
         assert read_only.read_text() == "keep me\n"

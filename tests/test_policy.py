@@ -435,7 +435,8 @@ def _one_band(**fields) -> dict:
 @pytest.mark.parametrize("doc, message", [
     (_one_band(k=10**12), "policy.bands[0].k: must be an integer in [1, 1000], got 1000000000000"),
     (_one_band(k=1001), "policy.bands[0].k: must be an integer in [1, 1000], got 1001"),
-    ({"mode": "additive", "fusion": {"k": 10**12}}, "policy.fusion.k: must be an integer in [1, 1000], got 1000000000000"),
+    ({"mode": "additive", "fusion": {"k": 10**12}},
+     "policy.fusion.k: must be an integer in [1, 1000], got 1000000000000"),
     (_one_band(min_inliers=10**7), "policy.bands[0].min_inliers: must be an integer in [0, 1000000], got 10000000"),
     (_one_band(boost_inliers=-1), "policy.bands[0].boost_inliers: must be an integer in [0, 1000000], got -1"),
     ({**_one_band(), "frequency_penalty": {"max_share": 0.1, "factor": 0.5, "below_inliers": -3}},
