@@ -48,8 +48,9 @@ class RansacConfig:
         one photo matched to a few points of the other (star fields, coins), and give unrelated photos dozens
         of "inliers".
     seed : int
-        Seed of the ``skimage`` engine. ``opencv``'s RANSAC uses its own fixed internal seed (``cv2.setRNGSeed``
-        does not reach it), so it is deterministic whatever this value. Same input and seed, same result.
+        Seed of the ``skimage`` engine, >= 0. ``opencv``'s RANSAC uses its own fixed internal seed
+        (``cv2.setRNGSeed`` does not reach it), so it is deterministic whatever this value. Same input and seed, same
+        result.
     """
 
     engine: str = "opencv"
@@ -73,6 +74,8 @@ class RansacConfig:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
         if not self.max_scale_change > 1:
             raise ValueError(f"max_scale_change must be > 1, got {self.max_scale_change}")
+        if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
 
 @dataclass(frozen=True)
