@@ -179,6 +179,7 @@ def _cmd_gap(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from .fileio import check_outputs
     from .images import ImageDirectory
+    from .metrics import match_predictions
     from .pipeline import Photos, open_session
     from .plotting import plot_tuning
     from .policy import MAX_K, save_policy
@@ -200,6 +201,11 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     config = TuneConfig(folds=args.folds, seed=args.cv_seed, space=space)
     predictions = [read_predictions(path) for path in args.predictions]
     truth = read_solution(args.truth)
+    for path, table in zip(args.predictions, predictions):  # ids missing from the truth: fail before any work
+        try:
+            match_predictions(table.table, truth.table)
+        except ValueError as exc:
+            raise CLIError(f"{path} against {args.truth}: {exc}") from None
     try:
         assign_folds(truth, config.folds, config.seed)  # too few landmark queries: fail before reading any image
     except ValueError as exc:
