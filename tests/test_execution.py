@@ -289,3 +289,19 @@ def test_a_dask_scheduler_given_by_address_runs_the_batches(dask_cluster, tmp_pa
         results = [r for batch in runner.map(extract_batch, [items[:1], items[1:]]) for r in batch]
     assert sorted(key for key, _, _ in results) == sorted(item.key for item in items)
     assert all(error == "" for _, error, _ in results)
+
+
+@pytest.mark.slow
+def test_a_batch_that_kills_its_dask_worker_is_an_error_naming_the_scheduler(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                     dashboard_address=None) as cluster:
+        with pytest.raises(WorkerError) as info, \
+                Runner(Verifier("rootsift", cache_dir=tmp_path), scheduler=cluster.scheduler_address) as runner:
+            list(runner.map(_always_die, [[1]]))
+    assert str(info.value).startswith(f"Dask scheduler {cluster.scheduler_address}: a batch killed the workers that "
+                                      f"ran it (")
+    assert str(info.value).endswith("); check the workers' memory and logs")
