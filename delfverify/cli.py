@@ -27,6 +27,7 @@ from .execution import default_workers
 from .extractors import DEFAULT_EXTRACTOR, EXTRACTORS
 from .extractors.delf import DEFAULT_HANDLE
 from .images import DEFAULT_MAX_SIDE
+from .matching import METHODS, MatchConfig
 from .store import default_cache_dir
 from .verification import ENGINES, RansacConfig
 
@@ -49,6 +50,9 @@ def add_verifier_options(parser: argparse.ArgumentParser) -> None:
                        help="local features (default: %(default)s; delf needs the TF-Hub model, see --model)")
     group.add_argument("--model", default=None,
                        help=f"delf only: TF-Hub handle or local model directory (default: {DEFAULT_HANDLE})")
+    group.add_argument("--matcher", choices=METHODS, default=MatchConfig().method,
+                       help="nearest neighbours: kdtree (the research's) or brute (BLAS), identical matches; auto "
+                            "picks the faster (default: %(default)s)")
     group.add_argument("--engine", choices=ENGINES, default=_RANSAC.engine,
                        help="RANSAC implementation (default: %(default)s)")
     group.add_argument("--seed", type=int, default=_RANSAC.seed,
@@ -70,7 +74,10 @@ def verifier_options(args: argparse.Namespace) -> dict[str, Any]:
         raise CLIError(f"--max-side must be a positive integer, got {args.max_side}")
     if args.seed < 0:
         raise CLIError(f"--seed must be a non-negative integer, got {args.seed}")
-    return {"features": args.features, "model": args.model, "max_side": args.max_side,
+    from .extractors import extractor_class
+
+    match = dataclasses.replace(extractor_class(args.features).match, method=args.matcher)
+    return {"features": args.features, "model": args.model, "max_side": args.max_side, "match": match,
             "ransac": RansacConfig(engine=args.engine, seed=args.seed)}
 
 

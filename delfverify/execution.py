@@ -8,8 +8,8 @@ the same results:
 
 In this process the batches run on the caller's verifier itself. Work that leaves the process is described by a
 ``WorkerSpec`` (the verifier's settings, extractor object included, which must therefore be picklable); each
-worker process rebuilds the verifier once per spec, limited to one thread, so a DELF model is loaded once per
-process. With local processes or Dask, the feature store must be on a path every worker can reach.
+worker process rebuilds the verifier once per spec, with its share of the cores, so a DELF model is loaded once
+per process. With local processes or Dask, the feature store must be on a path every worker can reach.
 
 When things go wrong:
 
@@ -38,12 +38,13 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .errors import DelfverifyError
 from .images import ImageError
+from .matching import limit_blas_threads
 from .verifier import Verifier
 
 logger = logging.getLogger(__name__)
@@ -64,10 +65,12 @@ class WorkerError(DelfverifyError):
 
 @dataclass(frozen=True)
 class ImageItem:
-    """An image to extract: its content hash and file."""
+    """An image to extract: its content hash and file, and the file's bytes when they were already read (to hash
+    it), so that it is not read twice."""
 
     key: str
     path: str
+    data: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def extract_batch(verifier: Verifier, items: Sequence[ImageItem]) -> list[tuple[
     for item in items:
         before = verifier.extracted
         try:
-            verifier.features_of(item.path, key=item.key)
+            verifier.features_of(item.path if item.data is None else item.data, key=item.key, source=item.path)
             out.append((item.key, "", verifier.extracted > before))
         except ImageError as exc:
             out.append((item.key, str(exc), False))
@@ -134,10 +137,15 @@ def verify_batch(verifier: Verifier, items: Sequence[PairItem]) -> VerifiedBatch
 
 @dataclass(frozen=True, eq=False)
 class WorkerSpec:
-    """A verifier's settings sent to worker processes, and a key naming them (equal keys: equal verifiers)."""
+    """A verifier's settings sent to worker processes, and a key naming them (equal keys: equal verifiers).
+
+    ``concurrent`` is how many workers run at once on one machine (local processes), or ``None`` when that is not
+    known (a Dask cluster: then one per core is assumed). Each worker uses ``cores // concurrent`` threads.
+    """
 
     key: str
     settings: Mapping[str, Any]
+    concurrent: int | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, WorkerSpec) and other.key == self.key
@@ -148,10 +156,14 @@ class WorkerSpec:
 
 @functools.lru_cache(maxsize=4)
 def _worker_verifier(spec: WorkerSpec) -> Verifier:
-    """The verifier of a spec, built once per worker process and limited to one thread: the workers already
-    share the cores between them (OpenCV's SIFT alone would use about 1.5 cores)."""
+    """The verifier of a spec, built once per worker process, with its share of the cores: the extractor's
+    threads (OpenCV's SIFT alone would use about 1.5 cores) and BLAS's (the matcher's products) together stay
+    within the cores, whatever the number of workers."""
     verifier = Verifier(**spec.settings)
-    verifier.extractor.limit_threads(1)
+    cores = default_workers()
+    concurrent = spec.concurrent or cores
+    verifier.extractor.limit_threads(max(1, cores // concurrent))
+    limit_blas_threads(concurrent, cores)
     return verifier
 
 
@@ -194,7 +206,8 @@ class Runner:
     verifier : Verifier
         Used directly in this process, or rebuilt from its settings by each worker.
     workers : int
-        Local worker processes; 1 runs in this process.
+        Local worker processes; 1 runs in this process. More than the machine's cores are capped at the cores,
+        with a warning.
     scheduler : str or distributed.Client, optional
         Address of a Dask distributed scheduler (``tcp://host:8786``) or a client; then ``workers`` is ignored
         and the cluster's workers run the batches.
@@ -211,6 +224,11 @@ class Runner:
     def __init__(self, verifier: Verifier, workers: int = 1, scheduler=None, in_process: bool | None = None):
         if not (isinstance(workers, int) and workers >= 1):
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        cores = default_workers()
+        if workers > cores:
+            logger.warning("%d worker processes asked for on %d cores; using %d (more only compete for the cores)",
+                           workers, cores, cores)
+            workers = cores
         self.verifier = verifier
         self.workers = workers
         self.scheduler = scheduler
@@ -220,7 +238,8 @@ class Runner:
         self._spec = None
         if self.distributed:
             settings = verifier.settings()
-            self._spec = WorkerSpec(f"{verifier.pair_fingerprint}:{settings['cache_dir']}", settings)
+            self._spec = WorkerSpec(f"{verifier.pair_fingerprint}:{settings['cache_dir']}", settings,
+                                    None if scheduler is not None else workers)
         self._pool = None
         self._client = None
 

@@ -87,7 +87,7 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int) -> bytes:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", **open_args) -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "w", *, durable: bool = True, **open_args) -> Iterator[IO]:
     """Open a temporary file for writing; on success it replaces ``path``, on error it is removed.
 
     The new file has the permissions a plain write would give it: those of the file it replaces, or ``0666``
@@ -99,6 +99,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_args) -> Itera
         The final file. Its folder is created if missing.
     mode : {"w", "wb"}
         Text or binary.
+    durable : bool
+        Flush the data to disk (``fsync``) before the rename, so that a power cut cannot leave an empty file.
+        Cache entries that are recomputed when missing or damaged skip it: it costs a disk round trip each.
     **open_args
         Passed to ``open`` (e.g. ``newline=""``, ``encoding="utf-8"``).
     """
@@ -117,7 +120,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_args) -> Itera
         with os.fdopen(fd, mode, **open_args) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

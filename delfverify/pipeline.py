@@ -20,7 +20,7 @@ import os
 import tempfile
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Collection, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -30,11 +30,11 @@ from .execution import ImageItem, PairItem, Runner, batched, extract_batch, veri
 from .extractors import DEFAULT_EXTRACTOR
 from .features import Extractor
 from .fileio import atomic_write, check_outputs
-from .images import DEFAULT_MAX_SIDE, ImageDirectory, ImageError, ImageLookupError
+from .images import DEFAULT_MAX_SIDE, ImageDirectory, ImageError, ImageLookupError, read_bytes
 from .journal import PairJournal
 from .matching import MatchConfig
 from .policy import BUILTINS, SELECTIONS, Policy, load_policy
-from .store import default_cache_dir
+from .store import content_hash, default_cache_dir
 from .tables import Gallery, Predictions, read_gallery, read_predictions, write_predictions
 from .verification import RansacConfig
 from .verifier import Verifier
@@ -46,6 +46,8 @@ ON_MISSING = ("keep", "suppress")
 STATUSES = ("verified", "suppressed", "boosted", "skipped", "no_gallery", "error", "no_prediction")
 #: Predictions handled per chunk; memory for pairs and tasks stays bounded by this.
 CHUNK_SIZE = 10_000
+#: Bytes of image files read to hash them that are kept, per chunk, to extract them without reading them again.
+READ_ONCE_BYTES = 256 * 2**20
 #: Columns of ``RerankResult.details``.
 DETAILS_COLUMNS = ("id", "label", "band", "old_confidence", "new_confidence", "gallery_ids", "inliers", "status",
                    "reason")
@@ -68,25 +70,20 @@ def gallery_order(ids: Sequence[str], how: str, seed: int, label: str) -> list[s
         rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
         return [ids[i] for i in rng.permutation(n)]
     if how == "spread":
-        taken = np.zeros(n, bool)
-        order: list[int] = []
-        for t in range(4 * n):
-            index = int(_van_der_corput(t) * n)
-            if not taken[index]:
-                taken[index] = True
-                order.append(index)
-        order += np.flatnonzero(~taken).tolist()
-        return [ids[i] for i in order]
+        # The first position each t in 0, 1, 2, ... reaches is the next photo; the rest follow in gallery order.
+        reached = (_van_der_corput(np.arange(4 * n)) * n).astype(np.int64)
+        first = np.unique(reached, return_index=True)
+        order = first[0][np.argsort(first[1], kind="stable")]
+        rest = np.setdiff1d(np.arange(n), order, assume_unique=True)
+        return [ids[i] for i in np.concatenate([order, rest])]
     raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {how!r}")
 
 
-def _van_der_corput(t: int) -> float:
-    """0, 1/2, 1/4, 3/4, 1/8, 5/8, ...: the bits of t mirrored behind the binary point."""
-    value, denominator = 0.0, 1.0
-    while t:
-        denominator *= 2
-        value += (t & 1) / denominator
-        t >>= 1
+def _van_der_corput(t: np.ndarray) -> np.ndarray:
+    """0, 1/2, 1/4, 3/4, 1/8, 5/8, ...: the bits of each t mirrored behind the binary point."""
+    value = np.zeros(t.shape)
+    for bit in range(int(t.max(initial=0)).bit_length()):
+        value += ((t >> bit) & 1) / 2.0 ** (bit + 1)
     return value
 
 
@@ -222,16 +219,25 @@ class _Gather:
         self.photos = photos
         self.fingerprint = session.verifier.pair_fingerprint
         self.gallery_images: dict[str, ImageItem | str] = {}
+        self.kept: dict[str, bytes] = {}  # bytes of images to extract, read to hash them (this chunk)
+        self.kept_size = 0
 
     def _image(self, cache: dict, kind: str, image_id: str, directory: ImageDirectory,
                path: str = "") -> ImageItem | str:
-        """The image of an id (content hash and file), or why it cannot be read."""
+        """The image of an id (content hash and file), or why it cannot be read. The file is read once: an image
+        whose features must be extracted keeps its bytes for that (within ``READ_ONCE_BYTES``)."""
         if image_id not in cache:
             try:
                 file = directory.find(image_id, path)
-                cache[image_id] = ImageItem(self.session.verifier.key(file), str(file))
+                data = read_bytes(file)
             except (ImageError, ImageLookupError) as exc:
                 cache[image_id] = f"{kind} image: {exc}"
+                return cache[image_id]
+            key = content_hash(data)
+            if self.kept_size + len(data) <= READ_ONCE_BYTES and not self.session.verifier.has_features(key):
+                self.kept[key] = data
+                self.kept_size += len(data)
+            cache[image_id] = ImageItem(key, str(file))
         return cache[image_id]
 
     def look_up(self, ids: Sequence[str], plan: PairPlan, rows: range) -> "_Pending":
@@ -266,7 +272,8 @@ class _Gather:
         runner, verifier, journal = self.session.runner, self.session.verifier, self.session.journal
         images = {query.key: query for query, _ in pending.photos.values()}
         images.update({p.key: p for _, photos in pending.photos.values() for p in photos.values()})
-        to_extract = [item for key, item in images.items() if not verifier.has_features(key)]
+        to_extract = [replace(item, data=self.kept.get(key)) for key, item in images.items()
+                      if not verifier.has_features(key)]
         failed: dict[str, str] = {}
         size = max(1, min(64, len(to_extract) // (4 * runner.parallelism) + 1))
         for results in runner.map(extract_batch, list(batched(to_extract, size))):
@@ -274,6 +281,8 @@ class _Gather:
                 self.counts["extracted"] += extracted
                 if error:
                     failed[key] = error
+        self.kept.clear()
+        self.kept_size = 0
         if failed:
             for (query_key, gallery_key), cells in pending.cells.items():
                 error = (f"query image: {failed[query_key]}" if query_key in failed

@@ -135,7 +135,8 @@ class FeatureStore:
                              f"remove it, or choose another cache folder (--cache-dir)") from None
 
     def put(self, key: str, features: Features) -> None:
-        """Write an entry atomically (temporary file in the same folder, then rename).
+        """Write an entry atomically (temporary file in the same folder, then rename), without ``fsync``: after a
+        power cut an entry may be empty or damaged, and is then recomputed like any corrupt entry.
 
         Raises
         ------
@@ -144,7 +145,7 @@ class FeatureStore:
         """
         path = self.path(key)
         try:
-            with atomic_write(path, "wb") as handle:
+            with atomic_write(path, "wb", durable=False) as handle:  # a lost entry is recomputed
                 np.savez(
                     handle,
                     format_version=np.int64(FORMAT_VERSION),

@@ -79,7 +79,8 @@ class Verifier:
     def pair_fingerprint(self) -> str:
         """Identifies everything that determines a pair's inlier count (features, matching, RANSAC)."""
         return short_hash(
-            {"features": self.features_fingerprint, "match": asdict(self.match), "ransac": asdict(self.ransac)}
+            {"features": self.features_fingerprint, "match": self.match.fingerprint_fields(),
+             "ransac": asdict(self.ransac)}
         )
 
     def settings(self) -> dict[str, Any]:
@@ -100,7 +101,7 @@ class Verifier:
             return content_hash(data)
         return content_hash(decode_image(image, max_side=None).pixels)
 
-    def features_of(self, image: ImageInput, key: str | None = None) -> Features:
+    def features_of(self, image: ImageInput, key: str | None = None, *, source: str | None = None) -> Features:
         """Features of an image, from memory, the store, or extracted (then stored); locations in its pixels.
 
         Parameters
@@ -109,6 +110,8 @@ class Verifier:
         key : str, optional
             The image's content hash if already known (``key(image)``); then a stored entry is used without
             reading the image at all.
+        source : str, optional
+            The image's name in error messages (default: the path; give it when passing a file's bytes).
 
         Raises
         ------
@@ -124,7 +127,7 @@ class Verifier:
             cached = self._cached(key)
             if cached is not None:
                 return cached
-        source = str(image) if isinstance(image, (str, os.PathLike)) else None
+        source = source or (str(image) if isinstance(image, (str, os.PathLike)) else None)
         decoded = decode_image(data if data is not None else image, self.max_side, source=source)
         features = self.extractor.extract(decoded.pixels).in_original_pixels(decoded.scale_yx)
         self.extracted += 1

@@ -232,3 +232,12 @@ def test_cli_subprocess_error_exit_status(tmp_path):
     result = _python("-m", "delfverify.cli", "verify", str(tmp_path / "x.jpg"), str(tmp_path / "y.jpg"), "--no-cache")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"delfverify: error: {tmp_path / 'x.jpg'}: file not found"]
+
+
+def test_cli_verify_matcher_methods_agree(photos, capsys):
+    docs = []
+    for matcher in ("auto", "brute", "kdtree"):
+        assert cli.main(["verify", str(photos["a"]), str(photos["warped"]), "--json", "--no-cache",
+                         "--matcher", matcher]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    assert docs[0] == docs[1] == docs[2] and docs[0]["num_inliers"] > 0

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from delfverify import Verifier, execution, pipeline, rerank
-from delfverify.execution import ImageItem, Runner, WorkerError, batched, extract_batch
+from delfverify.execution import ImageItem, Runner, WorkerError, batched, default_workers, extract_batch
 from delfverify.extractors import RootSIFT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,6 +87,29 @@ def test_batched_covers_every_item_once():
     assert list(batched([], 3)) == []
 
 
+def test_more_workers_than_cores_are_capped_with_a_warning(tmp_path, caplog):
+    from delfverify.execution import default_workers
+
+    with caplog.at_level("WARNING", logger="delfverify.execution"):
+        runner = Runner(Verifier("rootsift", cache_dir=tmp_path), workers=1000)
+    assert runner.workers == default_workers()
+    assert "1000 worker processes asked for" in caplog.text
+
+
+def test_a_worker_takes_its_share_of_the_cores_for_blas(tmp_path):
+    """Workers x BLAS threads stay within the cores: with as many workers as cores, one BLAS thread each."""
+    code = (
+        "from threadpoolctl import threadpool_info\n"
+        "from delfverify.execution import WorkerSpec, _worker_verifier, default_workers\n"
+        "from delfverify import Verifier\n"
+        f"settings = Verifier(cache_dir={str(tmp_path)!r}).settings()\n"
+        "_worker_verifier(WorkerSpec('k', settings, default_workers()))\n"
+        "print({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'})\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "{1}"
+
+
 # --- workers end with their parent ------------------------------------------------------------------------------
 
 _PARENT_SCRIPT = '''
@@ -105,7 +128,7 @@ if __name__ == "__main__":
         from delfverify import Verifier
         from delfverify.execution import Runner
 
-        with Runner(Verifier("rootsift", cache_dir=folder), workers=2) as runner:
+        with Runner(Verifier("rootsift", cache_dir=folder), workers=2, in_process=False) as runner:
             list(runner.map(stall, [[folder], [folder]]))
     else:  # a child that only watches its parent, without the kernel's help (the portable fallback)
         import multiprocessing
@@ -148,7 +171,7 @@ def _wait_until(condition, timeout: float) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the processes")
-@pytest.mark.parametrize("mode, started", [("pool", 2), ("watch", 1)])
+@pytest.mark.parametrize("mode, started", [("pool", min(2, default_workers())), ("watch", 1)])
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_workers_end_when_their_parent_is_killed(tmp_path, mode, started, sig):
     script = tmp_path / "parent.py"
@@ -191,7 +214,7 @@ def _always_die(verifier, batch):
 def test_a_worker_killed_mid_run_is_replaced_and_its_batch_redone(tmp_path, caplog):
     marker = str(tmp_path / "died")
     with caplog.at_level(logging.WARNING, logger="delfverify.execution"), \
-            Runner(Verifier("rootsift", cache_dir=tmp_path), workers=2) as runner:
+            Runner(Verifier("rootsift", cache_dir=tmp_path), workers=2, in_process=False) as runner:
         results = list(runner.map(_die_once, [(marker, value) for value in range(6)]))
     assert sorted(results) == list(range(6))  # every batch, the lost one redone, none twice
     assert Path(marker).exists() and runner.restarts == 1
@@ -204,7 +227,8 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_batch_redone(tmp_path, capl
 @pytest.mark.slow
 def test_workers_that_keep_dying_stop_the_run_with_a_message(tmp_path, monkeypatch):
     monkeypatch.setattr(execution, "MAX_WORKER_RESTARTS", 1)
-    with pytest.raises(WorkerError) as info, Runner(Verifier("rootsift", cache_dir=tmp_path), workers=2) as runner:
+    with pytest.raises(WorkerError) as info, \
+            Runner(Verifier("rootsift", cache_dir=tmp_path), workers=2, in_process=False) as runner:
         list(runner.map(_always_die, [[1], [2]]))
     assert str(info.value) == ("worker processes died 2 times in this run (killed, e.g. by the out-of-memory "
                                "killer?); the pairs verified so far are journaled: free memory, or run again with "
@@ -221,6 +245,7 @@ def _extract_but_die_once(verifier, items):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(default_workers() < 2, reason="two workers are capped to one in this process on one core")
 def test_rerank_with_a_worker_killed_gives_the_serial_result(serial, tmp_path, monkeypatch):
     marker = tmp_path / "died"
     monkeypatch.setenv("DELFVERIFY_TEST_DIE_ONCE", str(marker))  # the workers inherit it

@@ -43,6 +43,19 @@ def test_atomic_write_refuses_other_modes(tmp_path):
             pass
 
 
+def test_only_durable_writes_wait_for_the_disk(tmp_path, monkeypatch):
+    import os
+
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    with atomic_write(tmp_path / "a", "w") as handle:
+        handle.write("kept across a power cut")
+    with atomic_write(tmp_path / "b", "w", durable=False) as handle:
+        handle.write("a cache entry, recomputed if lost")
+    assert len(synced) == 1
+    assert (tmp_path / "b").read_text() == "a cache entry, recomputed if lost"
+
+
 # --- permissions of written files -------------------------------------------------------------------------------
 
 @contextlib.contextmanager

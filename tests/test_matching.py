@@ -1,11 +1,16 @@
-"""delfverify.matching: KD-tree nearest neighbours with a distance bound, ratio test and mutual filter."""
+"""delfverify.matching: exact nearest neighbours with a distance bound, ratio test and mutual filter; the
+brute-force method against the KD-tree reference."""
 
 from __future__ import annotations
+
+import csv
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from delfverify.matching import MatchConfig, Matches, match_descriptors
+from delfverify import matching
+from delfverify.matching import MatchConfig, Matches, choose_method, limit_blas_threads, match_descriptors
 
 
 def _unit(rows) -> np.ndarray:
@@ -126,7 +131,7 @@ def test_match_descriptors_dimension_mismatch_raises_value_error(shape_a, shape_
     "kwargs, name",
     [({"max_distance": 0}, "max_distance"), ({"max_distance": -1.0}, "max_distance"),
      ({"max_distance": float("nan")}, "max_distance"), ({"ratio": 0}, "ratio"), ({"ratio": 1.5}, "ratio"),
-     ({"ratio": -0.2}, "ratio")],
+     ({"ratio": -0.2}, "ratio"), ({"method": "faiss"}, "method"), ({"method": "KDTree"}, "method")],
 )
 def test_match_config_invalid_values_raise_value_error_naming_parameter(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -135,5 +140,239 @@ def test_match_config_invalid_values_raise_value_error_naming_parameter(kwargs, 
 
 def test_match_config_defaults_are_the_research_settings():
     config = MatchConfig()
-    assert (config.max_distance, config.ratio, config.mutual) == (0.8, None, False)
+    assert (config.max_distance, config.ratio, config.mutual, config.method) == (0.8, None, False, "auto")
     assert MatchConfig(ratio=1.0).ratio == 1.0
+
+
+# --- brute force against the KD-tree reference ---------------------------------------------------------------
+
+
+def _same_as_kdtree(desc_a, desc_b, config) -> Matches:
+    """Match with both methods, assert identical pairs and bit-identical distances, return the matches."""
+    brute = match_descriptors(desc_a, desc_b, replace(config, method="brute"))
+    kdtree = match_descriptors(desc_a, desc_b, replace(config, method="kdtree"))
+    np.testing.assert_array_equal(brute.pairs, kdtree.pairs)
+    np.testing.assert_array_equal(brute.distances, kdtree.distances)
+    assert brute.pairs.dtype == np.int64 and brute.distances.dtype == np.float32
+    return kdtree
+
+
+def _related_pair(n_a, n_b, dim, seed) -> tuple[np.ndarray, np.ndarray]:
+    """Unit descriptors; half of B are copies of rows of A with noise of random strength (nearest distances
+    spread across 0.8), the other half unrelated."""
+    rng = np.random.default_rng(seed)
+    desc_a = _unit(rng.normal(size=(n_a, dim)))
+    desc_b = _unit(rng.normal(size=(n_b, dim)))
+    near = n_b // 2 if n_a else 0
+    noise = rng.normal(size=(near, dim)) * rng.uniform(0.1, 1.2, size=(near, 1)) / np.sqrt(dim)
+    desc_b[:near] = _unit(desc_a[rng.integers(0, max(n_a, 1), near)] + noise)
+    return desc_a, desc_b
+
+
+CONFIGS = [
+    MatchConfig(max_distance=0.8),
+    MatchConfig(max_distance=0.8, ratio=0.8),
+    MatchConfig(max_distance=0.8, mutual=True),
+    MatchConfig(max_distance=0.8, ratio=0.8, mutual=True),
+    MatchConfig(max_distance=0.45, ratio=0.9, mutual=True),  # the bound binds often
+    MatchConfig(max_distance=2.5, ratio=0.7),  # unit vectors are at most 2 apart: the bound never binds
+    MatchConfig(max_distance=float("inf"), mutual=True),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.max_distance}-{c.ratio}-{c.mutual}")
+@pytest.mark.parametrize("dim", [7, 40, 128])
+@pytest.mark.parametrize("n_a, n_b", [(1, 50), (50, 1), (2, 2), (2, 50), (50, 50), (1, 1)])
+def test_brute_equals_kdtree_on_random_descriptors(config, dim, n_a, n_b):
+    desc_a, desc_b = _related_pair(n_a, n_b, dim, seed=n_a * 1000 + n_b + dim)
+    _same_as_kdtree(desc_a, desc_b, config)
+
+
+@pytest.mark.parametrize("config", CONFIGS[:4], ids=lambda c: f"{c.max_distance}-{c.ratio}-{c.mutual}")
+@pytest.mark.parametrize("dim", [40, 128])
+def test_brute_equals_kdtree_on_1000_random_descriptors(config, dim):
+    desc_a, desc_b = _related_pair(1000, 400, dim, seed=dim)
+    matches = _same_as_kdtree(desc_a, desc_b, config)
+    assert len(matches) > 50
+
+
+@pytest.mark.parametrize("config", [MatchConfig(), MatchConfig(ratio=0.8, mutual=True)])
+def test_brute_equals_kdtree_on_empty_inputs(config):
+    for n_a, n_b in [(0, 5), (5, 0), (0, 0)]:
+        matches = _same_as_kdtree(np.zeros((n_a, 40), np.float32), np.ones((n_b, 40), np.float32), config)
+        assert matches.pairs.shape == (0, 2) and matches.distances.shape == (0,)
+
+
+@pytest.mark.parametrize("config", CONFIGS[:4], ids=lambda c: f"{c.max_distance}-{c.ratio}-{c.mutual}")
+def test_brute_equals_kdtree_across_many_blocks(monkeypatch, config):
+    monkeypatch.setattr(matching, "_BLOCK_ENTRIES", 500)  # a few rows of B per block
+    desc_a, desc_b = _related_pair(120, 230, 40, seed=7)
+    assert len(_same_as_kdtree(desc_a, desc_b, config)) > 10
+
+
+@pytest.mark.parametrize("config", [MatchConfig(max_distance=0.8), MatchConfig(max_distance=0.8, mutual=True)])
+def test_brute_equals_kdtree_with_duplicate_descriptors_in_a(config):
+    # Exact ties: cKDTree picks among equal distances by its traversal order, not by index.
+    rng = np.random.default_rng(11)
+    desc_a, desc_b = _related_pair(300, 200, 40, seed=11)
+    copies = rng.choice(300, size=(60, 2), replace=False)
+    desc_a[copies[:, 1]] = desc_a[copies[:, 0]]
+    desc_b[:100] = _unit(desc_a[copies[rng.integers(0, 60, 100), 0]] + rng.normal(scale=0.05, size=(100, 40)))
+    matches = _same_as_kdtree(desc_a, desc_b, config)
+    assert np.isin(matches.pairs[:, 0], copies).sum() >= 40  # these matches had two nearest at equal distance
+
+
+@pytest.mark.parametrize("config", [MatchConfig(max_distance=0.8, mutual=True),
+                                    MatchConfig(max_distance=0.8, ratio=0.8, mutual=True)])
+def test_brute_equals_kdtree_with_duplicate_descriptors_in_b_under_mutual_check(config):
+    # Duplicates in B tie in the mutual check's reverse query (A's nearest in B, no bound).
+    rng = np.random.default_rng(12)
+    desc_a, desc_b = _related_pair(200, 300, 128, seed=12)
+    copies = rng.choice(np.arange(150), size=(40, 2), replace=False)  # among the near copies of A
+    desc_b[copies[:, 1]] = desc_b[copies[:, 0]]
+    matches = _same_as_kdtree(desc_a, desc_b, config)
+    kept = np.isin(matches.pairs[:, 1], copies)
+    assert kept.sum() >= 10
+    assert len(np.unique(matches.pairs[:, 0])) == len(matches)
+
+
+@pytest.mark.parametrize("ratio", [None, 0.8, 1.0])
+@pytest.mark.parametrize("dim", [7, 40, 128])
+def test_brute_equals_kdtree_on_exact_and_near_ties(ratio, dim):
+    # Permutations of one vector are all at the same distance from a constant vector in exact arithmetic; summed
+    # in float64 in different orders, their distances tie exactly or differ by an ulp or two.
+    rng = np.random.default_rng(dim)
+    base = rng.uniform(0, 1, size=dim)
+    desc_a = np.vstack([rng.permutation(base) for _ in range(60)] + [rng.uniform(0, 1, size=(40, dim))])
+    desc_b = np.vstack([np.full((5, dim), base.mean()) + rng.normal(scale=1e-9, size=(5, dim)),
+                        np.full((1, dim), base.mean())])
+    bound = float(np.linalg.norm(desc_a[0] - desc_b[-1])) * 1.5
+    for mutual in (False, True):
+        _same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=bound, ratio=ratio, mutual=mutual))
+
+
+def test_brute_equals_kdtree_with_bound_right_at_a_distance():
+    desc_a, desc_b = _related_pair(200, 200, 128, seed=3)
+    nearest, _ = matching._query_kdtree(desc_a, desc_b, 1, 2.5)  # float64, as cKDTree compares them
+    for distance in np.sort(nearest[:, 0])[[30, 100]]:
+        found = {}
+        for bound in (distance, np.nextafter(distance, 0), np.nextafter(distance, 3), np.float32(distance)):
+            found[bound] = len(_same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=float(bound))))
+            _same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=float(bound), ratio=0.9, mutual=True))
+        assert found[np.nextafter(distance, 3)] == found[np.nextafter(distance, 0)] + 1  # the bound decided
+
+
+def test_brute_equals_kdtree_with_ratio_right_at_a_distance_ratio():
+    desc_a, desc_b = _related_pair(200, 200, 40, seed=4)
+    dist, _ = matching._query_kdtree(desc_a, desc_b, 2, 2.5)
+    for row in (0, 10, 50, 120):
+        ratio = dist[row, 0] / dist[row, 1]
+        for r in (ratio, np.nextafter(ratio, 0), np.nextafter(ratio, 1)):
+            matches = _same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=2.5, ratio=float(r)))
+            kept = row in matches.pairs[:, 1]
+            assert kept == (dist[row, 0] < float(r) * dist[row, 1])
+
+
+@pytest.mark.parametrize("factor", [1e-30, 1e30])
+def test_brute_equals_kdtree_on_tiny_and_huge_descriptors(factor):
+    desc_a, desc_b = _related_pair(80, 80, 40, seed=5)
+    desc_a, desc_b = desc_a.astype(np.float64) * factor, desc_b.astype(np.float64) * factor
+    assert len(_same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=0.8 * factor, ratio=0.9))) > 10
+
+
+def test_brute_equals_kdtree_on_float64_descriptors():
+    desc_a, desc_b = _related_pair(100, 100, 128, seed=6)
+    desc_a = desc_a.astype(np.float64) + np.random.default_rng(6).normal(scale=1e-9, size=desc_a.shape)
+    _same_as_kdtree(desc_a, desc_b.astype(np.float64), MatchConfig(ratio=0.8, mutual=True))
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float16, 1.0), (np.uint8, 512.0)])  # uint8: raw-SIFT-like bytes
+def test_brute_equals_kdtree_on_half_and_byte_descriptors(dtype, scale):
+    desc_a, desc_b = _related_pair(100, 100, 128, seed=9)
+    desc_a, desc_b = (np.abs(desc_a) * scale).astype(dtype), (np.abs(desc_b) * scale).astype(dtype)
+    assert len(_same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=0.8 * scale, ratio=0.9, mutual=True))) > 10
+
+
+@pytest.mark.parametrize("method", ["brute", "kdtree", "auto"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_match_descriptors_non_finite_raises_value_error(method, bad):
+    desc_a, desc_b = _related_pair(10, 10, 40, seed=8)
+    desc_b[3, 5] = bad
+    with pytest.raises(ValueError, match="finite"):
+        match_descriptors(desc_a, desc_b, MatchConfig(method=method))
+    with pytest.raises(ValueError, match="finite"):
+        match_descriptors(desc_b, desc_a, MatchConfig(method=method))
+
+
+@pytest.fixture(scope="module")
+def dev_rootsift(dev_data):
+    """RootSIFT descriptors (1,000 features) of two dev gallery photos of one landmark and one of another."""
+    from delfverify.extractors.rootsift import RootSIFT
+    from delfverify.images import load_image
+
+    with open(dev_data / "gallery.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    first = rows[0]["landmark_id"]
+    same = [row["id"] for row in rows if row["landmark_id"] == first][:2]
+    other = next(row["id"] for row in rows if row["landmark_id"] != first)
+    extractor = RootSIFT(max_features=1000)
+    return [extractor.extract(load_image(dev_data / "gallery" / f"{key}.jpg")).descriptors for key in same + [other]]
+
+
+@pytest.mark.parametrize("config", [MatchConfig(max_distance=0.8, ratio=0.8, mutual=True),  # RootSIFT's
+                                    MatchConfig(max_distance=0.8),  # DELF's
+                                    MatchConfig(max_distance=0.8, ratio=0.8)])
+def test_brute_equals_kdtree_on_dev_rootsift_descriptors(dev_rootsift, config):
+    same_a, same_b, other = dev_rootsift
+    assert len(_same_as_kdtree(same_a, same_b, config)) > 0
+    _same_as_kdtree(same_a, other, config)
+
+
+def test_match_config_fingerprint_fields_leave_out_the_method():
+    configs = [MatchConfig(ratio=0.8, mutual=True, method=method) for method in matching.METHODS]
+    assert all(c.fingerprint_fields() == {"max_distance": 0.8, "ratio": 0.8, "mutual": True} for c in configs)
+    assert MatchConfig(ratio=0.7).fingerprint_fields() != MatchConfig(ratio=0.8).fingerprint_fields()
+
+
+@pytest.mark.parametrize(
+    "dim, n_a, n_b, method",
+    [(128, 1000, 1000, "brute"), (40, 1000, 1000, "brute"), (8, 200, 200, "brute"), (128, 4000, 10, "brute"),
+     (128, 100, 100, "kdtree"), (40, 1, 1000, "kdtree"), (6, 4000, 4000, "kdtree"), (2, 10**5, 10**5, "kdtree")],
+)
+def test_choose_method_takes_brute_force_from_8_dimensions_and_200_by_200(dim, n_a, n_b, method):
+    assert choose_method(dim, n_a, n_b) == method
+
+
+# --- BLAS threads ----------------------------------------------------------------------------------------------
+
+
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("workers, cores, threads", [(4, 2, 1), (2, 2, 1), (1, 2, 2), (3, 8, 2)])
+def test_limit_blas_threads_shares_the_cores_between_workers(workers, cores, threads):
+    before = _blas_threads()
+    with limit_blas_threads(workers, cores):
+        assert _blas_threads() == {threads}
+    assert _blas_threads() == before
+
+
+def test_limit_blas_threads_holds_without_a_with_block_until_restored():
+    before = _blas_threads()
+    limiter = limit_blas_threads(8, 4)
+    assert _blas_threads() == {1}
+    limiter.restore_original_limits()
+    assert _blas_threads() == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"workers": 0, "cores": 2}, "workers"), ({"workers": 2, "cores": 0}, "cores"),
+     ({"workers": 1.5, "cores": 2}, "workers")],
+)
+def test_limit_blas_threads_invalid_values_raise_value_error_naming_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        limit_blas_threads(**kwargs)

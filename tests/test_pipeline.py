@@ -179,6 +179,22 @@ def test_gallery_order_spread_is_a_permutation_with_spread_prefixes(n):
             assert max(np.diff(positions)) <= -(-n // k) + 1
 
 
+def _spread_by_definition(n: int) -> list[int]:
+    """Positions 0, n/2, n/4, 3n/4, ...: each t's mirrored bits times n, first visits only, then the rest."""
+    order: list[int] = []
+    for t in range(4 * n):
+        mirrored = sum(((t >> b) & 1) / 2 ** (b + 1) for b in range(t.bit_length()))
+        if int(mirrored * n) not in order:
+            order.append(int(mirrored * n))
+    return order + [i for i in range(n) if i not in order]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 6, 7, 9, 31, 100, 257])
+def test_gallery_order_spread_follows_its_definition(n):
+    ids = [f"g{i:03d}" for i in range(n)]
+    assert gallery_order(ids, "spread", 0, "x") == [ids[i] for i in _spread_by_definition(n)]
+
+
 def test_gallery_order_random_is_seeded_and_deterministic():
     ids = [f"g{i}" for i in range(20)]
     order = gallery_order(ids, "random", 3, "eiffel")
@@ -399,3 +415,24 @@ def test_rerank_in_one_process_takes_an_extractor_object(first_run, warm_cache):
     result = _run(warm_cache, features=RootSIFT())
     assert result.summary["pairs_reused"] == 26 * 3
     pd.testing.assert_frame_equal(result.details, first_run[0].details)
+
+
+def test_a_cold_run_reads_each_image_file_once(tmp_path, monkeypatch):
+    """Each photo is read once: the bytes read to hash it are the ones decoded."""
+    import collections
+
+    from delfverify import images, pipeline, verifier
+
+    reads = collections.Counter()
+    original = images.read_bytes
+
+    def counting(image):
+        if not isinstance(image, bytes):
+            reads[str(image)] += 1
+        return original(image)
+
+    monkeypatch.setattr(pipeline, "read_bytes", counting)
+    monkeypatch.setattr(verifier, "read_bytes", counting)
+    result = _run(tmp_path)
+    assert result.summary["features_extracted"] == 26 + 15
+    assert len(reads) == 26 + 15 and set(reads.values()) == {1}

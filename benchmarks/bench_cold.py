@@ -1,0 +1,119 @@
+"""Where a cold ``rerank`` spends its time, as ratios measured in one run (issue: cold run close to the floor).
+
+    python benchmarks/bench_cold.py [--data DIR] [--file predictions/00.csv] [--repeats 3] [--workers 2]
+
+For one dev prediction file, each measured ``--repeats`` times (median reported):
+
+- floor: decode and extract every image the run needs, once each, with the same extractor, in one process;
+- cold: ``delfverify.rerank`` from an empty cache, in this process (1 worker) and with N worker processes;
+- pairs only: the features are in the store but the journal is gone, so every pair is matched and verified again
+  (matching, RANSAC, I/O, start-up of the workers);
+- warm: the same run again (nothing extracted or verified).
+
+Also the cost of choosing gallery photos: ``plan_pairs`` for one prediction whose label has 40,000 gallery photos,
+against one with a single photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from _common import DEV_DATA, require_dev_data
+from delfverify import rerank
+from delfverify.extractors import make_extractor
+from delfverify.images import DEFAULT_MAX_SIDE, ImageDirectory, decode_image
+from delfverify.pipeline import plan_pairs
+from delfverify.tables import Gallery, Predictions, read_gallery
+
+
+def _timed(function) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def _images(details: pd.DataFrame, data: Path) -> list[Path]:
+    """The files of every query and gallery photo the run verified."""
+    queries, gallery = ImageDirectory(data / "queries"), ImageDirectory(data / "gallery")
+    verified = details[details["gallery_ids"] != ""]
+    photos = {g for ids in verified["gallery_ids"] for g in ids.split()}
+    return [queries.find(q) for q in verified["id"]] + [gallery.find(g) for g in sorted(photos)]
+
+
+def _floor(files: list[Path]) -> float:
+    extractor = make_extractor("rootsift")
+    start = time.perf_counter()
+    for file in files:
+        extractor.extract(decode_image(file, DEFAULT_MAX_SIDE).pixels)
+    return time.perf_counter() - start
+
+
+def _selection_cost() -> tuple[float, float]:
+    """Seconds to plan one prediction against a label of 40,000 gallery photos, and of one photo."""
+    times = []
+    for size in (40_000, 1):
+        gallery = Gallery(pd.DataFrame({"id": [f"g{i:06d}" for i in range(size)], "landmark_id": "big",
+                                        "path": ""}))
+        predictions = Predictions(pd.DataFrame({"id": ["q"], "label": ["big"], "confidence": [0.5]}))
+        times.append(_timed(lambda: plan_pairs(predictions, gallery, np.array([3]), "spread"))[0])
+    return times[0], times[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(DEV_DATA))
+    parser.add_argument("--file", default="predictions/00.csv")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    data = require_dev_data(Path(args.data))
+    predictions = data / args.file
+    gallery = read_gallery(data / "gallery.csv")
+
+    def run(cache: Path, workers: int):
+        return rerank(predictions, gallery=gallery, gallery_images=data / "gallery", query_images=data / "queries",
+                      cache_dir=cache, workers=workers)
+
+    figures: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(args.repeats):
+            for workers in (1, args.workers):
+                cache = Path(tmp) / f"{repeat}-{workers}"
+                cold, result = _timed(lambda: run(cache, workers))
+                figures.setdefault(f"cold, {workers} worker(s)", []).append(cold)
+                (cache / "journal.sqlite").unlink()
+                for suffix in ("-wal", "-shm"):
+                    Path(f"{cache / 'journal.sqlite'}{suffix}").unlink(missing_ok=True)
+                pairs, again = _timed(lambda: run(cache, workers))
+                assert again.summary["features_extracted"] == 0 and again.summary["pairs_computed"] > 0
+                figures.setdefault(f"pairs only, {workers} worker(s)", []).append(pairs)
+                warm, _ = _timed(lambda: run(cache, workers))
+                figures.setdefault(f"warm, {workers} worker(s)", []).append(warm)
+                shutil.rmtree(cache)
+            files = _images(result.details, data)
+            figures.setdefault("floor (decode + extract, 1 process)", []).append(_floor(files))
+    median = {name: statistics.median(values) for name, values in figures.items()}
+    floor = median["floor (decode + extract, 1 process)"]
+    print(f"{args.file}: {len(files)} images, {result.summary['pairs_computed']} pairs; median of {args.repeats}")
+    for name, value in median.items():
+        print(f"  {name:38s} {value:7.2f} s   {value / floor:5.2f}x floor")
+    for workers in (1, args.workers):
+        cold = median[f"cold, {workers} worker(s)"]
+        print(f"{workers} worker(s): cold / floor {cold / floor:.2f} (target <= 1.15); pairs only / cold "
+              f"{median[f'pairs only, {workers} worker(s)'] / cold:.1%} (target <= 12%); warm "
+              f"{cold / median[f'warm, {workers} worker(s)']:.0f}x faster than cold (target >= 10x)")
+    big, one = _selection_cost()
+    print(f"gallery selection: one label with 40,000 photos {big * 1000:.0f} ms, with 1 photo {one * 1000:.1f} ms "
+          f"(target: under a second added)")
+
+
+if __name__ == "__main__":
+    main()
