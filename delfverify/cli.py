@@ -75,6 +75,8 @@ def verifier_options(args: argparse.Namespace) -> dict[str, Any]:
         raise CLIError("--model is only used with --features delf")
     if args.max_side < 1:
         raise CLIError(f"--max-side must be a positive integer, got {args.max_side}")
+    if args.seed < 0:
+        raise CLIError(f"--seed must be a non-negative integer, got {args.seed}")
     from .extractors import extractor_class
 
     extractor = extractor_class(args.features)
@@ -116,9 +118,11 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from .fileio import check_outputs
     from .verifier import Verifier
 
     options = verifier_options(args)
+    check_outputs([("the plot", args.plot)], [("photo A", args.image_a), ("photo B", args.image_b)])
     verifier = Verifier(**options, cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()))
     features_a = verifier.features_of(args.image_a)
     features_b = verifier.features_of(args.image_b)
@@ -193,10 +197,12 @@ def _cmd_gap(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from .fileio import check_outputs
     from .images import ImageDirectory
+    from .metrics import match_predictions
     from .pipeline import Photos, open_session
     from .plotting import plot_tuning
-    from .policy import save_policy
+    from .policy import MAX_K, save_policy
     from .tables import read_gallery, read_predictions, read_solution
     from .tuning import SearchSpace, TuneConfig, assign_folds, measure_builtin_inliers, measure_inliers, tune
 
@@ -204,10 +210,22 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         raise CLIError(f"--folds must be an integer >= 2, got {args.folds}")
     if args.max_k < 1:
         raise CLIError(f"--max-k must be a positive integer, got {args.max_k}")
+    if args.max_k > MAX_K:
+        raise CLIError(f"--max-k must be at most {MAX_K} (a policy's largest k), got {args.max_k}")
+    if args.cv_seed < 0:
+        raise CLIError(f"--cv-seed must be a non-negative integer, got {args.cv_seed}")
+    check_outputs([("the policy", args.output), ("the plot", args.plot)],
+                  [*(("the predictions file", path) for path in args.predictions), ("the truth file", args.truth),
+                   ("the gallery file", args.gallery)])
     space = dataclasses.replace(SearchSpace(), max_k=args.max_k)
     config = TuneConfig(folds=args.folds, seed=args.cv_seed, space=space)
     predictions = [read_predictions(path) for path in args.predictions]
     truth = read_solution(args.truth)
+    for path, table in zip(args.predictions, predictions):  # ids missing from the truth: fail before any work
+        try:
+            match_predictions(table.table, truth.table)
+        except ValueError as exc:
+            raise CLIError(f"{path} against {args.truth}: {exc}") from None
     try:
         assign_folds(truth, config.folds, config.seed)  # too few landmark queries: fail before reading any image
     except ValueError as exc:

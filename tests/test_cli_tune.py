@@ -67,6 +67,9 @@ def test_cli_rerank_runs_with_the_tuned_policy(sample_tuned, tmp_path, capsys):
     (["--folds", "1"], "--folds must be an integer >= 2"),
     (["--folds", "40"], "40 folds need at least 40 landmark queries"),
     (["--max-k", "0"], "--max-k must be a positive integer"),
+    (["--max-k", "1000000000000"], "--max-k must be at most 1000 (a policy's largest k), got 1000000000000"),
+    (["--cv-seed", "-1"], "--cv-seed must be a non-negative integer, got -1"),
+    (["--seed", "-3"], "--seed must be a non-negative integer, got -3"),
 ])
 def test_cli_tune_errors_are_one_line(capsys, tmp_path, extra, message):
     status, out, err = _run(capsys, "tune", SAMPLE / "predictions.csv", *_sample_args(tmp_path / "c"), "-o",
