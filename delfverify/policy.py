@@ -52,6 +52,8 @@ STATUSES = ("verified", "suppressed", "boosted", "skipped")
 #: The default policy suppresses below this times the extractor's ``accept_inliers`` and boosts at this times it.
 DEFAULT_SUPPRESS_FACTOR = 0.625
 DEFAULT_BOOST_FACTOR = 1.25
+#: The default policy's tier actions weigh the geometric evidence this much against the confidence (``tier_actions``).
+DEFAULT_EVIDENCE_WEIGHT = 2.0
 
 
 class PolicyError(DelfverifyError, ValueError):
@@ -437,15 +439,25 @@ def _seed_policy(extractor: str) -> Policy:
     )
 
 
+def tier_actions(weight: float) -> tuple[Action, Action]:
+    """The suppress and boost actions that weigh the evidence ``s`` (0: none, 1: clear) ``weight`` times against
+    the confidence, as additive fusion does: ``c -> (c + weight * s) / (1 + weight)``, that is ``c / (1 + weight)``
+    and ``(c + weight) / (1 + weight)``. ``default``'s weight 2 puts the tiers in thirds."""
+    if not (math.isfinite(weight) and weight > 0):
+        raise ValueError(f"weight must be a positive number, got {weight!r}")
+    return Action(0.0, 1.0 / (1.0 + weight)), Action(weight / (1.0 + weight), 1.0)
+
+
 def _default_policy(extractor: str) -> Policy:
     from .extractors import extractor_class
 
     accept = extractor_class(extractor).accept_inliers
+    suppress, boost = tier_actions(DEFAULT_EVIDENCE_WEIGHT)
     return Policy(
         name="default",
         bands=(
-            Band(0.0, 1.0, k=3, min_inliers=round(DEFAULT_SUPPRESS_FACTOR * accept), suppress=Action(0.0, 1 / 3),
-                 boost_inliers=round(DEFAULT_BOOST_FACTOR * accept), boost=Action(2 / 3, 1.0)),
+            Band(0.0, 1.0, k=3, min_inliers=round(DEFAULT_SUPPRESS_FACTOR * accept), suppress=suppress,
+                 boost_inliers=round(DEFAULT_BOOST_FACTOR * accept), boost=boost),
         ),
         combine="max",
         selection="spread",
