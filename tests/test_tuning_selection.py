@@ -1,6 +1,6 @@
 """delfverify.tuning.selection: the one-standard-error rule on hand-made fold results: default is kept unless the
 best candidate beats it by more than the corrected standard error, the closest candidate within one standard error
-of the best is chosen, and nested held-out gains must confirm it."""
+of the best is chosen, and nested held-out gains must confirm it by two standard errors."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_select_works_over_repeats():
     assert selection.best_se == pytest.approx(corrected_se(shifted - default))
 
 
-def test_confirm_keeps_default_unless_held_out_gains_exceed_their_standard_error():
+def test_confirm_keeps_default_unless_held_out_gains_exceed_two_standard_errors():
     default = [0.50, 0.52, 0.48, 0.51, 0.49]
     best = [0.60, 0.63, 0.57, 0.62, 0.58]
     tuned = select(_scores(default, best), 0, np.array([0, 1]))
@@ -98,6 +98,9 @@ def test_confirm_keeps_default_unless_held_out_gains_exceed_their_standard_error
     assert noisy.decision == "kept default" and noisy.index == 0 and noisy.margin == 0.0
     assert noisy.best_margin == tuned.best_margin  # the record of the first test stays
     assert "held-out" in noisy.reason and noisy.nested_margin == pytest.approx(0.004)
+    between = np.array([[0.02, 0.0, 0.015, 0.005, 0.01]])  # mean 0.01: above one standard error, below two
+    assert corrected_se(between) < 0.01 < 2 * corrected_se(between)
+    assert confirm(tuned, 0, between).decision == "kept default"
     losing = confirm(tuned, 0, np.array([[-0.01, -0.02, -0.01, -0.03, -0.02]]))
     assert losing.decision == "kept default"
     kept = select(_scores(default, default), 0, np.array([0, 1]))

@@ -60,3 +60,19 @@ def separable(seed: int = 0, n: int = 240, files: int = 2):
                                                 "confidence": np.round(rng.random(n), 4)})))
         inliers.append(np.repeat(count[:, None], 5, axis=1))
     return truth, tables, inliers
+
+
+def noise(seed: int = 0, n: int = 240, files: int = 2):
+    """Correctness independent of both the confidence and the inlier counts: no policy is better than another
+    except by chance. Returns (Solution, list of Predictions, list of inlier arrays (n, 5))."""
+    rng = np.random.default_rng(seed)
+    ids = [f"q{i:04d}" for i in range(n)]
+    landmark = rng.random(n) < 0.7
+    truth = Solution(pd.DataFrame({"id": ids, "landmarks": np.where(landmark, "a", "")}))
+    tables, inliers = [], []
+    for _ in range(files):
+        correct = landmark & (rng.random(n) < 0.5)
+        tables.append(Predictions(pd.DataFrame({"id": ids, "label": np.where(correct, "a", "b"),
+                                                "confidence": np.round(rng.random(n), 4)})))
+        inliers.append(rng.integers(0, 16, (n, 5)).astype(float))
+    return truth, tables, inliers
