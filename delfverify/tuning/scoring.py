@@ -213,7 +213,7 @@ class PolicyScorer:
         """
         key = self._base[order] - (self._quantise(new[order]) << self._confidence_shift)
         key.sort(kind="stable")
-        starts = np.searchsorted(key >> self._ranking_shift, np.arange(self.num_landmark_queries.size))
+        starts = np.searchsorted(key, np.arange(self.num_landmark_queries.size, dtype=np.int64) << self._ranking_shift)
         return ranked_gap((key & 1).astype(bool), self.num_landmark_queries, starts)
 
     def gaps_many(self, policies: Sequence[Policy], workers: int = 1) -> np.ndarray:
