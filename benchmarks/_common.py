@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 DEV_DATA = REPO.parent / "shared" / "data" / "landmarks-dev"
 HARD_DATA = REPO.parent / "shared" / "data" / "landmarks-hard"
@@ -32,8 +34,6 @@ def require_dev_data(path: Path = DEV_DATA) -> Path:
 
 def roc_auc(positives, negatives) -> float:
     """Probability that a random positive scores above a random negative (ties count one half)."""
-    import numpy as np
-
     pos = np.asarray(positives, float)[:, None]
     neg = np.asarray(negatives, float)[None, :]
     return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
@@ -62,11 +62,9 @@ def compare_policies(predictions, truth, policies, **rerank_options):
     return pd.DataFrame(rows)
 
 
-def query_half(ids) -> "np.ndarray":
+def query_half(ids) -> np.ndarray:
     """0 or 1 per query id: the low bit of the SHA-256 of the id (UTF-8), so a query is in the same half whatever
     the file, its row order or the other ids; the halves hold about half the queries each."""
-    import numpy as np
-
     return np.array([hashlib.sha256(str(i).encode("utf-8")).digest()[-1] & 1 for i in ids], np.int64)
 
 
@@ -86,10 +84,8 @@ class LabelledSet:
     fingerprint: str
 
 
-def measure_tables(data: Path, files, session) -> "dict[str, list[np.ndarray]]":
+def measure_tables(data: Path, files, session) -> dict[str, list[np.ndarray]]:
     """The inlier tables of ``files`` (Predictions) of the set in ``data``, per selection in ``TABLE_SELECTIONS``."""
-    import numpy as np
-
     from delfverify.images import ImageDirectory
     from delfverify.pipeline import Photos, measure, plan_pairs
     from delfverify.tables import read_gallery
@@ -115,8 +111,7 @@ def labelled_set(data: Path, cache_dir: Path, workers: int = 1) -> LabelledSet:
     ``cache_dir/benchmark-inliers/<set>-<pair fingerprint>-<csv hash>.npz``: a change of verification settings
     (fingerprint) or of the CSV files measures them again, anything else reads them back.
     """
-    import numpy as np
-
+    from delfverify.fileio import atomic_write
     from delfverify.pipeline import open_session
     from delfverify.tables import read_predictions, read_solution
 
@@ -136,9 +131,6 @@ def labelled_set(data: Path, cache_dir: Path, workers: int = 1) -> LabelledSet:
         else:
             print(f"measuring the inlier tables of {data.name} (verifier {fingerprint}) ...", flush=True)
             inliers = measure_tables(data, files, session)
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            from delfverify.fileio import atomic_write
-
             with atomic_write(cached, "wb") as handle:
                 np.savez_compressed(handle, settings=np.array(json.dumps({"k": TABLE_K, "verifier": fingerprint})),
                                     **{s: np.stack(tables) for s, tables in inliers.items()})

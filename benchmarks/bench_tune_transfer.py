@@ -25,7 +25,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from _common import DEV_DATA, HARD_DATA, LabelledSet, labelled_set, query_half

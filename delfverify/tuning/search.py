@@ -1,4 +1,5 @@
-"""The policy search: the space of candidates, seeded random candidates, and coordinate ascent.
+"""The wide policy search (``delfverify tune --search wide``): the space of candidates, seeded random candidates,
+and coordinate ascent; also the pool of scored candidates that every search fills.
 
 The space (``SearchSpace``) is defined once as data. The search scores the built-in ``default`` and the ``seed``
 thresholds, then a seeded random sample of policies (band edges, per band ``k``, ``min_inliers`` and suppress
