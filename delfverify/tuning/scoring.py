@@ -211,7 +211,7 @@ class PolicyScorer:
         runs, which a merge sort (numpy's stable sort) ranks in near-linear time. Any subset of ``order`` that keeps
         its sequence (e.g. one chosen row per query) keeps the runs sorted.
         """
-        key = self._base[order] - (self._quantise(new[order]) << self._confidence_shift)
+        key = (self._base - (self._quantise(new) << self._confidence_shift))[order]
         key.sort(kind="stable")
         starts = np.searchsorted(key, np.arange(self.num_landmark_queries.size, dtype=np.int64) << self._ranking_shift)
         return ranked_gap((key & 1).astype(bool), self.num_landmark_queries, starts)
