@@ -139,6 +139,15 @@ def test_tune_records_what_it_was_tuned_on_and_what_it_decided():
     json.dumps(info)  # plain JSON
 
 
+def test_two_folds_keep_default_and_say_so(caplog):
+    truth, tables, inliers = separable()
+    with caplog.at_level("WARNING", logger="delfverify.tuning.fitting"):
+        result = tune(tables, truth, inliers, config=TuneConfig(folds=2, workers=1))
+    assert result.selection.best_margin > result.selection.best_se  # the best candidate is clearly better ...
+    assert result.selection.decision == "kept default"  # ... but one inner fold cannot confirm it
+    assert "with 2 folds tune cannot confirm a candidate" in caplog.text
+
+
 def test_written_policy_loads_and_round_trips(tmp_path):
     truth, tables, inliers = separable(seed=4, n=80, files=1)
     config = TuneConfig(folds=2, space=SearchSpace(random_candidates=40, coordinate_rounds=1), workers=1)

@@ -7,8 +7,9 @@ Every candidate, ``default`` included, is scored on the same folds: ``repeats`` 
 ``folds`` folds. The search is the small grid around ``default`` (``SmallSpace``, ``delfverify.tuning.grid``) or
 the wide random search with coordinate ascent (``SearchSpace``). The written policy is chosen by the
 one-standard-error rule of ``delfverify.tuning.selection``: ``default`` is kept unless the best candidate beats it
-by more than the standard error of their paired fold differences, and otherwise the candidate closest to ``default``
-within one standard error of the best is taken.
+by more than the standard error of their paired fold differences and tuning's held-out gain in nested
+cross-validation (below) exceeds two standard errors; otherwise the candidate closest to ``default`` within one
+standard error of the best is taken.
 
 Selecting among many candidates is itself fitting, so the cross-validated estimate is nested: for each repeat and
 fold, the search and the rule are run again on that repeat's other folds only, and their choice is scored on the
@@ -55,8 +56,9 @@ class TuneConfig:
     Attributes
     ----------
     folds : int
-        Cross-validation folds over queries (at least 2, at most the number of landmark queries; with 2, the nested
-        estimate's inner rule has one fold and always keeps ``default``).
+        Cross-validation folds over queries (at least 2, at most the number of landmark queries). With 2, the rule
+        inside the nested estimate sees one fold, has no standard error and keeps ``default``, so ``tune`` can never
+        confirm a candidate: use 3 or more.
     repeats : int
         Partitions of the queries into ``folds`` folds, each with its own seed; scores are averaged over all.
     seed : int
@@ -393,6 +395,9 @@ def tune(
         logger.warning("inlier tables have %d columns, fewer than max_k %d: larger k use what there is",
                        data.inliers.shape[1], space.max_k)
     folds, repeats = config.folds, config.repeats
+    if folds < 3:
+        logger.warning("with %d folds tune cannot confirm a candidate on held-out folds and keeps default; "
+                       "use 3 or more", folds)
     fold_of_truth = repeated_folds(truth, folds, repeats, config.seed)
     pool = CandidatePool(fold_scorer(data, fold_of_truth, folds), data.num_files, repeats, folds, config.workers)
     builtins = {name: builtin_policy(name, extractor) for name in BUILTINS}
