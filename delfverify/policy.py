@@ -61,6 +61,8 @@ MAX_SEED = 2**63 - 1
 #: An integer literal with more digits than this is out of every field's range; it is not even converted (Python
 #: refuses to convert more than 4,300 digits, and converting takes quadratic time).
 _MAX_DIGITS = 20
+#: The default policy's tier actions weigh the geometric evidence this much against the confidence (``tier_actions``).
+DEFAULT_EVIDENCE_WEIGHT = 2.0
 
 class PolicyError(DelfverifyError, ValueError):
     """A policy document is invalid; the message names the field."""
@@ -448,6 +450,15 @@ def _seed_policy(extractor: str | Any, geometry: str | None = None) -> Policy:
     )
 
 
+def tier_actions(weight: float) -> tuple[Action, Action]:
+    """The suppress and boost actions that weigh the evidence ``s`` (0: none, 1: clear) ``weight`` times against
+    the confidence, as additive fusion does: ``c -> (c + weight * s) / (1 + weight)``, that is ``c / (1 + weight)``
+    and ``(c + weight) / (1 + weight)``. ``default``'s weight 2 puts the tiers in thirds."""
+    if not (math.isfinite(weight) and weight > 0):
+        raise ValueError(f"weight must be a positive number, got {weight!r}")
+    return Action(0.0, 1.0 / (1.0 + weight)), Action(weight / (1.0 + weight), 1.0)
+
+
 def _default_policy(extractor: str | Any, geometry: str | None = None) -> Policy:
     from .extractors import extractor_class
 
@@ -457,11 +468,12 @@ def _default_policy(extractor: str | Any, geometry: str | None = None) -> Policy
         raise PolicyError(f"the default policy has no thresholds for {extractor} features with the {geometry} "
                           f"model (measured: {', '.join(cls.thresholds)}); give a policy file")
     thresholds = cls.thresholds[geometry]
+    suppress, boost = tier_actions(DEFAULT_EVIDENCE_WEIGHT)
     return Policy(
         name="default",
         bands=(
-            Band(0.0, 1.0, k=3, min_inliers=thresholds.support, suppress=Action(0.0, 1 / 3),
-                 boost_inliers=thresholds.accept, boost=Action(2 / 3, 1.0)),
+            Band(0.0, 1.0, k=3, min_inliers=thresholds.support, suppress=suppress,
+                 boost_inliers=thresholds.accept, boost=boost),
         ),
         combine="max",
         selection="spread",
