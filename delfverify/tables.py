@@ -107,10 +107,15 @@ class Predictions:
         return starts
 
     @property
+    def query(self) -> np.ndarray:
+        """Each row's query: its index in ``query_starts`` (int array)."""
+        starts = self.query_starts
+        return np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(self))))
+
+    @property
     def rank(self) -> np.ndarray:
         """Each row's rank among its query's candidates: 1 for the classifier's first choice (int array)."""
-        starts = self.query_starts
-        return np.arange(len(self)) - np.repeat(starts, np.diff(np.append(starts, len(self)))) + 1
+        return np.arange(len(self)) - self.query_starts[self.query] + 1
 
     def with_confidence(self, confidence: np.ndarray) -> "Predictions":
         """The same predictions with new confidences (format and row order kept)."""
@@ -311,8 +316,9 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
                 confidences.append(_parse_confidence(conf, path, row))
         ids = frame["id"].tolist()
         rows = list(range(2, len(ids) + 2))
-    table = pd.DataFrame({"id": ids, "label": labels, "confidence": confidences}, columns=["id", "label", "confidence"])
-    table = table.astype({"id": object, "label": object, "confidence": float})
+    # The id column as read, unless Kaggle cells of several pairs made more rows than the file has.
+    table = pd.DataFrame({"id": frame["id"] if len(ids) == len(frame) else ids, "label": labels,
+                          "confidence": confidences})
     if len(set(ids)) < len(ids):
         order = _group_candidates(ids, labels, confidences, rows, path)
         table = table.iloc[order].reset_index(drop=True)

@@ -231,7 +231,7 @@ def test_long_format_rows_of_an_id_are_its_candidates_best_first(tmp_path):
     assert list(table["label"]) == ["louvre", "eiffel", "notre dame", "big ben", "tower bridge", ""]
     assert list(table["confidence"][:5]) == [0.625, 0.25, 0.25, 0.5, 0.125]
     assert list(predictions.rank) == [1, 2, 3, 1, 2, 1]
-    assert list(predictions.query_starts) == [0, 3, 5]
+    assert list(predictions.query_starts) == [0, 3, 5] and list(predictions.query) == [0, 0, 0, 1, 1, 2]
     write_predictions(predictions, tmp_path / "out.csv")  # long in, long out: one row per candidate, best first
     assert (tmp_path / "out.csv").read_text() == (
         "id,label,confidence\nq1,louvre,0.625\nq1,eiffel,0.25\nq1,notre dame,0.25\nq2,big ben,0.5\n"
