@@ -1,7 +1,7 @@
 """Several candidate labels per query, on both labelled sets: mean GAP of ``rerank`` with ``default`` on the ten
 top-5 files, as a multiple of the mean top-1 oracle (correct top-1 predictions / M) of the same seeds, beside the
-top-5 oracle, the queries whose label changed (and how many of those were right) and the pairs verified against
-a top-1 run of the same seed.
+top-5 oracle, the queries whose label changed (of them, landmark queries, and those now right) and the pairs
+verified against a top-1 run of the same seed.
 
     python benchmarks/bench_candidates.py [--shared DIR] [--candidates 5] [--cache-dir DIR] [--workers N]
 
@@ -34,6 +34,9 @@ from delfverify.tables import read_gallery, read_predictions, read_solution
 SETS = ("landmarks-dev", "landmarks-hard")
 #: The issue's targets: mean GAP with candidates as a multiple of the mean top-1 oracle.
 TARGETS = {"landmarks-dev": 1.55, "landmarks-hard": 1.30}
+#: Queries by what verifying their candidates costs.
+KINDS = {"first right": "landmark queries whose first candidate is right", "landmark": "other landmark queries",
+         "non-landmark": "non-landmark queries"}
 
 
 def _gap(table: pd.DataFrame, truth) -> float:
@@ -71,9 +74,15 @@ def measure_set(data: Path, candidates: int, cache: Path, workers: int) -> pd.Da
         every = rerank(top5, keep_candidates=True, **options)
         details = chosen.details
         picked = details[details["chosen"]]
-        right = [label in truth_labels[i] for i, label in zip(picked["id"], picked["label"])]
+        right = np.array([label in truth_labels[i] for i, label in zip(picked["id"], picked["label"])], bool)
+        landmark = np.array([bool(truth_labels[i]) for i in picked["id"]], bool)
         changed = (picked["rank"] > 1).to_numpy()
         considered = details.groupby("id", sort=False)["label"].agg(set)
+        verified = (details["status"] != "stopped").groupby(details["id"], sort=False).sum()
+        top = details[details["rank"] == 1]
+        first_right = np.array([label in truth_labels[i] for i, label in zip(top["id"], top["label"])], bool)
+        kinds = np.where(first_right, "first right", np.where(landmark, "landmark", "non-landmark"))
+        assert set(kinds) <= set(KINDS)
         # The chosen candidates of the early-stopped run are the argmax over every candidate verified.
         pd.testing.assert_frame_equal(chosen.predictions.table,
                                       every.predictions.table.drop_duplicates("id").reset_index(drop=True))
@@ -86,17 +95,20 @@ def measure_set(data: Path, candidates: int, cache: Path, workers: int) -> pd.Da
             "confirmed": _variant(every.details, truth, "confirmed"),
             "evidence": _variant(every.details, truth, "evidence"),
             "relabelled": int(changed.sum()),
-            "relabelled right": int((changed & np.array(right, bool)).sum()),
+            "of landmarks": int((changed & landmark).sum()),
+            "right": int((changed & right).sum()),
             "pairs": chosen.summary["pairs_computed"] + chosen.summary["pairs_reused"],
             "pairs top1": first.summary["pairs_computed"] + first.summary["pairs_reused"],
             "pairs all": every.summary["pairs_computed"] + every.summary["pairs_reused"],
+            **{f"verified/{kind}": verified.to_numpy()[kinds == kind].mean() for kind in np.unique(kinds)},
         })
     return pd.DataFrame(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", default=str(REPO.parent / "shared"), help="the shared folder (default: %(default)s)")
+    parser.add_argument("--shared", default=str(REPO.parent / "shared"),
+                        help="the shared folder (default: %(default)s)")
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
     parser.add_argument("--cache-dir", default=None, help="feature store and journal (default: a fresh temporary one)")
     parser.add_argument("--workers", type=int, default=default_workers())
@@ -110,20 +122,25 @@ def main() -> None:
         for name, data in folders.items():
             table = measure_set(data, args.candidates, Path(args.cache_dir or tmp) / name, args.workers)
             print(f"\n{name} (--candidates {args.candidates}, policy default)")
-            print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+            shown = table.drop(columns=[column for column in table if column.startswith("verified/")])
+            print(shown.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
             mean = table.drop(columns="file").mean()
             queries = len(read_solution(data / "truth.csv").table)
             print(f"mean GAP {mean['candidates']:.4f} = {mean['candidates'] / mean['top1 oracle']:.3f}x the mean top-1 "
                   f"oracle {mean['top1 oracle']:.4f} (target {TARGETS[name]:.2f}x); top-5 oracle "
                   f"{mean['top5 oracle']:.4f}; top-1 run {mean['top1 default']:.4f}")
             print(f"relabelled {mean['relabelled']:.1f} of {queries} queries per file "
-                  f"({mean['relabelled'] / queries:.1%}), right {mean['relabelled right']:.1f} "
-                  f"({mean['relabelled right'] / max(mean['relabelled'], 1e-12):.1%} of them, "
-                  f"{mean['relabelled right'] / queries:.1%} of the queries)")
-            print(f"pairs verified {mean['pairs']:.1f} per file = {mean['pairs'] / mean['pairs top1']:.2f}x a top-1 run "
-                  f"({mean['pairs top1']:.1f}); every candidate would be {mean['pairs all'] / mean['pairs top1']:.2f}x")
+                  f"({mean['relabelled'] / queries:.1%}): {mean['right']:.1f} to the right label "
+                  f"({mean['right'] / queries:.1%} of the queries), {mean['right'] / mean['of landmarks']:.0%} of the "
+                  f"{mean['of landmarks']:.1f} landmark queries relabelled (no label is right for the others)")
+            print(f"pairs verified {mean['pairs']:.1f} per file = {mean['pairs'] / mean['pairs top1']:.2f}x a top-1 "
+                  f"run ({mean['pairs top1']:.1f}); every candidate would be "
+                  f"{mean['pairs all'] / mean['pairs top1']:.2f}x")
+            print("candidates verified per query: " + ", ".join(
+                f"{mean[f'verified/{kind}']:.2f} ({what})" for kind, what in KINDS.items()))
             print("other choice rules, mean GAP: " + ", ".join(
-                f"{rule} {mean[rule]:.4f} ({mean[rule] / mean['top1 oracle']:.3f}x)" for rule in ("confirmed", "evidence")))
+                f"{rule} {mean[rule]:.4f} ({mean[rule] / mean['top1 oracle']:.3f}x)"
+                for rule in ("confirmed", "evidence")))
 
 
 if __name__ == "__main__":
