@@ -29,6 +29,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,7 @@ class Predictions:
         """Which rows hold a prediction (bool)."""
         return (self.table["label"] != "").to_numpy()
 
-    @property
+    @cached_property  # derived from the table, which is not changed in place; the pipeline asks for it often
     def query_starts(self) -> np.ndarray:
         """The first row of each query (int array, one per query, increasing).
 
