@@ -630,11 +630,11 @@ def test_early_stop_rule_never_changes_a_choice(policy_name, seed):
 
 
 def test_a_confirmed_first_candidate_decides_its_query():
-    policy = builtin_policy("default", "rootsift")  # boost at 10 to 2/3 + c/3, suppress below 5 to c/3
+    policy = builtin_policy("default", "rootsift")  # boost at 14 to 2/3 + c/3, suppress below 11 to c/3
     predictions = Predictions(pd.DataFrame({"id": ["a", "a", "b", "b", "c", "c"], "label": list("xyxyxy"),
                                             "confidence": [0.5, 0.4, 0.5, 0.4, 0.8, 0.1]}))
     verified = np.array([True, False] * 3)
-    inliers = np.array([[12.0], [np.nan], [2.0], [np.nan], [7.0], [np.nan]])
+    inliers = np.array([[16.0], [np.nan], [2.0], [np.nan], [12.0], [np.nan]])
     new = rescale(predictions, inliers, policy).confidence
     # a: boosted to 0.833 >= 2/3 + 0.4/3; b: suppressed to 0.167, rank 2 could reach 0.8; c: 0.8 unchanged, rank 2
     # could reach 2/3 + 0.1/3 = 0.7 at most
