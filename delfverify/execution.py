@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .errors import DelfverifyError
 from .images import ImageError
+from .journal import PairRecord
 from .matching import limit_blas_threads
 from .verifier import Verifier
 
@@ -83,12 +84,11 @@ class PairItem:
 
 @dataclass(frozen=True)
 class PairResult:
-    """One verified pair, or why it failed (``error`` names the image; counts are then 0)."""
+    """One verified pair (``record``), or why it failed (``error`` names the image; ``record`` is then None)."""
 
     query_key: str
     gallery_key: str
-    num_inliers: int
-    num_putative: int
+    record: PairRecord | None
     error: str = ""
 
 
@@ -122,16 +122,17 @@ def verify_batch(verifier: Verifier, items: Sequence[PairItem]) -> VerifiedBatch
         try:
             query = verifier.features_of(item.query.path, key=item.query.key)
         except ImageError as exc:
-            results += [PairResult(item.query.key, g.key, 0, 0, f"query image: {exc}") for g in item.gallery]
+            results += [PairResult(item.query.key, g.key, None, f"query image: {exc}") for g in item.gallery]
             continue
         for gallery in item.gallery:
             try:
                 features = verifier.features_of(gallery.path, key=gallery.key)
             except ImageError as exc:
-                results.append(PairResult(item.query.key, gallery.key, 0, 0, f"gallery image: {exc}"))
+                results.append(PairResult(item.query.key, gallery.key, None, f"gallery image: {exc}"))
                 continue
             result = verifier.verify_features(query, features)
-            results.append(PairResult(item.query.key, gallery.key, result.num_inliers, result.num_putative))
+            record = PairRecord(result.num_inliers, result.num_putative, result.num_features_a, result.num_features_b)
+            results.append(PairResult(item.query.key, gallery.key, record))
     return VerifiedBatch(results, verifier.extracted - extracted_before)
 
 

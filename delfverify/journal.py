@@ -23,13 +23,13 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from .errors import DelfverifyError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Seconds to wait for another process that holds the journal's lock, for one statement, before giving up.
 LOCK_TIMEOUT = 60.0
 _BUSY_STEP = 1.0  # SQLite's own wait per attempt: the first attempt that times out logs that the run waits
@@ -43,6 +43,20 @@ _REMEDIES = {
     sqlite3.SQLITE_PERM: "make it and its folder writable",
     sqlite3.SQLITE_CANTOPEN: "make its folder writable",
 }
+
+
+class PairRecord(NamedTuple):
+    """What the journal keeps of a verified pair: enough to rescale its prediction and to tell whether the pair
+    could give evidence at all (``delfverify.verification.unverifiable_reason``)."""
+
+    num_inliers: int
+    num_putative: int
+    num_features_query: int
+    num_features_gallery: int
+
+    def possible(self) -> bool:
+        """Whether the values can come from a verification (counts, inliers among the putative matches)."""
+        return all(isinstance(v, int) and v >= 0 for v in self) and self.num_inliers <= self.num_putative
 
 
 class JournalError(DelfverifyError):
@@ -87,7 +101,7 @@ def _run(db: sqlite3.Connection, path: Path, sql: str, params: tuple = ()) -> sq
 
 
 class PairJournal:
-    """Persistent ``(fingerprint, query_key, gallery_key) -> (num_inliers, num_putative)``.
+    """Persistent ``(fingerprint, query_key, gallery_key) -> PairRecord`` (inliers, putative matches, keypoints).
 
     Parameters
     ----------
@@ -151,12 +165,17 @@ class PairJournal:
             _run(db, self.path, "PRAGMA journal_mode=WAL")
             _run(db, self.path, "PRAGMA synchronous=NORMAL")
             version = _run(db, self.path, "PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise _WrongSchema(f"journal schema version {version}, expected {SCHEMA_VERSION}")
             if version == 0:
                 _run(db, self.path,
                      "CREATE TABLE IF NOT EXISTS pairs (fingerprint TEXT, query TEXT, gallery TEXT, "
-                     "num_inliers INTEGER, num_putative INTEGER, PRIMARY KEY (fingerprint, query, gallery))")
+                     "num_inliers INTEGER, num_putative INTEGER, num_features_query INTEGER, "
+                     "num_features_gallery INTEGER, PRIMARY KEY (fingerprint, query, gallery))")
+            elif version == 1:  # rows of version 1 lack the keypoint counts: they are recomputed when needed
+                for column in ("num_features_query", "num_features_gallery"):
+                    _run(db, self.path, f"ALTER TABLE pairs ADD COLUMN {column} INTEGER")
+            if version != SCHEMA_VERSION:
                 _run(db, self.path, f"PRAGMA user_version={SCHEMA_VERSION}")
             _run(db, self.path, "SELECT count(*) FROM pairs LIMIT 1").fetchone()
         except BaseException:
@@ -164,36 +183,37 @@ class PairJournal:
             raise
         return db
 
-    def get(self, fingerprint: str, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+    def get(self, fingerprint: str, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], PairRecord]:
         """Stored results for the given (query_key, gallery_key) pairs; absent pairs are left out (also when the
-        journal turns out to be damaged: it is then moved aside and the pairs are recomputed).
+        journal turns out to be damaged: it is then moved aside and the pairs are recomputed, and rows of an older
+        version without keypoint counts).
 
         Raises
         ------
         JournalError
             If the journal cannot be read (I/O error, locked by another process for too long).
         """
-        found: dict[tuple[str, str], tuple[int, int]] = {}
+        found: dict[tuple[str, str], PairRecord] = {}
         for query, gallery in pairs:
             try:
                 row = _run(self._db, self.path,
-                           "SELECT num_inliers, num_putative FROM pairs WHERE fingerprint=? AND query=? AND gallery=?",
-                           (fingerprint, query, gallery)).fetchone()
+                           "SELECT num_inliers, num_putative, num_features_query, num_features_gallery FROM pairs "
+                           "WHERE fingerprint=? AND query=? AND gallery=?", (fingerprint, query, gallery)).fetchone()
             except sqlite3.DatabaseError as exc:
                 self._handle(exc)
                 return {}
-            if row is None:
-                continue
-            inliers, putative = row
-            if not (isinstance(inliers, int) and isinstance(putative, int) and 0 <= inliers <= putative):
+            if row is None or (row[2] is None and row[3] is None and all(isinstance(v, int) for v in row[:2])):
+                continue  # absent, or a row of version 1
+            record = PairRecord(*row)
+            if not record.possible():
                 logger.warning("journal %s: ignoring impossible entry %r for pair %s/%s; recomputing",
                                self.path, row, query[:12], gallery[:12])
                 self.corrupt += 1
                 continue
-            found[(query, gallery)] = (inliers, putative)
+            found[(query, gallery)] = record
         return found
 
-    def put(self, fingerprint: str, query: str, gallery: str, num_inliers: int, num_putative: int) -> None:
+    def put(self, fingerprint: str, query: str, gallery: str, record: PairRecord) -> None:
         """Record one pair's result (committed immediately; into a fresh journal if this one turns out damaged).
 
         Raises
@@ -201,8 +221,8 @@ class PairJournal:
         JournalError
             If it cannot be written (disk full, I/O error, no permission, locked by another process for too long).
         """
-        row = (fingerprint, query, gallery, int(num_inliers), int(num_putative))
-        statement = "INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?)"
+        row = (fingerprint, query, gallery, *(int(value) for value in record))
+        statement = "INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?)"
         try:
             _run(self._db, self.path, statement, row)
         except sqlite3.DatabaseError as exc:

@@ -172,17 +172,16 @@ class Verification:
     @property
     def unverifiable(self) -> str:
         """Why this pair gives no evidence either way (``unverifiable_reason``), or ``""``."""
-        return unverifiable_reason(self.num_features_a, self.num_features_b, self.num_putative, self.geometry)
+        return unverifiable_reason(self.num_features_a, self.num_features_b)
 
 
-def unverifiable_reason(num_features_a: int, num_features_b: int, num_putative: int, geometry: str) -> str:
+def unverifiable_reason(num_features_query: int, num_features_gallery: int) -> str:
     """Why a pair gives no evidence either way, or ``""``: a photo with fewer than ``MIN_KEYPOINTS`` keypoints
-    (night, blur, a tiny thumbnail), or fewer putative matches than the model needs."""
-    for which, count in (("query", num_features_a), ("gallery photo", num_features_b)):
+    (night, blur, a tiny thumbnail) can match nothing. Few putative matches between photos rich in keypoints are
+    evidence (nothing matched), not doubt."""
+    for which, count in (("query", num_features_query), ("gallery photo", num_features_gallery)):
         if count < MIN_KEYPOINTS:
-            return f"{which} has {count} keypoints (fewer than {MIN_KEYPOINTS})"
-    if num_putative < MIN_MATCHES[geometry]:
-        return f"{num_putative} putative matches (the {geometry} model needs {MIN_MATCHES[geometry]})"
+            return f"{which} has {count} keypoints (fewer than {MIN_KEYPOINTS}): no evidence either way"
     return ""
 
 

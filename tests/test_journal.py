@@ -16,9 +16,15 @@ import numpy as np
 import pytest
 
 import delfverify.journal as journal_module
-from delfverify.journal import JournalError, PairJournal
+from delfverify.journal import JournalError, PairJournal, PairRecord
 
 FP = "fingerprint-a"
+
+
+
+def _r(inliers: int, putative: int) -> PairRecord:
+    """A pair's record with plenty of keypoints in both photos."""
+    return PairRecord(inliers, putative, 100, 100)
 
 
 def _keys(prefix: str, n: int) -> list[str]:
@@ -27,38 +33,39 @@ def _keys(prefix: str, n: int) -> list[str]:
 
 def test_put_get_round_trip(tmp_path):
     with PairJournal(tmp_path / "journal.sqlite") as journal:
-        journal.put(FP, "q1", "g1", 12, 40)
-        journal.put(FP, "q1", "g2", 0, 0)
-        journal.put(FP, "q2", "g1", np.int64(3), np.int64(7))  # numpy integers are stored as plain ints
+        journal.put(FP, "q1", "g1", _r(12, 40))
+        journal.put(FP, "q1", "g2", _r(0, 0))
+        journal.put(FP, "q2", "g1", _r(np.int64(3), np.int64(7)))  # numpy integers are stored as plain ints
         found = journal.get(FP, [("q1", "g1"), ("q1", "g2"), ("q2", "g1"), ("q2", "g2")])
-        assert found == {("q1", "g1"): (12, 40), ("q1", "g2"): (0, 0), ("q2", "g1"): (3, 7)}
+        assert found == {("q1", "g1"): _r(12, 40), ("q1", "g2"): _r(0, 0), ("q2", "g1"): _r(3, 7)}
+        assert all(type(v) is int for record in found.values() for v in record)
         assert all(type(v) is int for pair in found.values() for v in pair)
         assert journal.corrupt == 0
 
 
 def test_fingerprints_are_kept_apart(tmp_path):
     with PairJournal(tmp_path / "journal.sqlite") as journal:
-        journal.put(FP, "q", "g", 12, 40)
+        journal.put(FP, "q", "g", _r(12, 40))
         assert journal.get("other-settings", [("q", "g")]) == {}
         assert journal.get(FP, [("g", "q")]) == {}  # pairs are ordered (query, gallery)
 
 
 def test_put_replaces_existing_result(tmp_path):
     with PairJournal(tmp_path / "journal.sqlite") as journal:
-        journal.put(FP, "q", "g", 12, 40)
-        journal.put(FP, "q", "g", 5, 9)
-        assert journal.get(FP, [("q", "g")]) == {("q", "g"): (5, 9)}
+        journal.put(FP, "q", "g", _r(12, 40))
+        journal.put(FP, "q", "g", _r(5, 9))
+        assert journal.get(FP, [("q", "g")]) == {("q", "g"): _r(5, 9)}
 
 
 def test_reopen_keeps_data(tmp_path):
     path = tmp_path / "deep" / "folder" / "journal.sqlite"  # folders are created
     journal = PairJournal(path)
     for i, (q, g) in enumerate(zip(_keys("a", 20), _keys("b", 20))):
-        journal.put(FP, q, g, i, 2 * i)
+        journal.put(FP, q, g, _r(i, 2 * i))
     journal.close()
     with PairJournal(path) as again:
         found = again.get(FP, list(zip(_keys("a", 20), _keys("b", 20))))
-    assert found == {(q, g): (i, 2 * i) for i, (q, g) in enumerate(zip(_keys("a", 20), _keys("b", 20)))}
+    assert found == {(q, g): _r(i, 2 * i) for i, (q, g) in enumerate(zip(_keys("a", 20), _keys("b", 20)))}
 
 
 def test_corrupt_journal_is_moved_aside(tmp_path, caplog):
@@ -73,13 +80,13 @@ def test_corrupt_journal_is_moved_aside(tmp_path, caplog):
         assert journal.corrupt == 1
         assert any("not a valid database" in r.getMessage() and str(path) in r.getMessage()
                    for r in caplog.records)
-        journal.put(FP, "q", "g", 4, 5)
-        assert journal.get(FP, [("q", "g")]) == {("q", "g"): (4, 5)}
+        journal.put(FP, "q", "g", _r(4, 5))
+        assert journal.get(FP, [("q", "g")]) == {("q", "g"): _r(4, 5)}
     finally:
         journal.close()
     with PairJournal(path) as again:  # the fresh journal is a valid one
         assert again.corrupt == 0
-        assert again.get(FP, [("q", "g")]) == {("q", "g"): (4, 5)}
+        assert again.get(FP, [("q", "g")]) == {("q", "g"): _r(4, 5)}
 
 
 def test_journal_of_another_schema_version_is_moved_aside(tmp_path):
@@ -91,8 +98,8 @@ def test_journal_of_another_schema_version_is_moved_aside(tmp_path):
     with PairJournal(path) as journal:
         assert journal.corrupt == 1
         assert len(list(tmp_path.glob("journal.sqlite.corrupt-*"))) == 1
-        journal.put(FP, "q", "g", 1, 1)
-        assert journal.get(FP, [("q", "g")]) == {("q", "g"): (1, 1)}
+        journal.put(FP, "q", "g", _r(1, 1))
+        assert journal.get(FP, [("q", "g")]) == {("q", "g"): _r(1, 1)}
 
 
 class _BusyAtFirst:
@@ -117,14 +124,14 @@ class _BusyAtFirst:
 def test_locked_journal_is_waited_for_not_moved_aside(tmp_path, monkeypatch):
     path = tmp_path / "journal.sqlite"
     with PairJournal(path) as journal:
-        journal.put(FP, "q", "g", 4, 5)
+        journal.put(FP, "q", "g", _r(4, 5))
     connect = sqlite3.connect
     failures = [1, 2, 3]
     monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: _BusyAtFirst(connect(*a, **kw), failures))
     with PairJournal(path) as journal:
         assert failures == []
         assert journal.corrupt == 0
-        assert journal.get(FP, [("q", "g")]) == {("q", "g"): (4, 5)}
+        assert journal.get(FP, [("q", "g")]) == {("q", "g"): _r(4, 5)}
     assert list(tmp_path.glob("*.corrupt-*")) == []
 
 
@@ -132,18 +139,18 @@ def test_locked_journal_is_waited_for_not_moved_aside(tmp_path, monkeypatch):
 def test_impossible_rows_are_ignored_and_counted(tmp_path, caplog, inliers, putative):
     path = tmp_path / "journal.sqlite"
     with PairJournal(path) as journal:
-        journal.put(FP, "q", "good", 3, 8)
+        journal.put(FP, "q", "good", _r(3, 8))
     db = sqlite3.connect(path)
-    db.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?)", (FP, "q", "bad", inliers, putative))
+    db.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?)", (FP, "q", "bad", inliers, putative, 100, 100))
     db.commit()
     db.close()
     with caplog.at_level(logging.WARNING, logger="delfverify.journal"), PairJournal(path) as journal:
         found = journal.get(FP, [("q", "good"), ("q", "bad")])
-        assert found == {("q", "good"): (3, 8)}
+        assert found == {("q", "good"): _r(3, 8)}
         assert journal.corrupt == 1
         assert any("impossible" in r.getMessage() for r in caplog.records)
-        journal.put(FP, "q", "bad", 2, 6)  # recomputed and written over
-        assert journal.get(FP, [("q", "bad")]) == {("q", "bad"): (2, 6)}
+        journal.put(FP, "q", "bad", _r(2, 6))  # recomputed and written over
+        assert journal.get(FP, [("q", "bad")]) == {("q", "bad"): _r(2, 6)}
         assert journal.corrupt == 1
 
 
@@ -151,7 +158,7 @@ def _write_pairs(path: str, prefix: str, n: int, start) -> None:
     start.wait(timeout=60)  # all processes create/open the journal at the same moment
     with PairJournal(path) as journal:
         for i, q in enumerate(_keys(prefix, n)):
-            journal.put(FP, q, "g" * 16, i % 50, 50)
+            journal.put(FP, q, "g" * 16, _r(i % 50, 50))
 
 
 def test_concurrent_processes_write_all_rows(tmp_path):
@@ -168,7 +175,7 @@ def test_concurrent_processes_write_all_rows(tmp_path):
         for prefix in ("a", "b", "c"):
             pairs = [(q, "g" * 16) for q in _keys(prefix, 150)]
             found = journal.get(FP, pairs)
-            assert found == {pair: (i % 50, 50) for i, pair in enumerate(pairs)}
+            assert found == {pair: _r(i % 50, 50) for i, pair in enumerate(pairs)}
         assert journal.corrupt == 0
     db = sqlite3.connect(path)
     assert db.execute("SELECT count(*) FROM pairs").fetchone()[0] == 450
@@ -180,7 +187,7 @@ def test_concurrent_processes_write_all_rows(tmp_path):
 def _journal_with_rows(path, n=5):
     with PairJournal(path) as journal:
         for i in range(n):
-            journal.put(FP, f"q{i}", "g", i, 10)
+            journal.put(FP, f"q{i}", "g", _r(i, 10))
 
 
 def _all_rows(path, n=5):
@@ -192,12 +199,12 @@ def _all_rows(path, n=5):
 def test_disk_full_stops_with_an_error_naming_the_journal_and_keeps_it(tmp_path):
     path = tmp_path / "journal.sqlite"
     journal = PairJournal(path)
-    journal.put(FP, "q-before", "g", 4, 5)
+    journal.put(FP, "q-before", "g", _r(4, 5))
     pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
     journal._db.execute(f"PRAGMA max_page_count={pages}")  # SQLite now answers SQLITE_FULL, as on a full disk
     with pytest.raises(JournalError) as info:
         for i in range(10_000):
-            journal.put(FP, f"q{i:060d}", "g" * 64, 1, 2)
+            journal.put(FP, f"q{i:060d}", "g" * 64, _r(1, 2))
     journal.close()
     assert str(info.value) == (f"{path}: cannot use the journal (database or disk is full): free space on its disk, "
                                f"or choose another cache folder (--cache-dir). The journal is left as it is: the "
@@ -205,7 +212,7 @@ def test_disk_full_stops_with_an_error_naming_the_journal_and_keeps_it(tmp_path)
     assert list(tmp_path.glob("*.corrupt-*")) == []
     with PairJournal(path) as again:  # intact, and everything committed before the disk filled is there
         assert again.corrupt == 0
-        assert again.get(FP, [("q-before", "g")]) == {("q-before", "g"): (4, 5)}
+        assert again.get(FP, [("q-before", "g")]) == {("q-before", "g"): _r(4, 5)}
         assert len(again.get(FP, [(f"q{j:060d}", "g" * 64) for j in range(i)])) == i > 0
 
 
@@ -248,11 +255,11 @@ def test_environment_errors_stop_the_run_and_leave_the_journal_as_it_is(tmp_path
     with pytest.raises(JournalError) as info:
         with PairJournal(path) as journal:  # opening reads (SELECT); then a lookup and a write
             journal.get(FP, [("q0", "g")])
-            journal.put(FP, "q-new", "g", 1, 1)
+            journal.put(FP, "q-new", "g", _r(1, 1))
     assert str(info.value).startswith(f"{path}: cannot use the journal ({message}): {remedy}, or choose another")
     monkeypatch.undo()
     assert list(tmp_path.glob("*.corrupt-*")) == []
-    assert _all_rows(path) == {(f"q{i}", "g"): (i, 10) for i in range(5)}
+    assert _all_rows(path) == {(f"q{i}", "g"): _r(i, 10) for i in range(5)}
 
 
 def test_a_journal_that_cannot_be_opened_is_not_moved_aside(tmp_path):
@@ -279,8 +286,8 @@ def test_a_locked_journal_is_waited_for_with_a_message(tmp_path, monkeypatch, ca
     logging.getLogger("delfverify.journal").addHandler(handler)
     try:
         with caplog.at_level(logging.WARNING, logger="delfverify.journal"), PairJournal(path) as journal:
-            journal.put(FP, "q-new", "g", 1, 2)
-            assert journal.get(FP, [("q-new", "g")]) == {("q-new", "g"): (1, 2)}
+            journal.put(FP, "q-new", "g", _r(1, 2))
+            assert journal.get(FP, [("q-new", "g")]) == {("q-new", "g"): _r(1, 2)}
     finally:
         logging.getLogger("delfverify.journal").removeHandler(handler)
         holder.close()
@@ -318,12 +325,29 @@ def test_a_journal_locked_past_the_timeout_is_an_error_naming_it(tmp_path, monke
     _journal_with_rows(path)
     with locked_by_another_process(path), caplog.at_level(logging.WARNING, logger="delfverify.journal"):
         with PairJournal(path) as journal:
-            assert journal.get(FP, [("q1", "g")]) == {("q1", "g"): (1, 10)}  # reading is not blocked (WAL)
+            assert journal.get(FP, [("q1", "g")]) == {("q1", "g"): _r(1, 10)}  # reading is not blocked (WAL)
             with pytest.raises(JournalError) as info:
-                journal.put(FP, "q-new", "g", 1, 2)
+                journal.put(FP, "q-new", "g", _r(1, 2))
     assert str(info.value) == (f"{path}: journal locked by another process for more than 0.5 s (another delfverify "
                                f"run sharing this cache?); let it finish, or choose another cache folder "
                                f"(--cache-dir)")
     assert any("waiting up to" in r.getMessage() for r in caplog.records)
-    assert _all_rows(path) == {(f"q{i}", "g"): (i, 10) for i in range(5)}  # nothing lost, nothing moved aside
+    assert _all_rows(path) == {(f"q{i}", "g"): _r(i, 10) for i in range(5)}  # nothing lost, nothing moved aside
     assert list(tmp_path.glob("*.corrupt-*")) == []
+
+
+def test_a_journal_of_version_1_is_upgraded_and_its_rows_recomputed(tmp_path):
+    """Rows written before keypoint counts were kept are left out (recomputed); the journal is not moved aside."""
+    path = tmp_path / "journal.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE pairs (fingerprint TEXT, query TEXT, gallery TEXT, num_inliers INTEGER, "
+               "num_putative INTEGER, PRIMARY KEY (fingerprint, query, gallery))")
+    db.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?)", (FP, "q", "old", 4, 5))
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    with PairJournal(path) as journal:
+        assert journal.get(FP, [("q", "old")]) == {} and journal.corrupt == 0
+        journal.put(FP, "q", "old", _r(4, 5))
+        assert journal.get(FP, [("q", "old")]) == {("q", "old"): _r(4, 5)}
+    assert not list(tmp_path.glob("*.corrupt-*"))
