@@ -41,7 +41,7 @@ def serial(sample_run, tmp_path_factory):
 def test_two_workers_give_the_serial_result_and_extract_each_image_once(serial, tmp_path):
     """Two local worker processes from an empty cache, the extractor given as an object: it travels to the
     workers (pickled without OpenCV's detector)."""
-    parallel = _rerank(tmp_path, workers=2, features=RootSIFT(max_features=1000))
+    parallel = _rerank(tmp_path, workers=2, features=RootSIFT())
     assert parallel.predictions.table.equals(serial.predictions.table)
     assert parallel.details.equals(serial.details)
     images = {i for ids in serial.details["gallery_ids"] for i in ids.split()} | set(
