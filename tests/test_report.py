@@ -204,6 +204,15 @@ def test_a_report_without_photos_has_the_table_and_plots_but_no_pictures(sample_
     assert re.search(r'<div style="display:none"><h2>Against the truth', page)  # no truth: no scores shown
 
 
+def test_a_run_without_rows_or_without_inlier_counts_still_has_a_page(tmp_path):
+    for name, details in (("empty", synthetic_details(10).iloc[:0]),
+                          ("skipped", synthetic_details(10).assign(inliers="", gallery_ids="", status="skipped"))):
+        result = write_report(details, tmp_path / f"{name}.html", photos=sample_photos(), verifier=Verifier())
+        structure = parse_page(result.path)
+        assert structure.errors == [] and (result.pictures, result.pictures_skipped) == (0, 0)
+        assert table_data(result.path)["data"]["id"] == details["id"].tolist()
+
+
 def test_text_from_the_details_cannot_break_out_of_the_page(tmp_path):
     details = synthetic_details(50, seed=1)
     details.loc[3, "reason"] = "</script><script>alert(1)</script> & <b>"
