@@ -18,10 +18,11 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,9 +36,12 @@ from .journal import PairJournal
 from .matching import MatchConfig
 from .policy import SELECTIONS, Policy, load_policy
 from .store import content_hash, default_cache_dir
-from .tables import Gallery, Predictions, read_gallery, read_predictions, write_predictions
+from .tables import Gallery, Predictions, Solution, read_gallery, read_predictions, write_predictions
 from .verification import RansacConfig
 from .verifier import Verifier
+
+if TYPE_CHECKING:
+    from .report import ReportResult, RunScores
 
 logger = logging.getLogger(__name__)
 
@@ -417,12 +421,15 @@ def rescale(
 class RerankResult:
     """The re-ranked predictions (same format and row order), one details row per prediction
     (``DETAILS_COLUMNS``), the summary (a count per status, pairs computed and reused, features extracted) and the
-    policy used."""
+    policy used; with ``truth``, the GAP before and after and more (``delfverify.report.RunScores``), and with
+    ``report``, what the report holds (``delfverify.report.ReportResult``)."""
 
     predictions: Predictions
     details: pd.DataFrame
     summary: dict[str, int]
     policy: Policy
+    scores: "RunScores | None" = None
+    report: "ReportResult | None" = None
 
 
 def _details(predictions: Predictions, table: InlierTable, rescaled: Rescaled) -> pd.DataFrame:
@@ -448,6 +455,8 @@ def rerank(
     query_images: str | os.PathLike | ImageDirectory,
     output: str | os.PathLike | None = None,
     details: str | os.PathLike | None = None,
+    report: str | os.PathLike | None = None,
+    truth: str | os.PathLike | Solution | None = None,
     policy: str | os.PathLike | Policy = "default",
     features: str | Extractor = DEFAULT_EXTRACTOR,
     model: str | None = None,
@@ -475,6 +484,12 @@ def rerank(
         Photo folders (``<id>.jpg`` flat or in the Kaggle nested layout).
     output, details : path, optional
         Where to write the re-ranked predictions (input format and row order) and the details CSV; atomically.
+    report : path, optional
+        Where to write the run's visual report (HTML, with match pictures in ``<name>_files/`` beside it); see
+        ``delfverify.report.write_report``. Its pictures need the feature store (``cache=True``).
+    truth : path or Solution, optional
+        The true landmarks of the queries: the result's ``scores`` (GAP before and after, oracle, accuracy), also
+        shown in the report. Every query must be in it.
     policy : str, path or Policy
         ``"default"``, ``"seed"``, a policy JSON file or a ``Policy``.
     features : str or Extractor
@@ -500,15 +515,21 @@ def rerank(
 
     Raises
     ------
-    TableError, PolicyError, ImageLookupError, ModelLoadError
-        Bad input files, policy, image folders or model; nothing is written then.
+    TableError, PolicyError, ImageLookupError, ModelLoadError, ReportError
+        Bad input files, policy, image folders or model, or a truth without some of the queries; nothing is
+        written then.
     """
+    started = time.perf_counter()
     if on_missing not in ON_MISSING:
         raise ValueError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
     if not isinstance(predictions, Predictions):
         predictions = read_predictions(predictions)
     if not isinstance(gallery, Gallery):
         gallery = read_gallery(gallery)
+    if truth is not None:
+        from .report import load_truth
+
+        truth = load_truth(truth, predictions.ids)
     photos = Photos(_directory(query_images), _directory(gallery_images), gallery.paths())
     with open_session(features, model=model, match=match, ransac=ransac, max_side=max_side, cache_dir=cache_dir,
                       cache=cache, workers=workers, scheduler=scheduler) as session:
@@ -528,11 +549,21 @@ def rerank(
                    features_extracted=table.features_extracted)
     result = RerankResult(predictions.with_confidence(rescaled.confidence), _details(predictions, table, rescaled),
                           summary, policy)
+    if truth is not None:
+        from .report import run_scores
+
+        result = replace(result, scores=run_scores(result.details, truth))
     if output is not None:
         write_predictions(result.predictions, output)
     if details is not None:
         with atomic_write(details, "w", newline="", encoding="utf-8") as handle:
             result.details.to_csv(handle, index=False, lineterminator="\n")
+    if report is not None:
+        from .report import write_report
+
+        result = replace(result, report=write_report(
+            result.details, report, summary=summary, truth=truth, photos=photos, verifier=session.verifier,
+            seconds=time.perf_counter() - started))
     return result
 
 
