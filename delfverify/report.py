@@ -452,8 +452,11 @@ def _page(details: pd.DataFrame, inliers: _Inliers, *, title: str, summary: Mapp
     if "chosen" in details.columns:
         extra.setdefault("relabelled", int(relabelled.sum()))
     for key, value in extra.items():
+        name = esc(_SUMMARY_NAMES.get(key, key))
+        if key == "relabelled":
+            name = f'<a href="?status=relabelled#table">{name}</a>'
         if key not in STATUSES:
-            facts.append(f"<tr><td>{esc(_SUMMARY_NAMES.get(key, key))}</td><td>{int(value):,}</td></tr>")
+            facts.append(f"<tr><td>{name}</td><td>{int(value):,}</td></tr>")
     recorded = inliers.most
     facts.append(f"<tr><td>pairs with an inlier count</td><td>{inliers.pairs:,}</td></tr>")
     if seconds is not None:

@@ -204,6 +204,14 @@ $gallery
     option.textContent = name + " (" + perStatus[code] + ")";
     select.appendChild(option);
   });
+  var relabelled = data.chosen && data.rank && coded.status.indexOf("relabelled") < 0;
+  if (relabelled) {  // chosen candidates that are not their query's first: a view, not a status
+    var option = document.createElement("option"), count = 0;
+    data.chosen.forEach(function (c, i) { count += c && data.rank[i] > 1 ? 1 : 0; });
+    option.value = "relabelled";
+    option.textContent = "relabelled (" + count + ")";
+    select.appendChild(option);
+  }
   select.value = state.status;
   search.value = state.q;
   if (data.chosen) {
@@ -212,10 +220,12 @@ $gallery
   }
 
   function selected() {
-    var status = state.status ? coded.status.indexOf(state.status) : null;
+    var only = relabelled && state.status === "relabelled";
+    var status = state.status && !only ? coded.status.indexOf(state.status) : null;
     var q = state.q.toLowerCase(), rows = [], i;
     for (i = 0; i < n; i += 1) {
       if (status !== null && data.status[i] !== status) { continue; }
+      if (only && !(data.chosen[i] && data.rank[i] > 1)) { continue; }
       if (state.chosen && data.chosen && !data.chosen[i]) { continue; }
       if (q && data.id[i].toLowerCase().indexOf(q) < 0 &&
           coded.label[data.label[i]].toLowerCase().indexOf(q) < 0) { continue; }

@@ -402,3 +402,17 @@ def test_100000_rows_render_a_page_at_a_time_in_chromium(large_report, tmp_path)
     rows = rows_of(dom)
     assert len(rows) == 100 and {status for status, _ in rows} == {"error"}
     assert [cells[0] for _, cells in rows] == errors["id"].tolist()[200:300]  # no counts: table order kept
+
+
+@needs_chromium
+def test_candidates_show_with_their_rank_and_the_relabelled_view_in_chromium(tmp_path):
+    details = synthetic_details(600, seed=6, candidates=3)
+    result = write_report(details, tmp_path / "r.html")
+    relabelled = details[details["chosen"] & (details["rank"] > 1)]
+    dom, console = chromium(result.path.as_uri() + "?status=relabelled", tmp_path)
+    assert console == [] and f'data-rows="{len(relabelled)}"' in dom
+    rows = rows_of(dom)
+    assert [cells[0] for _, cells in rows] == relabelled["id"].tolist()[:100]
+    assert all(cells[3] == "\u2713" and int(cells[1]) > 1 for _, cells in rows)  # chosen, not the first
+    dom, _ = chromium(result.path.as_uri() + "?chosen=1", tmp_path)
+    assert 'data-rows="200"' in dom and 'data-pages="2"' in dom
