@@ -78,7 +78,7 @@ def histogram_svg(groups: Mapping[str, np.ndarray], colours: Mapping[str, str], 
 
 
 def scatter_svg(before: np.ndarray, after: np.ndarray, groups: np.ndarray, colours: Mapping[str, str],
-                cells: int = 80) -> str:
+                cells: int = 40) -> str:
     """Confidence after against before, binned into ``cells`` x ``cells`` squares (so its size does not grow with
     the rows): each square takes the colour of its most frequent group, and is darker the more rows it holds."""
     side = _HEIGHT - _TOP - _BOTTOM
@@ -128,7 +128,7 @@ PAGE = Template("""<!DOCTYPE html>
 <title>$title</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 1.2em 2em; color: #222; }
-h1 { font-size: 1.4em; margin: 0 0 .6em; } h2 { font-size: 1.15em; margin: 1.4em 0 .5em; }
+h1 { font-size: 1.4em; margin: 0 0 .3em; } nav { font-size: .9em; } h2 { font-size: 1.15em; margin: 1.4em 0 .5em; }
 h3 { font-size: 1em; margin: 1em 0 .4em; }
 .summary { display: flex; gap: 3em; flex-wrap: wrap; align-items: flex-start; }
 .summary table td { padding: 1px 10px 1px 0; } .summary table td:last-child { text-align: right; }
@@ -152,6 +152,7 @@ h3 { font-size: 1em; margin: 1em 0 .4em; }
 </head>
 <body>
 <h1>$title</h1>
+<nav><a href="#table">predictions</a> &middot; <a href="#pictures">match pictures</a></nav>
 <div class="summary">
 <div><h2>Rows and work</h2><table>$facts</table></div>
 <div style="$score_style"><h2>Against the truth</h2><table>$scores</table></div>
@@ -170,7 +171,7 @@ h3 { font-size: 1em; margin: 1em 0 .4em; }
 <p class="note">Click a column to sort by it (again: reversed); $page_rows rows per page. The page also reads
 <code>?status=</code>, <code>?q=</code>, <code>?chosen=1</code>, <code>?sort=</code>, <code>?desc=1</code> and
 <code>?page=</code> from its address.</p>
-<h2>Match pictures</h2>
+<h2 id="pictures">Match pictures</h2>
 <p class="note">Up to $per_kind rows of each kind ($kinds), drawn at random with a fixed seed: the query (left)
 and its gallery photo with the most inliers (right), inlier matches in green, at most $side pixels wide, recomputed
 from the stored features with the run's settings. Pictures stop at $budget MiB in all.</p>
