@@ -312,7 +312,9 @@ def test_candidate_details_read_back_with_their_rank_and_choice(tmp_path):
     result = write_report(back, tmp_path / "r.html")
     data = table_data(result.path)
     assert data["columns"][:4] == ["id", "rank", "label", "chosen"] and sum(data["data"]["chosen"]) == 5
-    assert "queries relabelled</td><td>" in result.path.read_text(encoding="utf-8")
+    relabelled = int((details["chosen"] & (details["rank"] > 1)).sum())
+    assert relabelled and (f'<a href="?status=relabelled#table">queries relabelled</a></td><td>{relabelled}<'
+                           in result.path.read_text(encoding="utf-8"))
 
 
 # --- size at 100,000 rows ------------------------------------------------------------------------------------------
