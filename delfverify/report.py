@@ -36,13 +36,14 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from .errors import DelfverifyError
 from .fileio import atomic_write
 from .images import ImageError, ImageLookupError, load_image, read_bytes
 from .metrics import global_average_precision
 from .pipeline import DETAILS_COLUMNS, STATUSES, Photos
-from .plotting import JPEG_QUALITY, draw_matches
+from .plotting import plot_matches
 from .store import content_hash
 from .tables import Solution, _read_csv, read_solution
 from .verifier import Verifier
@@ -324,18 +325,17 @@ def _draw_pictures(details: pd.DataFrame, inliers: _Inliers, sample: Mapping[str
                                                             f"{PICTURES_MAX_BYTES // 2**20} MiB"))
                 continue
             try:
-                picture = _match_picture(query, gallery, photos, verifier)
+                count = _match_picture(query, gallery, photos, verifier, folder / name)
             except _NoPicture as exc:
                 logger.warning("report: no match picture for %s (%s): %s", query, kind, exc)
                 pictures.append(Picture(int(row), kind, why=f"no picture: {exc}"))
                 continue
-            image, count = picture
             if not math.isnan(recorded[row]) and count != recorded[row]:
                 differ.append(f"{query} against {gallery}: {count} inliers now, {recorded[row]:.0f} in the run")
-            with atomic_write(folder / name, "wb") as handle:
-                image.save(handle, format="JPEG", quality=JPEG_QUALITY, optimize=True)
             spent += (folder / name).stat().st_size
-            pictures.append(Picture(int(row), kind, f"{folder.name}/{name}", "", image.width, image.height, count))
+            with Image.open(folder / name) as image:  # reads the header only
+                width, height = image.size
+            pictures.append(Picture(int(row), kind, f"{folder.name}/{name}", "", width, height, count))
     if differ:
         logger.warning("report: %d of %d pictures find other inlier counts than the run (e.g. %s): were the "
                        "verification settings and the feature store the same?", len(differ), len(pictures), differ[0])
@@ -346,14 +346,15 @@ class _NoPicture(Exception):
     """Why a sampled row has no picture (a photo or its features missing)."""
 
 
-def _match_picture(query: str, gallery: str, photos: Photos, verifier: Verifier):
-    """The picture of a query and a gallery photo (shrunk to ``PICTURE_SIDE``) and its inlier count, from the
-    features in the store."""
+def _match_picture(query: str, gallery: str, photos: Photos, verifier: Verifier, path: Path) -> int:
+    """Write the JPEG picture of a query and a gallery photo (shrunk to ``PICTURE_SIDE``) from the features in the
+    store; its inlier count."""
     images, features = [], []
-    for what, directory, image_id, path in (("query", photos.queries, query, ""),
-                                           ("gallery", photos.gallery, gallery, photos.gallery_paths.get(gallery, ""))):
+    for what, directory, image_id, relative in (("query", photos.queries, query, ""),
+                                               ("gallery", photos.gallery, gallery,
+                                                photos.gallery_paths.get(gallery, ""))):
         try:
-            file = directory.find(image_id, path)
+            file = directory.find(image_id, relative)
             data = read_bytes(file)
         except (ImageError, ImageLookupError) as exc:
             raise _NoPicture(f"{what} photo: {exc}") from None
@@ -366,7 +367,8 @@ def _match_picture(query: str, gallery: str, photos: Photos, verifier: Verifier)
             raise _NoPicture(f"{what} photo: {exc}") from None
         features.append(verifier.features_of(data, key))
     result = verifier.verify_features(*features)
-    return draw_matches(*images, *features, result, max_side=PICTURE_SIDE), result.num_inliers
+    plot_matches(*images, *features, result, path, max_side=PICTURE_SIDE, image_format="jpeg")
+    return result.num_inliers
 
 
 def _clear_stale_pictures(folder: Path, keep: set[str]) -> None:
