@@ -186,15 +186,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .tables import read_gallery
     from .verifier import Verifier
 
+    if bool(args.gallery_images) != bool(args.query_images):
+        raise CLIError("--gallery-images and --query-images go together: the pictures need both")
     details = read_details(args.details)
     photos = verifier = None
-    if args.gallery_images and args.query_images:
+    if args.gallery_images:
         paths = read_gallery(args.gallery).paths() if args.gallery else {}
         photos = Photos(ImageDirectory(args.query_images), ImageDirectory(args.gallery_images), paths)
         verifier = Verifier(**verifier_options(args),
                             cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()))
-    elif args.gallery_images or args.query_images:
-        raise CLIError("--gallery-images and --query-images go together: the pictures need both")
     result = write_report(details, args.output, truth=args.truth, photos=photos, verifier=verifier,
                           title=f"delfverify report: {os.path.basename(args.details)}")
     print(_describe_report(result))
