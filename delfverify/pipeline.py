@@ -421,14 +421,15 @@ def rescale(
 class RerankResult:
     """The re-ranked predictions (same format and row order), one details row per prediction
     (``DETAILS_COLUMNS``), the summary (a count per status, pairs computed and reused, features extracted) and the
-    policy used; with ``truth``, the GAP before and after and more (``delfverify.report.RunScores``), and with
-    ``report``, what the report holds (``delfverify.report.ReportResult``)."""
+    policy used."""
 
     predictions: Predictions
     details: pd.DataFrame
     summary: dict[str, int]
     policy: Policy
+    #: With ``truth``: GAP before and after, the oracle and the accuracy.
     scores: "RunScores | None" = None
+    #: With ``report``: the report's page, pictures and size.
     report: "ReportResult | None" = None
 
 
@@ -526,11 +527,11 @@ def rerank(
         predictions = read_predictions(predictions)
     if not isinstance(gallery, Gallery):
         gallery = read_gallery(gallery)
+    photos = Photos(_directory(query_images), _directory(gallery_images), gallery.paths())
     if truth is not None:
         from .report import load_truth
 
         truth = load_truth(truth, predictions.ids)
-    photos = Photos(_directory(query_images), _directory(gallery_images), gallery.paths())
     with open_session(features, model=model, match=match, ransac=ransac, max_side=max_side, cache_dir=cache_dir,
                       cache=cache, workers=workers, scheduler=scheduler) as session:
         extractor = session.verifier.extractor
@@ -549,15 +550,15 @@ def rerank(
                    features_extracted=table.features_extracted)
     result = RerankResult(predictions.with_confidence(rescaled.confidence), _details(predictions, table, rescaled),
                           summary, policy)
-    if truth is not None:
-        from .report import run_scores
-
-        result = replace(result, scores=run_scores(result.details, truth))
     if output is not None:
         write_predictions(result.predictions, output)
     if details is not None:
         with atomic_write(details, "w", newline="", encoding="utf-8") as handle:
             result.details.to_csv(handle, index=False, lineterminator="\n")
+    if truth is not None:
+        from .report import run_scores
+
+        result = replace(result, scores=run_scores(result.details, truth))
     if report is not None:
         from .report import write_report
 

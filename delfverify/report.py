@@ -201,18 +201,21 @@ def _relabelled(details: pd.DataFrame) -> np.ndarray:
 
 
 def load_truth(truth: str | os.PathLike | Solution, ids: Sequence[str] | None = None) -> Solution:
-    """Read the truth (a solution CSV) or take it as given; with ``ids``, refuse a truth that lacks some of them.
+    """Read the truth (a solution CSV) or take it as given; refuse one without a landmark query (GAP would be
+    undefined) and, with ``ids``, one that lacks some of them.
 
     Raises
     ------
     TableError
         The truth file is missing or malformed.
     ReportError
-        Some ids are not in the truth; the message says how many and names a few.
+        The truth has no landmark query, or some ids are not in it; the message says how many and names a few.
     """
     name = "truth" if isinstance(truth, Solution) else str(truth)
     if not isinstance(truth, Solution):
         truth = read_solution(truth)
+    if not (truth.table["landmarks"].fillna("").str.strip() != "").any():
+        raise ReportError(f"{name}: no query of the truth shows a landmark, so GAP is undefined")
     if ids is not None:
         unknown = pd.Index(pd.unique(np.asarray(ids, object))).difference(pd.Index(truth.table["id"]))
         if len(unknown):
@@ -241,8 +244,8 @@ def run_scores(details: pd.DataFrame, truth: str | os.PathLike | Solution) -> Ru
     try:
         before = global_average_precision(_predictions(details, first, "old_confidence"), truth.table)
         after = global_average_precision(_predictions(details, chosen, "new_confidence"), truth.table)
-    except ValueError as exc:  # no landmark query in the truth
-        raise ReportError(f"truth: {exc}") from None
+    except ValueError as exc:  # e.g. an id twice in details without candidate columns
+        raise ReportError(f"details against the truth: {exc}") from None
     candidates = int(details["rank"].max()) if "rank" in details.columns and len(details) else 1
     among = None
     if candidates > 1:

@@ -293,6 +293,16 @@ def test_a_truth_without_some_queries_is_refused_naming_them(tmp_path):
     (tmp_path / "t.csv").write_text("id,landmarks\nq1,a\n")
     with pytest.raises(ReportError, match=r"t\.csv: 1 query id"):
         load_truth(tmp_path / "t.csv", ["q1", "q9"])
+    (tmp_path / "t.csv").write_text("id,landmarks\nq1,\nq2,\n")
+    with pytest.raises(ReportError, match=r"t\.csv: no query of the truth shows a landmark"):
+        load_truth(tmp_path / "t.csv", ["q1"])
+
+
+def test_details_with_an_id_twice_and_no_candidate_columns_cannot_be_scored():
+    details = synthetic_details(4).assign(id=["q1", "q1", "q2", "q3"])
+    truth = Solution(pd.DataFrame({"id": ["q1", "q2", "q3"], "landmarks": ["a", "b", ""]}))
+    with pytest.raises(ReportError, match="details against the truth: .*more than one prediction for id 'q1'"):
+        run_scores(details, truth)
 
 
 def test_details_files_missing_columns_or_with_bad_numbers_are_refused(tmp_path):
