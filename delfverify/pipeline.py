@@ -516,9 +516,10 @@ def rerank(
 
     Raises
     ------
-    TableError, PolicyError, ImageLookupError, ModelLoadError, ReportError
-        Bad input files, policy, image folders or model, or a truth without some of the queries; nothing is
-        written then.
+    TableError, PolicyError, ImageLookupError, ModelLoadError
+        Bad input files, policy, image folders or model; nothing is written then.
+    ReportError
+        A truth that lacks some of the queries or shows no landmark; nothing is written then.
     """
     started = time.perf_counter()
     if on_missing not in ON_MISSING:
