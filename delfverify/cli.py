@@ -30,7 +30,7 @@ from .extractors.delf import DEFAULT_HANDLE
 from .images import DEFAULT_MAX_SIDE
 from .matching import METHODS, MatchConfig
 from .store import default_cache_dir
-from .verification import ENGINES, RansacConfig
+from .verification import ENGINES, GEOMETRIES, GEOMETRY_SETTINGS, RansacConfig
 
 if TYPE_CHECKING:
     from .report import ReportResult
@@ -55,8 +55,11 @@ def add_verifier_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--matcher", choices=METHODS, default=MatchConfig().method,
                        help="nearest neighbours: kdtree (the research's) or brute (BLAS), identical matches; auto "
                             "picks the faster (default: %(default)s)")
+    group.add_argument("--geometry", choices=GEOMETRIES, default=None,
+                       help="model fitted to the matches (default: the extractor's: fundamental for rootsift, "
+                            "affine for delf)")
     group.add_argument("--engine", choices=ENGINES, default=_RANSAC.engine,
-                       help="RANSAC implementation (default: %(default)s)")
+                       help="RANSAC implementation; skimage fits the affine model only (default: %(default)s)")
     group.add_argument("--seed", type=int, default=_RANSAC.seed,
                        help="seed of the skimage RANSAC engine; opencv is deterministic with its own fixed seed "
                             "(default: %(default)s)")
@@ -76,9 +79,15 @@ def verifier_options(args: argparse.Namespace) -> dict[str, Any]:
         raise CLIError(f"--max-side must be a positive integer, got {args.max_side}")
     from .extractors import extractor_class
 
-    match = dataclasses.replace(extractor_class(args.features).match, method=args.matcher)
+    extractor = extractor_class(args.features)
+    match = dataclasses.replace(extractor.match, method=args.matcher)
+    ransac = GEOMETRY_SETTINGS[args.geometry] if args.geometry else extractor.ransac
+    try:
+        ransac = dataclasses.replace(ransac, engine=args.engine, seed=args.seed)
+    except ValueError as exc:
+        raise CLIError(f"--engine {args.engine} with --geometry {ransac.geometry}: {exc}") from None
     return {"features": args.features, "model": args.model, "max_side": args.max_side, "match": match,
-            "ransac": RansacConfig(engine=args.engine, seed=args.seed)}
+            "ransac": ransac}
 
 
 def cache_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -121,7 +130,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     features_a = verifier.features_of(args.image_a)
     features_b = verifier.features_of(args.image_b)
     result = verifier.verify_features(features_a, features_b)
-    accepted = result.num_inliers >= verifier.extractor.accept_inliers
+    accept = verifier.thresholds.accept
+    accepted = result.num_inliers >= accept
     if args.plot:
         from .images import load_image
         from .plotting import plot_matches
@@ -137,15 +147,18 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "num_putative": result.num_putative,
             "num_features_a": result.num_features_a,
             "num_features_b": result.num_features_b,
-            "accept_inliers": verifier.extractor.accept_inliers,
+            "geometry": result.geometry,
+            "accept_inliers": accept,
             "match": accepted,
+            "unverifiable": result.unverifiable,
             "transform": None if result.transform is None else result.transform.tolist(),
         }))
     else:
-        verdict = "match" if accepted else "no match"
+        verdict = "match" if accepted else f"cannot tell: {result.unverifiable}" if result.unverifiable \
+            else "no match"
         print(f"{result.num_inliers} inliers of {result.num_putative} putative matches "
               f"({result.num_features_a} and {result.num_features_b} features): {verdict} "
-              f"(threshold {verifier.extractor.accept_inliers} inliers for {args.features})")
+              f"(threshold {accept} inliers for {args.features} with the {result.geometry} model)")
     return 0
 
 

@@ -1,9 +1,9 @@
 """Local features: the ``Features`` result, the extractor interface and extractor fingerprints.
 
 An extractor turns an RGB ``uint8`` image into ``Features``. Each extractor also says how its descriptors are
-matched (``match``) and how many RANSAC inliers make two photos "the same place" (``accept_inliers``), because
-both depend on the descriptor: DELF's 40-D PCA-whitened descriptors and RootSIFT's 128-D ones have different
-distance scales and inlier statistics. The extractors live in ``delfverify.extractors``.
+matched (``match``), which geometric model verifies them (``ransac``) and how many inliers decide (``thresholds``),
+because all three depend on the descriptor: DELF's 40-D PCA-whitened descriptors and RootSIFT's 128-D ones have
+different distance scales and inlier statistics. The extractors live in ``delfverify.extractors``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
 from .matching import MatchConfig
+
+if TYPE_CHECKING:
+    from .verification import RansacConfig, Thresholds
 
 #: The array fields of ``Features``, in order.
 ARRAY_FIELDS = ("locations", "descriptors", "scales", "scores")
@@ -38,8 +41,11 @@ class Features:
         Keypoint strength (DELF attention, SIFT response).
     extraction_scale : (float, float)
         Pixels of the image the extractor saw per pixel of ``locations``, along y and x (1.0, 1.0 unless the
-        photo was shrunk before extraction). RANSAC measures its thresholds in the extractor's pixels, so the
-        same photo gives the same inliers whatever its size on disk.
+        photo was shrunk before extraction). RANSAC measures its thresholds in the extractor's pixels (or at a
+        fixed photo size, ``RansacConfig.image_side``), so the same photo gives the same inliers whatever its
+        size on disk.
+    image_shape : (int, int)
+        Height and width of the photo ``locations`` refer to; (0, 0) when unknown.
     """
 
     locations: np.ndarray
@@ -47,6 +53,7 @@ class Features:
     scales: np.ndarray
     scores: np.ndarray
     extraction_scale: tuple[float, float] = (1.0, 1.0)
+    image_shape: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
         n = self.locations.shape[0] if self.locations.ndim == 2 else -1
@@ -76,11 +83,12 @@ class Features:
             scores=np.zeros((0,), np.float32),
         )
 
-    def in_original_pixels(self, scale_yx: tuple[float, float]) -> "Features":
-        """These features, extracted from a photo shrunk by ``scale_yx``, with locations in the photo's pixels."""
+    def in_original_pixels(self, scale_yx: tuple[float, float], shape: tuple[int, int]) -> "Features":
+        """These features, extracted from a photo of ``shape`` (height, width) shrunk by ``scale_yx``, with
+        locations in the photo's pixels."""
         scale = (float(scale_yx[0]), float(scale_yx[1]))
         locations = (self.locations / np.array(scale, np.float32)).astype(np.float32)
-        return replace(self, locations=locations, extraction_scale=scale)
+        return replace(self, locations=locations, extraction_scale=scale, image_shape=(int(shape[0]), int(shape[1])))
 
     def locations_xy_extracted(self) -> np.ndarray:
         """Keypoint centres as (x, y) in the pixels of the image the extractor saw (float64 [N, 2])."""
@@ -97,8 +105,10 @@ class Extractor(Protocol):
     dim: int
     #: How this extractor's descriptors are matched.
     match: MatchConfig
-    #: Default number of RANSAC inliers at which two photos count as showing the same place.
-    accept_inliers: int
+    #: The geometric model and RANSAC settings its thresholds were measured with.
+    ransac: RansacConfig
+    #: Per geometric model, the inlier counts that decide (measured on what unrelated photos reach).
+    thresholds: Mapping[str, Thresholds]
 
     def params(self) -> dict[str, Any]:
         """Parameters and model identity: everything that changes the features."""

@@ -158,7 +158,7 @@ def open_session(
     *,
     model: str | None = None,
     match: MatchConfig | None = None,
-    ransac: RansacConfig = RansacConfig(),
+    ransac: RansacConfig | None = None,
     max_side: int | None = DEFAULT_MAX_SIDE,
     cache_dir: str | os.PathLike | None = None,
     cache: bool = True,
@@ -462,7 +462,7 @@ def rerank(
     features: str | Extractor = DEFAULT_EXTRACTOR,
     model: str | None = None,
     match: MatchConfig | None = None,
-    ransac: RansacConfig = RansacConfig(),
+    ransac: RansacConfig | None = None,
     max_side: int | None = DEFAULT_MAX_SIDE,
     cache_dir: str | os.PathLike | None = None,
     cache: bool = True,
@@ -496,7 +496,7 @@ def rerank(
     features : str or Extractor
         ``"rootsift"``, ``"delf"`` or an extractor object; ``model`` is DELF's handle or folder.
     match, ransac, max_side
-        Verification settings (default: the extractor's matching, the research's RANSAC, 1024 px).
+        Verification settings (default: the extractor's matching and geometric model, photos shrunk to 1024 px).
     cache_dir : path, optional
         Feature store and pair journal (default: ``delfverify.store.default_cache_dir()``); a killed run started
         again resumes from the journal. ``cache=False`` keeps everything in memory.
@@ -537,7 +537,7 @@ def rerank(
                       cache=cache, workers=workers, scheduler=scheduler) as session:
         extractor = session.verifier.extractor
         if not isinstance(policy, Policy):
-            policy = load_policy(policy, extractor.name)
+            policy = load_policy(policy, extractor, session.verifier.ransac.geometry)
         if policy.extractor is not None and policy.extractor != extractor.name:
             logger.warning("policy %s was set for %s features, running with %s: its inlier thresholds may not fit",
                            policy.name, policy.extractor, extractor.name)

@@ -6,12 +6,13 @@ that name the offending field, or one of the built-ins in ``BUILTINS``:
 - ``seed``: exactly the research report's hand-set rules (bands < 0.4, 0.4-0.6, 0.6-0.8 verified against K = 2,
   2, 5 gallery photos; fewer than 3 inliers -> 0; the low band raised to 0.6 at 10 inliers; >= 0.8 untouched).
 - ``default``: three tiers, every prediction verified against up to 3 gallery photos spread across its class.
-  Clear geometric support (at least 1.25 x the extractor's ``accept_inliers``: 10 for RootSIFT, 12 for DELF)
-  moves a prediction into the top third (``c -> 2/3 + c/3``); no support (fewer than 0.625 x: 5 and 6) into
-  the bottom third (``c -> c/3``); weak evidence in between leaves it unchanged. Each tier keeps the
-  classifier's order. Measured on the dev set (``benchmarks/bench_rerank.py``, README): 0.985 of the oracle GAP
-  with the full gallery, 0.94 with one gallery photo per landmark; skipping very confident predictions or
-  using only two tiers generalised worse.
+  Clear geometric support (at least the extractor's ``accept`` inliers for its geometric model: 14 for RootSIFT
+  with a fundamental matrix, 10 for DELF) moves a prediction into the top third (``c -> 2/3 + c/3``); no support
+  (fewer than ``support``: 11 and 6) into the bottom third (``c -> c/3``); weak evidence in between leaves it
+  unchanged. Each tier keeps the classifier's order. The thresholds are anchored on what unrelated photos reach
+  (``delfverify.extractors.rootsift``). Measured (``benchmarks/bench_quality.py``, README): 0.999 of the oracle
+  GAP on the dev set, 0.88 on the hard set; skipping very confident predictions or using only two tiers
+  generalised worse.
 
 Modes:
 
@@ -48,10 +49,6 @@ SELECTIONS = ("first", "random", "spread")
 
 # Status codes of ``Policy.apply``; rerank adds its own (no_gallery, error, no_prediction).
 STATUSES = ("verified", "suppressed", "boosted", "skipped")
-
-#: The default policy suppresses below this times the extractor's ``accept_inliers`` and boosts at this times it.
-DEFAULT_SUPPRESS_FACTOR = 0.625
-DEFAULT_BOOST_FACTOR = 1.25
 
 
 class PolicyError(DelfverifyError, ValueError):
@@ -421,7 +418,7 @@ def policy_from_dict(doc: Mapping[str, Any]) -> Policy:
     )
 
 
-def _seed_policy(extractor: str) -> Policy:
+def _seed_policy(extractor: str | Any, geometry: str | None = None) -> Policy:
     suppress = Action(0.0, 0.0)
     return Policy(
         name="seed",
@@ -433,37 +430,43 @@ def _seed_policy(extractor: str) -> Policy:
         ),
         combine="max",
         selection="first",
-        extractor=extractor,
+        extractor=extractor if isinstance(extractor, str) else extractor.name,
     )
 
 
-def _default_policy(extractor: str) -> Policy:
+def _default_policy(extractor: str | Any, geometry: str | None = None) -> Policy:
     from .extractors import extractor_class
 
-    accept = extractor_class(extractor).accept_inliers
+    cls = extractor_class(extractor) if isinstance(extractor, str) else extractor
+    geometry = geometry or cls.ransac.geometry
+    if geometry not in cls.thresholds:
+        raise PolicyError(f"the default policy has no thresholds for {extractor} features with the {geometry} "
+                          f"model (measured: {', '.join(cls.thresholds)}); give a policy file")
+    thresholds = cls.thresholds[geometry]
     return Policy(
         name="default",
         bands=(
-            Band(0.0, 1.0, k=3, min_inliers=round(DEFAULT_SUPPRESS_FACTOR * accept), suppress=Action(0.0, 1 / 3),
-                 boost_inliers=round(DEFAULT_BOOST_FACTOR * accept), boost=Action(2 / 3, 1.0)),
+            Band(0.0, 1.0, k=3, min_inliers=thresholds.support, suppress=Action(0.0, 1 / 3),
+                 boost_inliers=thresholds.accept, boost=Action(2 / 3, 1.0)),
         ),
         combine="max",
         selection="spread",
-        extractor=extractor,
+        extractor=cls.name,
     )
 
 
 BUILTINS = {"seed": _seed_policy, "default": _default_policy}
 
 
-def builtin_policy(name: str, extractor: str) -> Policy:
-    """A built-in policy for an extractor (thresholds differ by extractor)."""
+def builtin_policy(name: str, extractor: str | Any, geometry: str | None = None) -> Policy:
+    """A built-in policy for an extractor (a name or an object) and geometric model (default: the extractor's);
+    thresholds differ by both."""
     if name not in BUILTINS:
         raise PolicyError(f"unknown built-in policy {name!r}; choose one of {', '.join(BUILTINS)} or give a JSON file")
-    return BUILTINS[name](extractor)
+    return BUILTINS[name](extractor, geometry)
 
 
-def load_policy(name_or_file: str | os.PathLike, extractor: str) -> Policy:
+def load_policy(name_or_file: str | os.PathLike, extractor: str | Any, geometry: str | None = None) -> Policy:
     """A built-in policy by name, or a policy JSON file.
 
     Raises
@@ -473,7 +476,7 @@ def load_policy(name_or_file: str | os.PathLike, extractor: str) -> Policy:
     """
     text = str(name_or_file)
     if text in BUILTINS:
-        return builtin_policy(text, extractor)
+        return builtin_policy(text, extractor, geometry)
     path = Path(text)
     if not path.is_file():
         raise PolicyError(f"{text}: no such policy file and no built-in policy of that name "
@@ -488,7 +491,8 @@ def load_policy(name_or_file: str | os.PathLike, extractor: str) -> Policy:
         policy = policy_from_dict(doc)
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from None
-    return policy if policy.extractor else replace(policy, extractor=extractor)
+    return policy if policy.extractor else replace(policy, extractor=extractor if isinstance(extractor, str)
+                                                    else extractor.name)
 
 
 def save_policy(policy: Policy, path: str | os.PathLike) -> None:

@@ -1,7 +1,7 @@
 """Feature store: a directory cache of ``Features`` keyed by image content and extractor fingerprint.
 
 Layout: ``<root>/<fingerprint>/<hash[:2]>/<hash>.npz``, one ``.npz`` per image, holding the four arrays, the
-extraction scale and a ``format_version``. Version 2 keeps locations in the photo's own pixels (version 1 kept
+extraction scale, the photo's size and a ``format_version``. Version 2 keeps locations in the photo's own pixels (version 1 kept
 them in the pixels of the shrunk image); entries of another version are recomputed, never misread. Entries are written to a temporary file in the same folder and renamed into place, so a
 reader sees a whole entry or none, and concurrent writers of the same key cannot corrupt it (the last rename
 wins; both wrote the same features). Entries are read with ``allow_pickle=False``. A corrupt entry (truncated,
@@ -90,11 +90,13 @@ class FeatureStore:
                 version = int(npz["format_version"])
                 if version != FORMAT_VERSION:
                     raise ValueError(f"format_version {version}, expected {FORMAT_VERSION}")
-                scale = npz["extraction_scale"]
-                if scale.shape != (2,) or scale.dtype != np.float64:
-                    raise ValueError(f"extraction_scale has shape {scale.shape} and dtype {scale.dtype}")
+                scale, shape = npz["extraction_scale"], npz["image_shape"]
+                if scale.shape != (2,) or scale.dtype != np.float64 or shape.shape != (2,) or shape.dtype != np.int64:
+                    raise ValueError(f"extraction_scale {scale.shape} {scale.dtype}, image_shape {shape.shape} "
+                                     f"{shape.dtype}")
                 features = Features(**{name: npz[name] for name in ARRAY_FIELDS},
-                                    extraction_scale=(float(scale[0]), float(scale[1])))
+                                    extraction_scale=(float(scale[0]), float(scale[1])),
+                                    image_shape=(int(shape[0]), int(shape[1])))
         except FileNotFoundError:
             self.stats.misses += 1
             return None
@@ -115,6 +117,7 @@ class FeatureStore:
                 handle,
                 format_version=np.int64(FORMAT_VERSION),
                 extraction_scale=np.array(features.extraction_scale, np.float64),
+                image_shape=np.array(features.image_shape, np.int64),
                 **{name: getattr(features, name) for name in ARRAY_FIELDS},
             )
         self.stats.writes += 1

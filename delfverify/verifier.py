@@ -19,7 +19,7 @@ from .features import Extractor, Features, fingerprint, short_hash
 from .images import DEFAULT_MAX_SIDE, ImageInput, decode_image, read_bytes
 from .matching import MatchConfig
 from .store import FeatureStore, content_hash
-from .verification import RansacConfig, Verification, verify_features
+from .verification import RansacConfig, Thresholds, Verification, verify_features
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ class Verifier:
         ``delfverify.rerank`` use the user cache directory (``delfverify.store.default_cache_dir()``).
     match : MatchConfig, optional
         Matching settings; default: the extractor's own (``extractor.match``).
-    ransac : RansacConfig
-        RANSAC settings.
+    ransac : RansacConfig, optional
+        Geometric model and RANSAC settings; default: the extractor's own (``extractor.ransac``).
     max_side : int or None
         Photos are shrunk to this longest side before extraction.
 
@@ -61,19 +61,34 @@ class Verifier:
         model: str | os.PathLike | None = None,
         cache_dir: str | os.PathLike | None = None,
         match: MatchConfig | None = None,
-        ransac: RansacConfig = RansacConfig(),
+        ransac: RansacConfig | None = None,
         max_side: int | None = DEFAULT_MAX_SIDE,
     ):
         if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
             raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
         self.extractor = resolve_extractor(features, None if model is None else str(model))
         self.match = match if match is not None else self.extractor.match
-        self.ransac = ransac
+        self.ransac = ransac if ransac is not None else self.extractor.ransac
         self.max_side = max_side
         self.features_fingerprint = short_hash({"extractor": fingerprint(self.extractor), "max_side": max_side})
         self.store = FeatureStore(cache_dir, self.features_fingerprint) if cache_dir is not None else None
         self._memory: OrderedDict[str, Features] = OrderedDict()
         self.extracted = 0
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The inlier counts that decide for this extractor and geometric model (``Extractor.thresholds``).
+
+        Raises
+        ------
+        ValueError
+            If they were not measured for this extractor and model.
+        """
+        measured = self.extractor.thresholds
+        if self.ransac.geometry not in measured:
+            raise ValueError(f"no inlier thresholds measured for {self.extractor.name} features with the "
+                             f"{self.ransac.geometry} model (measured: {', '.join(measured)})")
+        return measured[self.ransac.geometry]
 
     @property
     def pair_fingerprint(self) -> str:
@@ -129,7 +144,8 @@ class Verifier:
                 return cached
         source = source or (str(image) if isinstance(image, (str, os.PathLike)) else None)
         decoded = decode_image(data if data is not None else image, self.max_side, source=source)
-        features = self.extractor.extract(decoded.pixels).in_original_pixels(decoded.scale_yx)
+        features = self.extractor.extract(decoded.pixels).in_original_pixels(decoded.scale_yx,
+                                                                            decoded.original_shape)
         self.extracted += 1
         if self.store is not None:
             self.store.put(key, features)
@@ -171,10 +187,11 @@ def verify_pair(
     features: str | Extractor = DEFAULT_EXTRACTOR,
     model: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
-    ransac: RansacConfig = RansacConfig(),
+    ransac: RansacConfig | None = None,
     max_side: int | None = DEFAULT_MAX_SIDE,
 ) -> Verification:
-    """How well two photos match: local features, nearest-neighbour matching and affine RANSAC.
+    """How well two photos match: local features, nearest-neighbour matching and a geometric model fitted with
+    RANSAC.
 
     For many pairs, create one ``Verifier`` instead (a DELF model is loaded once, features are reused).
 
@@ -186,20 +203,21 @@ def verify_pair(
         DELF handle or local directory.
     cache_dir : path, optional
         Feature store directory (default: none).
-    ransac : RansacConfig
+    ransac : RansacConfig, optional
+        Default: the extractor's (RootSIFT: a fundamental matrix; DELF: the research's affine fit).
     max_side : int or None
 
     Returns
     -------
     Verification
         ``num_inliers`` (0 when verification failed), ``num_putative``, ``num_features_a``, ``num_features_b``,
-        ``matches``, ``inlier_mask`` and ``transform`` (from A's pixels to B's, as the photos were given).
+        ``matches``, ``inlier_mask`` and ``transform`` (the model, in the pixels of the photos as given).
 
     Examples
     --------
     >>> from delfverify import verify_pair
     >>> result = verify_pair("a.jpg", "b.jpg")  # doctest: +SKIP
-    >>> result.num_inliers >= 8  # the RootSIFT acceptance threshold  # doctest: +SKIP
+    >>> result.num_inliers >= 14  # RootSIFT's acceptance threshold with its fundamental matrix  # doctest: +SKIP
     True
     """
     verifier = Verifier(features, model=model, cache_dir=cache_dir, ransac=ransac, max_side=max_side)

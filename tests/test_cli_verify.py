@@ -66,7 +66,7 @@ def test_cli_verify_json(capsys, photos):
     assert doc["num_putative"] >= doc["num_inliers"]
     assert doc["num_features_a"] > 100 and doc["num_features_b"] > 100
     assert doc["match"] is True
-    assert doc["accept_inliers"] == RootSIFT.accept_inliers
+    assert doc["accept_inliers"] == RootSIFT.thresholds["fundamental"].accept and doc["geometry"] == "fundamental"
     assert doc["image_a"] == str(photos["a"]) and doc["features"] == "rootsift"
     transform = np.array(doc["transform"])
     assert transform.shape == (3, 3)
@@ -77,18 +77,23 @@ def test_cli_verify_json_unrelated_pair_is_no_match(capsys, photos):
     assert status == 0
     doc = json.loads(out)
     assert doc["match"] is False
-    assert doc["num_inliers"] < RootSIFT.accept_inliers
+    assert doc["num_inliers"] < RootSIFT.thresholds["fundamental"].accept
 
 
 def test_cli_verify_engines_agree_on_decision(capsys, photos):
     docs = []
     for engine in ("opencv", "skimage"):
         status, out, _ = _run(capsys, "verify", photos["a"], photos["warped"], "--json", "--no-cache",
-                              "--engine", engine, "--seed", "5")
+                              "--engine", engine, "--seed", "5", "--geometry", "affine")
         assert status == 0
         docs.append(json.loads(out))
     assert docs[0]["match"] == docs[1]["match"] is True
     assert docs[0]["num_putative"] == docs[1]["num_putative"]
+
+
+def test_cli_skimage_engine_fits_the_affine_model_only(capsys, photos):
+    status, _, err = _run(capsys, "verify", photos["a"], photos["warped"], "--engine", "skimage")
+    assert status == 2 and "affine model only" in err and "--geometry" in err
 
 
 def test_cli_verify_plot_writes_side_by_side_png(capsys, photos, tmp_path):

@@ -80,7 +80,7 @@ def test_dev_rootsift_inliers_separate_landmarks_from_distractors(dev_scores):
 @pytest.mark.slow
 def test_dev_rootsift_accept_threshold_rejects_most_distractors(dev_scores, dev_verifier):
     _, negatives = dev_scores
-    accepted = (negatives >= dev_verifier.extractor.accept_inliers).mean()
+    accepted = (negatives >= dev_verifier.thresholds.accept).mean()
     assert accepted <= 0.1, sorted(negatives)
 
 

@@ -15,7 +15,7 @@ from delfverify.features import Extractor, fingerprint
 def test_registry_knows_each_extractor_by_name():
     assert EXTRACTORS == ("rootsift", "delf")
     assert extractor_class("rootsift") is RootSIFT
-    assert extractor_class("delf").accept_inliers == 10  # a class attribute: no model is loaded
+    assert extractor_class("delf").thresholds["affine"].accept == 10  # a class attribute: no model is loaded
     with pytest.raises(ValueError, match="unknown extractor 'surf'; choose one of rootsift, delf"):
         extractor_class("surf")
 

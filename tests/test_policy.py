@@ -76,9 +76,11 @@ def test_seed_policy_same_for_both_extractors():
     assert (rootsift.extractor, delf.extractor) == ("rootsift", "delf")
 
 
-@pytest.mark.parametrize("extractor, suppress_below, boost_at", [("rootsift", 5, 10), ("delf", 6, 12)])
-def test_default_policy_thresholds_per_extractor(extractor, suppress_below, boost_at):
-    policy = builtin_policy("default", extractor)
+@pytest.mark.parametrize("extractor, geometry, suppress_below, boost_at", [
+    ("rootsift", None, 11, 14), ("rootsift", "fundamental", 11, 14), ("rootsift", "affine", 6, 8),
+    ("rootsift", "homography", 6, 8), ("delf", None, 6, 10)])
+def test_default_policy_thresholds_per_extractor_and_model(extractor, geometry, suppress_below, boost_at):
+    policy = builtin_policy("default", extractor, geometry)
     (band,) = policy.bands
     assert (band.lower, band.upper, band.k) == (0.0, 1.0, 3)
     assert (band.min_inliers, band.boost_inliers) == (suppress_below, boost_at)
@@ -90,14 +92,19 @@ def test_default_policy_thresholds_per_extractor(extractor, suppress_below, boos
     assert status == ["suppressed", "verified", "verified", "boosted"]
 
 
+def test_default_policy_needs_measured_thresholds():
+    with pytest.raises(PolicyError, match="no thresholds for delf features with the fundamental model"):
+        builtin_policy("default", "delf", "fundamental")
+
+
 def test_default_policy_keeps_order_within_tiers():
     policy = builtin_policy("default", "rootsift")
     confidence = np.linspace(0, 1, 11)
-    for inliers in (0, 7, 50):
+    for inliers in (0, 12, 50):
         new, _ = _apply(policy, confidence, np.full((11, 3), inliers))
         assert np.all(np.diff(new) > 0)
     low, _ = _apply(policy, [1.0], [[0, 0, 0]])
-    high, _ = _apply(policy, [0.0], [[10, 0, 0]])
+    high, _ = _apply(policy, [0.0], [[14, 0, 0]])
     assert low[0] <= 1 / 3 + 1e-12 and high[0] >= 2 / 3 - 1e-12
 
 

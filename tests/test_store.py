@@ -208,7 +208,7 @@ def test_store_entry_is_a_plain_npz_without_pickles(tmp_path):
     store.put(KEY, _features(3))
     with zipfile.ZipFile(store.path(KEY)) as archive:
         names = sorted(archive.namelist())
-    assert names == sorted(f"{n}.npy" for n in ("format_version", "extraction_scale", "locations", "descriptors",
+    assert names == sorted(f"{n}.npy" for n in ("format_version", "extraction_scale", "image_shape", "locations", "descriptors",
                                                 "scales", "scores"))
     with np.load(store.path(KEY), allow_pickle=False) as npz:
         assert int(npz["format_version"]) == FORMAT_VERSION

@@ -1,5 +1,6 @@
-"""delfverify.verification: seeded affine RANSAC (opencv and skimage engines) on synthetic matches with a known
-transform, failure as ``num_inliers=0``, and end-to-end ``verify_pair`` on a synthetic photo and its warp."""
+"""delfverify.verification: seeded RANSAC on synthetic matches with a known model (affine with both engines, a
+planar scene under a homography, a non-planar scene under a fundamental matrix), noise that never passes,
+failure as ``num_inliers=0``, unverifiable pairs, and the pixels the model is fitted in."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from delfverify import Features, RansacConfig, Verification
 from delfverify.extractors import RootSIFT
 from delfverify.matching import MatchConfig
-from delfverify.verification import ENGINES, ransac_affine, verify_features
+from delfverify.verification import (ENGINES, GEOMETRY_SETTINGS, MIN_KEYPOINTS, fit_geometry,
+                                     unverifiable_reason, verify_features)
 
 TRUE_AFFINE = np.array([[1.1, -0.25, 40.0], [0.2, 0.9, -15.0], [0.0, 0.0, 1.0]])
 
@@ -37,7 +39,7 @@ def _synthetic(seed: int, n_inliers: int = 60, n_outliers: int = 40, noise: floa
 def test_ransac_affine_finds_known_inliers_and_transform(engine, seed):
     src, dst, truth = _synthetic(seed)
     assert 60 <= truth.sum() <= 62  # a random outlier may land within 20 px by chance
-    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine, seed=seed))
+    transform, mask = fit_geometry(src, dst, RansacConfig(engine=engine, seed=seed))
     assert mask.dtype == bool and mask.shape == (100,)
     assert np.sum(mask != truth) <= 2
     assert mask[truth].sum() >= 59
@@ -52,10 +54,10 @@ def test_ransac_engines_agree_on_seeded_data(seed):
     rng = np.random.default_rng(100 + seed)
     n_inliers = int(rng.integers(0, 80))
     src, dst, _ = _synthetic(seed, n_inliers=n_inliers, n_outliers=int(rng.integers(20, 120)), noise=2.0)
-    accept = RootSIFT.accept_inliers
+    accept = RootSIFT.thresholds["affine"].accept
     counts = {}
     for engine in ENGINES:
-        _, mask = ransac_affine(src, dst, RansacConfig(engine=engine, seed=seed))
+        _, mask = fit_geometry(src, dst, RansacConfig(engine=engine, seed=seed))
         counts[engine] = int(mask.sum())
     assert abs(counts["opencv"] - counts["skimage"]) <= max(2, 0.05 * n_inliers), counts
     assert (counts["opencv"] >= accept) == (counts["skimage"] >= accept), counts
@@ -65,8 +67,8 @@ def test_ransac_engines_agree_on_seeded_data(seed):
 def test_ransac_affine_same_seed_same_result(engine):
     src, dst, _ = _synthetic(7, n_inliers=25, n_outliers=75, noise=5.0)
     config = RansacConfig(engine=engine, seed=3)
-    transform_1, mask_1 = ransac_affine(src, dst, config)
-    transform_2, mask_2 = ransac_affine(src, dst, config)
+    transform_1, mask_1 = fit_geometry(src, dst, config)
+    transform_2, mask_2 = fit_geometry(src, dst, config)
     np.testing.assert_array_equal(mask_1, mask_2)
     np.testing.assert_array_equal(transform_1, transform_2)
 
@@ -75,11 +77,11 @@ def test_ransac_skimage_result_depends_on_seed_only():
     # Few inliers in many outliers with few trials: different seeds explore different samples.
     src, dst, _ = _synthetic(8, n_inliers=12, n_outliers=150, noise=3.0)
     results = {
-        seed: ransac_affine(src, dst, RansacConfig(engine="skimage", seed=seed, max_trials=30))[1].sum()
+        seed: fit_geometry(src, dst, RansacConfig(engine="skimage", seed=seed, max_trials=30))[1].sum()
         for seed in range(8)
     }
     again = {
-        seed: ransac_affine(src, dst, RansacConfig(engine="skimage", seed=seed, max_trials=30))[1].sum()
+        seed: fit_geometry(src, dst, RansacConfig(engine="skimage", seed=seed, max_trials=30))[1].sum()
         for seed in range(8)
     }
     assert results == again
@@ -90,7 +92,7 @@ def test_ransac_skimage_result_depends_on_seed_only():
 @pytest.mark.parametrize("n", [0, 1, 2])
 def test_ransac_affine_fewer_than_three_matches_fail(engine, n):
     src, dst, _ = _synthetic(0, n_inliers=n, n_outliers=0)
-    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine))
+    transform, mask = fit_geometry(src, dst, RansacConfig(engine=engine))
     assert transform is None
     assert mask.shape == (n,) and not mask.any()
 
@@ -98,7 +100,7 @@ def test_ransac_affine_fewer_than_three_matches_fail(engine, n):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_ransac_affine_fewer_than_min_samples_fail(engine):
     src, dst, _ = _synthetic(0, n_inliers=5, n_outliers=0)
-    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine, min_samples=6))
+    transform, mask = fit_geometry(src, dst, RansacConfig(engine=engine, min_samples=6))
     assert transform is None and mask.sum() == 0
 
 
@@ -114,7 +116,7 @@ def test_ransac_affine_degenerate_points_give_zero_inliers(engine, kind, min_sam
         t = np.linspace(0, 500, n)
         src = np.stack([t, 2 * t + 3], axis=1)
         dst = np.stack([0.5 * t + 7, t - 2], axis=1)
-    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine, min_samples=min_samples))
+    transform, mask = fit_geometry(src, dst, RansacConfig(engine=engine, min_samples=min_samples))
     assert transform is None
     assert mask.shape == (n,) and mask.sum() == 0
 
@@ -125,16 +127,16 @@ def test_ransac_affine_rejects_collapsing_transform(engine):
     rng = np.random.default_rng(0)
     src = rng.uniform(0, 1000, size=(50, 2))
     dst = 0.02 * src + 300.0
-    transform, mask = ransac_affine(src, dst, RansacConfig(engine=engine))
+    transform, mask = fit_geometry(src, dst, RansacConfig(engine=engine))
     assert transform is None and mask.sum() == 0
     loose = RansacConfig(engine=engine, max_scale_change=100.0)
-    transform, mask = ransac_affine(src, dst, loose)
+    transform, mask = fit_geometry(src, dst, loose)
     assert transform is not None and mask.sum() == 50
 
 
 def test_ransac_affine_shape_mismatch_raises_value_error():
     with pytest.raises(ValueError, match="same shape"):
-        ransac_affine(np.zeros((5, 2)), np.zeros((4, 2)))
+        fit_geometry(np.zeros((5, 2)), np.zeros((4, 2)))
 
 
 @pytest.mark.parametrize(
@@ -149,6 +151,10 @@ def test_ransac_affine_shape_mismatch_raises_value_error():
         ({"confidence": 0}, "confidence"),
         ({"confidence": 1.0}, "confidence"),
         ({"max_scale_change": 1.0}, "max_scale_change"),
+        ({"geometry": "similarity"}, "geometry"),
+        ({"geometry": "fundamental", "engine": "skimage"}, "affine model only"),
+        ({"geometry": "fundamental", "min_samples": 7}, "min_samples"),
+        ({"image_side": 0}, "image_side"),
     ],
 )
 def test_ransac_config_invalid_values_raise_value_error_naming_parameter(kwargs, name):
@@ -158,8 +164,9 @@ def test_ransac_config_invalid_values_raise_value_error_naming_parameter(kwargs,
 
 def test_ransac_config_defaults_are_the_research_settings():
     config = RansacConfig()
-    assert (config.residual_threshold, config.max_trials, config.min_samples) == (20.0, 1000, 3)
-    assert config.engine == "opencv"
+    assert (config.geometry, config.residual_threshold, config.max_trials, config.fewest_matches) == (
+        "affine", 20.0, 1000, 3)
+    assert config.engine == "opencv" and config.image_side is None
 
 
 def _features(xy: np.ndarray, descriptors: np.ndarray) -> Features:
@@ -218,9 +225,108 @@ def test_verify_features_runs_ransac_in_the_extractors_pixels(engine):
     small_a, small_b = _features(src, descriptors), _features(dst, descriptors)
     at_size = verify_features(small_a, small_b, MatchConfig(), RansacConfig(engine=engine, residual_threshold=2))
     scale_a, scale_b = (0.5, 0.5), (0.25, 0.25)
-    big_a, big_b = small_a.in_original_pixels(scale_a), small_b.in_original_pixels(scale_b)
+    big_a, big_b = small_a.in_original_pixels(scale_a, (600, 600)), small_b.in_original_pixels(scale_b, (1200, 1200))
     np.testing.assert_allclose(big_a.locations, small_a.locations * 2)
     result = verify_features(big_a, big_b, MatchConfig(), RansacConfig(engine=engine, residual_threshold=2))
     assert result.num_inliers == at_size.num_inliers == n
     expected = np.diag([4.0, 4.0, 1.0]) @ TRUE_AFFINE @ np.diag([0.5, 0.5, 1.0])
     np.testing.assert_allclose(result.transform, expected, rtol=1e-5, atol=1e-4)
+
+
+# --- homography and fundamental matrix ----------------------------------------------------------------------------
+
+def _camera(rotation_deg: float, translation) -> np.ndarray:
+    """A 3x4 camera (focal 800 px, principal point 512, 384) turned by ``rotation_deg`` about the y axis."""
+    angle = np.radians(rotation_deg)
+    rotation = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    k = np.array([[800.0, 0, 512], [0, 800, 384], [0, 0, 1]])
+    return k @ np.c_[rotation, np.asarray(translation, float)]
+
+
+def _project(camera: np.ndarray, points: np.ndarray) -> np.ndarray:
+    projected = np.c_[points, np.ones(len(points))] @ camera.T
+    return projected[:, :2] / projected[:, 2:]
+
+
+def _two_views(seed: int, planar: bool, n_inliers: int = 150, n_outliers: int = 100):
+    """Matches of a scene seen from two viewpoints 15 degrees apart (+0.5 px noise) and random outliers."""
+    rng = np.random.default_rng(seed)
+    points = np.c_[rng.uniform(-3, 3, n_inliers), rng.uniform(-2, 2, n_inliers),
+                   np.full(n_inliers, 10.0) if planar else rng.uniform(6, 14, n_inliers)]
+    src = _project(_camera(0, [0, 0, 0]), points)
+    dst = _project(_camera(15, [-2.5, 0.2, 0.5]), points) + rng.normal(0, 0.5, (n_inliers, 2))
+    src = np.r_[src, rng.uniform(0, 1024, (n_outliers, 2))]
+    dst = np.r_[dst, rng.uniform(0, 1024, (n_outliers, 2))]
+    return src, dst, np.r_[np.ones(n_inliers, bool), np.zeros(n_outliers, bool)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_homography_finds_a_planar_scene(seed):
+    src, dst, truth = _two_views(seed, planar=True)
+    matrix, mask = fit_geometry(src, dst, GEOMETRY_SETTINGS["homography"])
+    assert mask[truth].mean() > 0.95 and mask[~truth].sum() <= 2
+    mapped = np.c_[src[truth], np.ones(truth.sum())] @ matrix.T
+    assert np.median(np.linalg.norm(mapped[:, :2] / mapped[:, 2:] - dst[truth], axis=1)) < 1.5
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fundamental_matrix_finds_a_non_planar_scene_that_a_homography_cannot(seed):
+    src, dst, truth = _two_views(seed, planar=False)
+    matrix, mask = fit_geometry(src, dst, GEOMETRY_SETTINGS["fundamental"])
+    assert mask[truth].mean() > 0.95 and mask[~truth].sum() <= 4
+    lines = np.c_[src[truth], np.ones(truth.sum())] @ matrix.T  # epipolar lines in the second view
+    distance = np.abs((np.c_[dst[truth], np.ones(truth.sum())] * lines).sum(1)) / np.hypot(lines[:, 0], lines[:, 1])
+    assert np.median(distance) < 1.0
+    _, planar_mask = fit_geometry(src, dst, GEOMETRY_SETTINGS["homography"])
+    assert planar_mask.sum() < 0.6 * mask.sum()  # depth varies: no single homography explains the scene
+
+
+@pytest.mark.parametrize("geometry", ["affine", "homography", "fundamental"])
+@pytest.mark.parametrize("seed", range(5))
+def test_random_matches_never_pass_any_model(geometry, seed):
+    """Noise: random matches stay below every model's acceptance threshold. Unrelated photos give at most 42
+    putative matches after the ratio test and the mutual check (2,385 pairs measured, 2,000 keypoints); up to 80
+    random matches are tried here. Far more could let a fundamental matrix through (about 16 inliers of 120),
+    which is why its thresholds are anchored on measured unrelated pairs."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(8, 81))
+    src, dst = rng.uniform(0, 1024, (n, 2)), rng.uniform(0, 1024, (n, 2))
+    _, mask = fit_geometry(src, dst, GEOMETRY_SETTINGS[geometry])
+    assert mask.sum() < RootSIFT.thresholds[geometry].accept
+
+
+def test_fundamental_matrix_is_expressed_in_the_photos_pixels():
+    """Fitted at a 1,024 px side, the matrix maps the photos' own pixels: x_b' F x_a = 0 there."""
+    src, dst, truth = _two_views(5, planar=False)
+    descriptors = np.random.default_rng(0).normal(size=(len(src), 128))
+    descriptors /= np.linalg.norm(descriptors, axis=1, keepdims=True)
+    a = _features(src * 2, descriptors).in_original_pixels((1.0, 1.0), (1536, 2048))  # a 2048 px photo
+    b = _features(dst / 2, descriptors).in_original_pixels((1.0, 1.0), (384, 512))  # a 512 px photo
+    result = verify_features(a, b, MatchConfig(), GEOMETRY_SETTINGS["fundamental"])
+    assert result.geometry == "fundamental" and result.num_inliers >= 140
+    inliers = result.matches[result.inlier_mask]
+    xa = np.c_[src[inliers[:, 0]] * 2, np.ones(len(inliers))]
+    xb = np.c_[dst[inliers[:, 1]] / 2, np.ones(len(inliers))]
+    lines = xa @ result.transform.T
+    distance = np.abs((xb * lines).sum(1)) / np.hypot(lines[:, 0], lines[:, 1])
+    assert np.median(distance) < 0.5  # half a 512 px photo's pixel: the 0.5 px noise, shrunk
+
+
+def test_fitting_at_a_photo_size_needs_the_photos_size():
+    features = _features(np.zeros((10, 2)), np.eye(10, 128))
+    with pytest.raises(ValueError, match="image_shape"):
+        verify_features(features, features, MatchConfig(), GEOMETRY_SETTINGS["fundamental"])
+
+
+# --- unverifiable pairs ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("a, b, putative, geometry, reason", [
+    (MIN_KEYPOINTS - 1, 500, 40, "fundamental", f"query has {MIN_KEYPOINTS - 1} keypoints"),
+    (500, 3, 3, "affine", "gallery photo has 3 keypoints"),
+    (500, 500, 7, "fundamental", "7 putative matches (the fundamental model needs 8)"),
+    (500, 500, 3, "affine", ""),
+    (MIN_KEYPOINTS, MIN_KEYPOINTS, 8, "fundamental", ""),
+])
+def test_unverifiable_reason(a, b, putative, geometry, reason):
+    assert unverifiable_reason(a, b, putative, geometry).startswith(reason)
+    assert bool(unverifiable_reason(a, b, putative, geometry)) == bool(reason)

@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import DelfverifyError
 from ..features import Features
 from ..matching import MatchConfig
+from ..verification import GEOMETRY_SETTINGS, Thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +57,11 @@ class DELF:
 
     name = "delf"
     dim = 40
-    # The research's settings. The acceptance threshold is not measured here (no DELF weights offline): the
-    # research saw 6 inliers between unrelated photos and 39 for a true pair.
+    # The research's settings. The thresholds are not measured here (no DELF weights offline): the research saw
+    # 6 inliers between unrelated photos and 39 for a true pair, and accepted at 10.
     match = MatchConfig(max_distance=0.8, ratio=None, mutual=False)
-    accept_inliers = 10
+    ransac = GEOMETRY_SETTINGS["affine"]
+    thresholds = {"affine": Thresholds(support=6, accept=10)}
 
     def __init__(
         self,
