@@ -10,10 +10,17 @@ from pathlib import Path
 
 import pytest
 from test_cli_rerank import DATA, _assert_one_line_error, _main, _rerank_args
+from test_report import expected_pictures, sample_scores
 
 import delfverify
+from delfverify.report import read_details
 
-SCORES = "GAP 0.6210 -> 0.7893 (oracle 0.8000); accuracy 0.8000 -> 0.8000 (15 landmark queries)"
+
+def scores_line(sample_run) -> str:
+    """The line ``--truth`` prints for the sample run, from the metrics of its files."""
+    before, after, accuracy = sample_scores(sample_run)
+    return (f"GAP {before:.4f} -> {after:.4f} (oracle {accuracy:.4f}); accuracy {accuracy:.4f} -> {accuracy:.4f} "
+            f"(15 landmark queries)")
 
 
 def _data_block(page: Path) -> dict:
@@ -36,8 +43,9 @@ def reported_run(sample_run, tmp_path_factory):
 def test_rerank_with_truth_and_report_prints_the_scores_and_the_report(sample_run, reported_run):
     out, folder = reported_run
     lines = out.strip().splitlines()
-    assert len(lines) == 3 and lines[1] == SCORES
-    assert re.fullmatch(rf"wrote {re.escape(str(folder / 'report.html'))} \(26 match pictures in "
+    pictures = expected_pictures(read_details(folder / "details.csv"))
+    assert len(lines) == 3 and lines[1] == scores_line(sample_run)
+    assert re.fullmatch(rf"wrote {re.escape(str(folder / 'report.html'))} \({pictures} match pictures in "
                         rf"{re.escape(str(folder / 'report_files'))}; \d+\.\d MiB in all\)", lines[2])
     assert (folder / "out.csv").read_bytes() == sample_run.output  # the report changes nothing of the run
     assert (folder / "details.csv").read_bytes() == sample_run.details
@@ -51,7 +59,8 @@ def test_report_regenerates_the_runs_report_from_its_details(sample_run, reporte
                              DATA / "truth.csv", "--gallery", DATA / "gallery.csv", "--gallery-images",
                              DATA / "gallery", "--query-images", DATA / "queries", "--cache-dir", sample_run.cache)
     assert status == 0, err
-    assert out.startswith(f"wrote {tmp_path / 'again.html'} (26 match pictures")
+    pictures = expected_pictures(read_details(folder / "details.csv"))
+    assert out.startswith(f"wrote {tmp_path / 'again.html'} ({pictures} match pictures")
     assert _data_block(tmp_path / "again.html") == {**_data_block(folder / "report.html"),
                                                     "pictures": [[f.replace("report_files", "again_files"), why]
                                                                  for f, why in _data_block(folder / "report.html")
@@ -60,7 +69,8 @@ def test_report_regenerates_the_runs_report_from_its_details(sample_run, reporte
     assert [p.name for p in run_pictures] == sorted(p.name for p in (tmp_path / "again_files").iterdir())
     assert all(p.read_bytes() == (tmp_path / "again_files" / p.name).read_bytes() for p in run_pictures)
     page = (tmp_path / "again.html").read_text(encoding="utf-8")
-    assert "GAP</td><td>0.6210 &rarr; 0.7893" in page
+    before, after, _ = sample_scores(sample_run)
+    assert f"GAP</td><td>{before:.4f} &rarr; {after:.4f}" in page
     assert "run time" not in page and "pairs reused" not in page  # not in the details: not made up
 
 
@@ -77,8 +87,10 @@ def test_library_rerank_returns_the_scores_and_the_report(sample_run, tmp_path):
                                gallery_images=DATA / "gallery", query_images=DATA / "queries",
                                cache_dir=sample_run.warm_cache(tmp_path / "cache"), report=tmp_path / "r.html",
                                truth=DATA / "truth.csv")
-    assert result.scores.describe() == SCORES
-    assert (result.report.path, result.report.pictures, result.report.pictures_skipped) == (tmp_path / "r.html", 26, 0)
+    assert result.scores.describe() == scores_line(sample_run)
+    pictures = expected_pictures(result.details)
+    assert (result.report.path, result.report.pictures, result.report.pictures_skipped) == (tmp_path / "r.html",
+                                                                                         pictures, 0)
 
 
 def test_rerank_refuses_a_truth_without_some_queries_before_any_work(tmp_path):
