@@ -25,6 +25,7 @@ import pandas as pd
 import _common  # noqa: F401  (imports delfverify from the checkout if needed)
 from delfverify.metrics import global_average_precision
 from delfverify.policy import builtin_policy
+from delfverify.tables import Solution
 from delfverify.tuning import CONFIDENCE_DECIMALS, PolicyScorer, SearchSpace, assign_folds, random_policies
 
 
@@ -43,7 +44,7 @@ def synthetic(n: int, k: int, folds: int, seed: int):
     inliers[rng.random((n, k)) < 0.1] = np.nan
     truth = pd.DataFrame({"id": ids, "landmarks": true_label})
     predictions = pd.DataFrame({"id": ids, "label": label, "confidence": confidence})
-    fold = assign_folds(truth, folds, seed)
+    fold = assign_folds(Solution(truth), folds, seed)
     rank = np.empty(n, np.int64)
     rank[np.argsort(ids, kind="stable")] = np.arange(n)
     m = np.bincount(fold[landmark], minlength=folds)

@@ -1,7 +1,7 @@
 """Does a tuned policy generalise? Tune on dev prediction files 00-04, re-rank 05-09 with it.
 
-    python benchmarks/bench_tune_dev.py [--data DIR] [--features rootsift] [--max-k 5] [--folds 5]
-                                        [--workers N] [--cache-dir DIR]
+    python benchmarks/bench_tune_dev.py [--data DIR] [--features rootsift] [--search small|wide] [--max-k 5]
+                                        [--folds 5] [--repeats 5] [--workers N] [--cache-dir DIR]
 
 Prints the tuning summary (cross-validated GAP on 00-04), then for every file of 05-09 the GAP before, after the
 ``seed`` and ``default`` built-ins and after the tuned policy (all through ``delfverify.rerank``, as the
@@ -12,7 +12,6 @@ Prints the tuning summary (cross-validated GAP on 00-04), then for every file of
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -25,19 +24,20 @@ from delfverify.images import ImageDirectory
 from delfverify.pipeline import Photos, open_session
 from delfverify.policy import load_policy, save_policy
 from delfverify.tables import read_gallery, read_predictions, read_solution
-from delfverify.tuning import SearchSpace, TuneConfig, measure_builtin_inliers, measure_inliers, tune
+from delfverify.tuning import SPACES, TuneConfig, measure_builtin_inliers, measure_inliers, tune
 
 TUNE_FILES = ("00", "01", "02", "03", "04")
 TEST_FILES = ("05", "06", "07", "08", "09")
 
 
-def evaluate(data: Path, cache: Path, features: str = "rootsift", max_k: int = SearchSpace().max_k,
-             folds: int = TuneConfig().folds, seed: int = TuneConfig().seed, workers: int = 1):
-    """Tune on ``TUNE_FILES`` and re-rank ``TEST_FILES``: (TuneResult, per-file GAP table, tune seconds)."""
+def evaluate(data: Path, cache: Path, features: str = "rootsift", config: TuneConfig = TuneConfig(),
+             workers: int = 1):
+    """Tune on ``TUNE_FILES`` and re-rank ``TEST_FILES``: (TuneResult, per-file GAP table, measuring and searching
+    seconds)."""
     truth = read_solution(data / "truth.csv")
     gallery = read_gallery(data / "gallery.csv")
     photos = Photos(ImageDirectory(data / "queries"), ImageDirectory(data / "gallery"), gallery.paths())
-    space = dataclasses.replace(SearchSpace(), max_k=max_k)
+    space = config.space
     tuning = [read_predictions(data / "predictions" / f"{name}.csv") for name in TUNE_FILES]
     with open_session(features, cache_dir=cache, workers=workers) as session:
         start = time.perf_counter()
@@ -45,9 +45,8 @@ def evaluate(data: Path, cache: Path, features: str = "rootsift", max_k: int = S
         baselines = measure_builtin_inliers(tuning, gallery, session, photos, extractor=features, space=space)
         measured = time.perf_counter() - start
         start = time.perf_counter()
-        result = tune(tuning, truth, inliers, extractor=features, config=TuneConfig(folds=folds, seed=seed,
-                                                                                      space=space),
-                      baseline_inliers=baselines, names=[f"{name}.csv" for name in TUNE_FILES])
+        result = tune(tuning, truth, inliers, extractor=features, config=config, baseline_inliers=baselines,
+                      names=[f"{name}.csv" for name in TUNE_FILES])
         searched = time.perf_counter() - start
     policy_file = cache / "tuned.json"
     save_policy(result.policy, policy_file)
@@ -63,8 +62,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DEV_DATA))
     parser.add_argument("--features", default="rootsift")
-    parser.add_argument("--max-k", type=int, default=SearchSpace().max_k)
+    parser.add_argument("--search", choices=SPACES, default=TuneConfig().search)
+    parser.add_argument("--max-k", type=int, default=TuneConfig().space.max_k)
     parser.add_argument("--folds", type=int, default=TuneConfig().folds)
+    parser.add_argument("--repeats", type=int, default=TuneConfig().repeats)
     parser.add_argument("--seed", type=int, default=TuneConfig().seed, help="folds and random search")
     parser.add_argument("--workers", type=int, default=default_workers(), help="processes verifying pairs")
     parser.add_argument("--cache-dir", default=None, help="reuse this store (default: a fresh temporary one)")
@@ -72,8 +73,9 @@ def main() -> None:
     data = require_dev_data(Path(args.data))
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(args.cache_dir or tmp)
-        result, table, measured, searched = evaluate(data, cache, args.features, args.max_k, args.folds, args.seed,
-                                                     args.workers)
+        config = TuneConfig(folds=args.folds, repeats=args.repeats, seed=args.seed,
+                            space=SPACES[args.search](max_k=args.max_k))
+        result, table, measured, searched = evaluate(data, cache, args.features, config, args.workers)
     print(format_summary(result))
     print(f"inliers measured in {measured:.1f} s, {result.candidates_evaluated} candidates searched in "
           f"{searched:.1f} s")

@@ -16,36 +16,23 @@ import json
 from pathlib import Path
 
 import numpy as np
-from _common import DEV_DATA, REPO, require_dev_data
+from _common import DEV_DATA, REPO, TABLE_K, TABLE_SELECTIONS, measure_tables, require_dev_data
 
-from delfverify.images import ImageDirectory
-from delfverify.pipeline import Photos, measure, open_session, plan_pairs
-from delfverify.tables import read_gallery, read_predictions
+from delfverify.pipeline import open_session
+from delfverify.tables import read_predictions
 
 OUTPUT = REPO / "tests" / "data" / "dev_inliers.npz"
-K = 5
-SELECTIONS = ("spread", "first")
 
 
 def dev_inlier_tables(data: Path, cache_dir: str | None, workers: int) -> dict[str, np.ndarray]:
     """``ids`` (n,) and, per selection, the inlier tables of files 00-09 stacked (10, n, K)."""
-    gallery = read_gallery(data / "gallery.csv")
-    photos = Photos(ImageDirectory(data / "queries"), ImageDirectory(data / "gallery"), gallery.paths())
     files = [read_predictions(data / "predictions" / f"{i:02d}.csv") for i in range(10)]
-    out: dict[str, np.ndarray] = {"ids": files[0].ids.astype(str)}
+    ids = files[0].ids.astype(str)
+    if any(not np.array_equal(p.ids.astype(str), ids) for p in files):
+        raise SystemExit("dev prediction files list different queries")
     with open_session(cache_dir=cache_dir, workers=workers) as session:
-        for selection in SELECTIONS:
-            tables = []
-            for predictions in files:
-                if not np.array_equal(predictions.ids.astype(str), out["ids"]):
-                    raise SystemExit("dev prediction files list different queries")
-                k = np.where(predictions.has_label, K, 0)
-                table = measure(predictions, plan_pairs(predictions, gallery, k, selection), session, photos)
-                counts = np.full((len(predictions), K), np.nan)
-                counts[:, : table.inliers.shape[1]] = table.inliers
-                tables.append(counts)
-            out[selection] = np.stack(tables)
-    return out
+        tables = measure_tables(data, files, session)
+    return {"ids": ids, **{selection: np.stack(t) for selection, t in tables.items()}}
 
 
 def main() -> None:
@@ -54,7 +41,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     tables = dev_inlier_tables(require_dev_data(DEV_DATA), args.cache_dir, args.workers)
-    settings = {"features": "rootsift", "k": K, "selections": list(SELECTIONS), "verifier": "defaults"}
+    settings = {"features": "rootsift", "k": TABLE_K, "selections": list(TABLE_SELECTIONS), "verifier": "defaults"}
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUTPUT, settings=np.array(json.dumps(settings)), **tables)
     print(f"wrote {OUTPUT.relative_to(REPO)}: {len(tables['ids'])} queries, tables {tables['spread'].shape}")

@@ -77,6 +77,8 @@ def verifier_options(args: argparse.Namespace) -> dict[str, Any]:
         raise CLIError("--model is only used with --features delf")
     if args.max_side < 1:
         raise CLIError(f"--max-side must be a positive integer, got {args.max_side}")
+    if args.seed < 0:
+        raise CLIError(f"--seed must be a non-negative integer, got {args.seed}")
     from .extractors import extractor_class
 
     extractor = extractor_class(args.features)
@@ -123,9 +125,11 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from .fileio import check_outputs
     from .verifier import Verifier
 
     options = verifier_options(args)
+    check_outputs([("the plot", args.plot)], [("photo A", args.image_a), ("photo B", args.image_b)])
     verifier = Verifier(**options, cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()))
     features_a = verifier.features_of(args.image_a)
     features_b = verifier.features_of(args.image_b)
@@ -233,21 +237,37 @@ def _cmd_gap(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from .fileio import check_outputs
     from .images import ImageDirectory
+    from .metrics import match_predictions
     from .pipeline import Photos, open_session
     from .plotting import plot_tuning
-    from .policy import save_policy
+    from .policy import MAX_K, save_policy
     from .tables import read_gallery, read_predictions, read_solution
-    from .tuning import SearchSpace, TuneConfig, assign_folds, measure_builtin_inliers, measure_inliers, tune
+    from .tuning import SPACES, TuneConfig, assign_folds, measure_builtin_inliers, measure_inliers, tune
 
     if args.folds < 2:
         raise CLIError(f"--folds must be an integer >= 2, got {args.folds}")
+    if args.repeats < 1:
+        raise CLIError(f"--repeats must be a positive integer, got {args.repeats}")
     if args.max_k < 1:
         raise CLIError(f"--max-k must be a positive integer, got {args.max_k}")
-    space = dataclasses.replace(SearchSpace(), max_k=args.max_k)
-    config = TuneConfig(folds=args.folds, seed=args.cv_seed, space=space)
+    if args.max_k > MAX_K:
+        raise CLIError(f"--max-k must be at most {MAX_K} (a policy's largest k), got {args.max_k}")
+    if args.cv_seed < 0:
+        raise CLIError(f"--cv-seed must be a non-negative integer, got {args.cv_seed}")
+    check_outputs([("the policy", args.output), ("the plot", args.plot)],
+                  [*(("the predictions file", path) for path in args.predictions), ("the truth file", args.truth),
+                   ("the gallery file", args.gallery)])
+    space = SPACES[args.search](max_k=args.max_k)
+    config = TuneConfig(folds=args.folds, repeats=args.repeats, seed=args.cv_seed, space=space)
     predictions = [read_predictions(path) for path in args.predictions]
     truth = read_solution(args.truth)
+    for path, table in zip(args.predictions, predictions):  # ids missing from the truth: fail before any work
+        try:
+            match_predictions(table.table, truth.table)
+        except ValueError as exc:
+            raise CLIError(f"{path} against {args.truth}: {exc}") from None
     try:
         assign_folds(truth, config.folds, config.seed)  # too few landmark queries: fail before reading any image
     except ValueError as exc:
@@ -257,14 +277,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     run = run_options(args)
     progress = run.pop("progress")
     with open_session(**verifier_options(args), **cache_options(args), **run) as session:
+        geometry = session.verifier.ransac.geometry
         inliers = measure_inliers(predictions, gallery, session, photos, space=space, progress=progress)
         baselines = measure_builtin_inliers(predictions, gallery, session, photos, extractor=args.features,
-                                            space=space, progress=progress)
-    try:
-        result = tune(predictions, truth, inliers, extractor=args.features, config=config,
-                      baseline_inliers=baselines, names=args.predictions)
-    except ValueError as exc:
-        raise CLIError(f"{args.truth}: {exc}") from None
+                                            geometry=geometry, space=space, progress=progress)
+    result = tune(predictions, truth, inliers, extractor=args.features, geometry=geometry, config=config,
+                  baseline_inliers=baselines, names=args.predictions)
     save_policy(result.policy, args.output)
     if args.plot:
         plot_tuning(result, args.plot)
@@ -279,25 +297,26 @@ def format_summary(result: "TuneResult") -> str:
     from .policy import describe_policy
 
     info = result.policy.info
+    tuned_on = info["tuned_on"]
+    selection = result.selection
     means = result.gaps.drop(columns="file").mean()
     builtins = ", ".join(f"{name} {value:.4f}" for name, value in result.baseline_scores.items())
     lines = [
-        f"tuned on {info['tuned_on']['predictions']} predictions of {info['tuned_on']['queries']} queries "
-        f"({len(result.gaps)} file(s)), {result.candidates_evaluated} candidates, {len(result.folds)} folds",
-        f"cross-validated held-out GAP (nested) {result.cv_gap:.4f} +/- {result.cv_gap_std:.4f} "
-        f"(per fold: {', '.join(f'{r.heldout_gap:.3f}' for r in result.folds)}); "
-        f"chosen policy's held-out mean {result.chosen_score:.4f} (built-ins: {builtins})",
+        f"tuned on {tuned_on['predictions']} predictions of {tuned_on['queries']} queries "
+        f"({tuned_on['landmark_queries']} landmarks, {len(result.gaps)} file(s)); {tuned_on['search']} search, "
+        f"{result.candidates_evaluated} candidates, {tuned_on['repeats']} x {tuned_on['folds']} folds",
+        f"best candidate vs default on the folds: {selection.best_margin:+.4f} GAP, standard error "
+        f"{selection.best_se:.4f}; tuning on held-out folds (nested): {result.cv_margin:+.4f}, standard error "
+        f"{result.cv_margin_se:.4f}",
+        f"decision: {selection.decision} ({selection.reason})",
+        f"cross-validated held-out GAP (nested) {result.cv_gap:.4f} +/- {result.cv_gap_std:.4f}; "
+        f"chosen policy's mean over folds {result.chosen_score:.4f} (built-ins: {builtins})",
         f"policy: {describe_policy(result.policy)}",
         "GAP on all queries (mean over files): " + ", ".join(f"{k} {v:.4f}" for k, v in means.items())
         + " (tuned: in-sample)",
     ]
     if "same_as_builtin" in info:
-        lines.append(f"(the tuned policy is the built-in {info['same_as_builtin']!r} policy)")
-    default = result.baseline_scores.get("default")
-    if default is not None and result.cv_gap < default - 1e-12:
-        lines.append(f"note: on held-out queries, tuning scored below the built-in default ({result.cv_gap:.4f} < "
-                     f"{default:.4f}): the tuned thresholds may not carry over to new photos; more labelled "
-                     f"queries, or --policy default, may serve better")
+        lines.append(f"(the written policy is the built-in {info['same_as_builtin']!r} policy)")
     return "\n".join(lines)
 
 
@@ -355,22 +374,29 @@ def build_parser() -> argparse.ArgumentParser:
     gap.add_argument("--json", action="store_true", help="print one JSON object")
     gap.set_defaults(handler=_cmd_gap)
 
-    from .tuning import SearchSpace, TuneConfig
+    from .tuning import SPACES, TuneConfig
 
-    tune_defaults, space_defaults = TuneConfig(), SearchSpace()
+    tune_defaults = TuneConfig()
     tune = commands.add_parser(
         "tune", parents=[common], help="fit a re-ranking policy to labelled predictions",
         description="Verify every prediction once against up to --max-k gallery photos of its label, then search "
-                    "policies (bands, thresholds, actions, fusion modes) for the best GAP, cross-validated over "
-                    "queries. Writes a policy JSON for 'delfverify rerank --policy'.")
+                    "policies around the built-in default (or, with --search wide, bands, actions and fusion "
+                    "modes) for the best GAP, cross-validated over queries. Keeps default unless a candidate beats "
+                    "it by more than one standard error, also on held-out folds. Writes a policy JSON for "
+                    "'delfverify rerank --policy'.")
     tune.add_argument("predictions", nargs="+", help="one or more predictions CSV files for the queries of --truth")
     tune.add_argument("--truth", required=True, help="solution CSV id,landmarks")
     tune.add_argument("-o", "--output", required=True, metavar="JSON", help="the tuned policy")
     tune.add_argument("--plot", metavar="PNG", help="GAP against each band's min_inliers, and inlier histograms "
                       "of correct, wrong and non-landmark predictions")
+    tune.add_argument("--search", choices=SPACES, default=tune_defaults.search,
+                      help="small: default's thresholds, k and tier weights a few steps around default; wide: 1,500 "
+                           "random policies of every mode and coordinate ascent (default: %(default)s)")
     tune.add_argument("--folds", type=int, default=tune_defaults.folds,
                       help="cross-validation folds over queries (default: %(default)s)")
-    tune.add_argument("--max-k", type=int, default=space_defaults.max_k,
+    tune.add_argument("--repeats", type=int, default=tune_defaults.repeats,
+                      help="cross-validation repeated with this many fold seeds (default: %(default)s)")
+    tune.add_argument("--max-k", type=int, default=tune_defaults.space.max_k,
                       help="most gallery photos per prediction a policy may use (default: %(default)s)")
     tune.add_argument("--cv-seed", type=int, default=tune_defaults.seed,
                       help="seed of the folds and the random search (default: %(default)s; --seed is RANSAC's)")

@@ -10,14 +10,34 @@ In this process the batches run on the caller's verifier itself. Work that leave
 ``WorkerSpec`` (the verifier's settings, extractor object included, which must therefore be picklable); each
 worker process rebuilds the verifier once per spec, with its share of the cores, so a DELF model is loaded once
 per process. With local processes or Dask, the feature store must be on a path every worker can reach.
+
+When things go wrong:
+
+- Local workers end when the process that started them ends, whatever ended it (SIGTERM, SIGKILL): on Linux
+  the kernel kills them (``PR_SET_PDEATHSIG``), elsewhere a thread in each worker checks its parent every second.
+  The pool must therefore be used from the thread that lives as long as it (``Runner`` is a context manager).
+- A local worker that dies (the kernel's out-of-memory killer, a ``kill -9``) breaks the pool: a new pool is
+  started and the batches that were lost are redone; results already received are kept (the caller journals
+  them). After ``MAX_WORKER_RESTARTS`` such deaths in one run, ``WorkerError`` stops it with a message.
+- A Dask scheduler that does not complete the connection within ``DASK_CONNECT_TIMEOUT`` (30 s), even one that
+  accepts the connection and never answers, and a cluster without any worker for ``DASK_NO_WORKERS_TIMEOUT``
+  (120 s) while work is waiting, raise ``WorkerError`` naming the scheduler. A batch that killed the workers
+  that ran it (Dask's ``KilledWorker``) does too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import functools
 import logging
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,6 +48,19 @@ from .matching import limit_blas_threads
 from .verifier import Verifier
 
 logger = logging.getLogger(__name__)
+
+#: Local worker processes that may die (and be replaced, their batches redone) in one run before it stops.
+MAX_WORKER_RESTARTS = 3
+#: Seconds a Dask scheduler has to complete the connection (TCP connection and handshake).
+DASK_CONNECT_TIMEOUT = 30.0
+#: Seconds a Dask cluster may have no worker at all while work waits, before the run stops.
+DASK_NO_WORKERS_TIMEOUT = 120.0
+_DASK_POLL = 1.0  # seconds between checks for workers while waiting for a Dask result
+_PR_SET_PDEATHSIG = 1  # Linux prctl option: the signal this process gets when its parent ends
+
+
+class WorkerError(DelfverifyError):
+    """Workers could not do the work: they keep dying, or the Dask cluster cannot be reached or has no worker."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +171,33 @@ def _in_worker(function: Callable, spec: WorkerSpec, batch: Sequence) -> Any:
     return function(_worker_verifier(spec), batch)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Initializer of local worker processes: end this worker when ``parent`` (the process that started it) ends,
+    however it ends. On Linux the kernel sends SIGKILL at the parent's death; elsewhere, or if that request fails,
+    a daemon thread checks every second whether the parent is still there."""
+    if not _kill_on_parent_death():
+        threading.Thread(target=_watch_parent, args=(parent, 1.0), daemon=True, name="delfverify-parent").start()
+    if os.getppid() != parent:  # the parent ended before the request took effect
+        os._exit(1)
+
+
+def _kill_on_parent_death() -> bool:
+    """Ask Linux to SIGKILL this process when its parent ends (``prctl(PR_SET_PDEATHSIG)``); whether it did."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int, interval: float) -> None:
+    """End this process as soon as its parent is no longer ``parent`` (it ended, and this process was adopted)."""
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
+
+
 class Runner:
     """Runs batches where the options say: in this process, in local processes or on a Dask cluster.
 
@@ -189,10 +249,15 @@ class Runner:
                 from distributed import Client
             except ImportError:
                 raise DelfverifyError("--scheduler needs Dask distributed: pip install 'delfverify[dask]'") from None
-            self._client = self.scheduler if isinstance(self.scheduler, Client) else Client(self.scheduler)
+            self._client = self.scheduler if isinstance(self.scheduler, Client) else _connect(self.scheduler)
         elif self.distributed:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+            self._pool = self._new_pool()
+        self.restarts = 0
         return self
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_exit_with_parent,
+                                   initargs=(os.getpid(),))
 
     def __exit__(self, *exc) -> None:
         if self._pool is not None:
@@ -209,24 +274,116 @@ class Runner:
     def map(self, function: Callable, batches: Iterable[Sequence]) -> Iterator[Any]:
         """Results of ``function(verifier, batch)`` for every batch, in completion order."""
         if self._client is not None:
-            from distributed import as_completed
-
-            futures = [self._client.submit(_in_worker, function, self._spec, batch, pure=False) for batch in batches]
-            for future in as_completed(futures):
-                yield future.result()
+            yield from self._map_on_cluster(function, batches)
         elif self._pool is not None:
-            pending = set()
-            for batch in batches:
-                pending.add(self._pool.submit(_in_worker, function, self._spec, batch))
-                if len(pending) >= 2 * self.workers:  # bounded: a few batches in flight per worker
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    yield from (future.result() for future in done)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield from (future.result() for future in done)
+            yield from self._map_on_pool(function, batches)
         else:
             for batch in batches:
                 yield function(self.verifier, batch)
+
+    def _map_on_pool(self, function: Callable, batches: Iterable[Sequence]) -> Iterator[Any]:
+        """Local workers, a few batches in flight per worker; the batches a dead worker took down are redone."""
+        source = iter(batches)
+        redo: list[Sequence] = []
+        pending: dict[Future, Sequence] = {}
+        while True:
+            broken = False
+            while not broken and len(pending) < 2 * self.workers and (redo or source is not None):
+                batch = redo.pop() if redo else next(source, None)
+                if batch is None:
+                    source = None
+                    continue
+                try:
+                    pending[self._pool.submit(_in_worker, function, self._spec, batch)] = batch
+                except BrokenProcessPool:  # a worker died between two batches
+                    redo.append(batch)
+                    broken = True
+            if not broken:
+                if not pending:
+                    return
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    batch = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        redo.append(batch)
+                        broken = True
+                        continue
+                    yield result
+            if broken:  # the batches still in flight went down with the pool, unless they had finished
+                for future, batch in pending.items():
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        yield future.result()
+                    else:
+                        redo.append(batch)
+                pending.clear()
+                self._restart_pool(len(redo))
+
+    def _restart_pool(self, batches: int) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.restarts += 1
+        if self.restarts > MAX_WORKER_RESTARTS:
+            raise WorkerError(f"worker processes died {self.restarts} times in this run (killed, e.g. by the "
+                              f"out-of-memory killer?); the pairs verified so far are journaled: free memory, or "
+                              f"run again with fewer --workers or a smaller --max-side")
+        logger.warning("a worker process died (killed, e.g. by the out-of-memory killer?); starting new workers and "
+                       "redoing its %d batch(es) (restart %d of at most %d)", batches, self.restarts,
+                       MAX_WORKER_RESTARTS)
+        self._pool = self._new_pool()
+
+    def _map_on_cluster(self, function: Callable, batches: Iterable[Sequence]) -> Iterator[Any]:
+        """Dask workers; results in completion order. Waiting ends with ``WorkerError`` when the cluster has had no
+        worker for ``DASK_NO_WORKERS_TIMEOUT`` seconds, or when a batch killed its workers."""
+        from distributed import wait as dask_wait
+        from distributed.scheduler import KilledWorker
+
+        pending = {self._client.submit(_in_worker, function, self._spec, batch, pure=False) for batch in batches}
+        no_workers_since = None
+        while pending:
+            try:
+                done, pending = dask_wait(pending, timeout=_DASK_POLL, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            for future in done:
+                try:
+                    yield future.result()
+                except KilledWorker as exc:
+                    raise WorkerError(f"Dask scheduler {self._client.scheduler.address}: a batch killed the workers "
+                                      f"that ran it ({exc}); check the workers' memory and logs") from None
+            if done or self._client.nthreads():
+                no_workers_since = None
+            elif no_workers_since is None:
+                no_workers_since = time.monotonic()
+                logger.warning("the Dask cluster at %s has no worker; waiting up to %g s for one",
+                               self._client.scheduler.address, DASK_NO_WORKERS_TIMEOUT)
+            elif time.monotonic() - no_workers_since > DASK_NO_WORKERS_TIMEOUT:
+                raise WorkerError(f"Dask scheduler {self._client.scheduler.address}: no worker for "
+                                  f"{DASK_NO_WORKERS_TIMEOUT:g} s while work was waiting; start workers (or find why "
+                                  f"they died) and run again: the pairs verified so far are journaled")
+
+
+def _connect(address: str):
+    """A Dask client of the scheduler at ``address``, within ``DASK_CONNECT_TIMEOUT`` seconds.
+
+    Dask bounds the TCP connection but not the handshake that follows, so a port that accepts and never answers
+    would hang ``Client`` for ever: the connection is tried first, in full, under a bound of our own.
+    """
+    from distributed import Client
+    from distributed.comm import connect
+
+    async def handshake() -> None:
+        comm = await connect(address, timeout=DASK_CONNECT_TIMEOUT)
+        await comm.close()
+
+    with ThreadPoolExecutor(1) as thread:  # its own event loop, whatever loop the caller may be running
+        try:
+            thread.submit(asyncio.run, asyncio.wait_for(handshake(), DASK_CONNECT_TIMEOUT)).result()
+            return Client(address, timeout=DASK_CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise WorkerError(f"cannot connect to the Dask scheduler at {address} within {DASK_CONNECT_TIMEOUT:g} s "
+                              f"({exc or type(exc).__name__}); check the address and that the scheduler "
+                              f"runs") from None
 
 
 def batched(items: Sequence, size: int) -> Iterator[Sequence]:

@@ -1,21 +1,97 @@
-"""Atomic file output: write to a temporary file beside the target, then rename it into place.
+"""Files in and out, safely.
 
-A reader (or a run killed half-way) therefore sees either the old file or the complete new one, never a
-half-written file.
+- ``atomic_write``: write to a temporary file beside the target, then rename it into place. A reader (or a run
+  killed half-way) therefore sees either the old file or the complete new one, never a half-written file. A new
+  file gets the permissions a plain ``open(path, "w")`` would give it (``0666`` less the umask); a file that is
+  replaced keeps its permission bits.
+- ``read_regular_file`` / ``open_regular_file``: read only regular files. The file is opened without blocking and
+  checked before a byte is read, so a FIFO, a device or a directory in place of a file is refused at once, never
+  waited on or read without end, and a file over a size limit is refused before it is read.
+- ``check_outputs``: before any work, refuse outputs that would overwrite an input or another output (the same
+  file through any path, symbolic or hard link), and outputs that cannot be written (a directory, no permission).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, BinaryIO, Iterable, Iterator
+
+from .errors import DelfverifyError
+
+
+class OutputError(DelfverifyError, ValueError):
+    """An output path would overwrite an input or another output, or cannot be written; the message names it."""
+
+
+class NotAFileError(ValueError):
+    """A path names something other than a regular file (a FIFO, a device, a directory), or a file too large to
+    read; the message says which."""
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+@contextlib.contextmanager
+def open_regular_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open a regular file for reading in binary mode, never blocking on what is not one.
+
+    Raises
+    ------
+    NotAFileError
+        If ``path`` is a FIFO, a device, a directory or a socket; nothing is read from it.
+    OSError
+        If it cannot be opened (``FileNotFoundError``, ``PermissionError``, ...).
+    """
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer for ever. It changes nothing for
+    # regular files, whose reads never block.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotAFileError(f"is {_kind(mode)}, not a regular file")
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        yield handle
+
+
+def read_regular_file(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` bytes; its size is checked before it is read.
+
+    Raises
+    ------
+    NotAFileError
+        If ``path`` is not a regular file, or is larger than ``max_bytes``.
+    OSError
+        If it cannot be opened or read.
+    """
+    with open_regular_file(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > max_bytes:
+            raise NotAFileError(f"file too large ({size} bytes, limit {max_bytes})")
+        data = handle.read(max_bytes + 1)  # the file may grow after the check
+    if len(data) > max_bytes:
+        raise NotAFileError(f"file too large (more than {max_bytes} bytes)")
+    return data
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", *, durable: bool = True, **open_args) -> Iterator[IO]:
     """Open a temporary file for writing; on success it replaces ``path``, on error it is removed.
+
+    The new file has the permissions a plain write would give it: those of the file it replaces, or ``0666``
+    less the umask for a new file.
 
     Parameters
     ----------
@@ -33,8 +109,14 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, durable: bool = Tr
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
     try:
+        keep = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:  # no file yet
+        keep = None
+    fd, tmp = _create_temporary(path)
+    try:
+        if keep is not None:
+            os.chmod(tmp, keep)
         with os.fdopen(fd, mode, **open_args) as handle:
             yield handle
             handle.flush()
@@ -42,5 +124,68 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, durable: bool = Tr
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new empty file beside ``path``, created with mode 0666 so that the umask applies to it (``mkstemp``
+    would make it 0600 whatever the umask)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f".{path.name[:40]}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # a name already taken: draw another
+            continue
+
+
+def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]],
+                  inputs: Iterable[tuple[str, str | os.PathLike | None]] = ()) -> None:
+    """Refuse outputs that collide with an input or with each other, or that cannot be written; writes nothing.
+
+    Call it before any work, so that a bad output path never costs a run. Two paths are the same file when they
+    reach the same file (``os.path.samefile``: through any path, symbolic or hard link) or, for files not yet
+    written, when they resolve to the same path.
+
+    Parameters
+    ----------
+    outputs, inputs : iterable of (str, path or None)
+        What each file is (e.g. ``"the output"``, ``"the predictions file"``) and its path; ``None`` is skipped.
+
+    Raises
+    ------
+    OutputError
+        Naming the output, what it collides with, or why it cannot be written.
+    """
+    written = [(name, Path(p)) for name, p in outputs if p is not None]
+    read = [(name, Path(p)) for name, p in inputs if p is not None]
+    for i, (name, path) in enumerate(written):
+        for other_name, other in read + written[:i]:
+            if _same_file(path, other):
+                raise OutputError(f"{path}: {name} would overwrite {other_name} ({other}), the same file; "
+                                  f"choose another path")
+        _check_writable(name, path)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet): compare where they lead
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_writable(name: str, path: Path) -> None:
+    """Whether ``atomic_write(path)`` can succeed: a temporary file can be created in its folder (or the folder
+    created) and renamed over it. Nothing is created."""
+    if path.is_dir():
+        raise OutputError(f"{path}: {name} is a directory; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"{path}: no permission to write {name}")
+    folder = Path(os.path.abspath(path)).parent
+    while not os.path.lexists(folder):  # atomic_write creates missing folders: the first existing one decides
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"{path}: cannot write {name}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: no permission to write {name} in {folder}")

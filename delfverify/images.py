@@ -1,8 +1,19 @@
 """Images: finding a photo by id in a folder (``ImageDirectory``) and decoding any photo-like input to RGB uint8.
 
 Accepts a path, raw bytes, a PIL image or a numpy array (gray, RGB or RGBA; uint8, uint16 or float in [0, 1]).
-EXIF orientation is applied, so features are computed on the photo as a person sees it. Decompression bombs
-(images whose pixel count exceeds ``MAX_PIXELS``) are refused before they are decoded.
+EXIF orientation is applied, so features are computed on the photo as a person sees it.
+
+Limits, each checked before the work it bounds, each refusal an ``ImageError`` naming the image:
+
+- only regular files are read (a FIFO or a device named like a photo is refused unread), and only files of at
+  most ``MAX_FILE_BYTES``, checked before they are read (they are read whole into memory);
+- decompression bombs (more pixels than ``MAX_PIXELS``) are refused before they are decoded;
+- an image whose decoding needs more than ``MAX_DECODE_BYTES`` of memory (``decode_bytes``: its pixels as
+  decoded plus two 4-byte-per-pixel working copies) is refused before it is decoded. So one image takes at most
+  ``MAX_FILE_BYTES + MAX_DECODE_BYTES`` of memory in any process that reads it.
+
+Any exception Pillow raises while decoding (its plugins raise ``OSError``, ``SyntaxError``, ``ValueError``,
+``NotImplementedError``, ``struct.error``, ...) makes an ``ImageError``: one bad file never ends a run.
 """
 
 from __future__ import annotations
@@ -18,9 +29,23 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DelfverifyError
+from .fileio import NotAFileError, read_regular_file
 
 #: Refuse images with more pixels than this (about 16k x 11k); protects against decompression bombs.
 MAX_PIXELS = 178_956_970
+
+#: Refuse image files larger than this (256 MiB) before reading them: files are read whole into memory.
+MAX_FILE_BYTES = 256 * 2**20
+
+#: Refuse images whose decoding needs more memory than this (1 GiB, see ``decode_bytes``): an RGB photo of up
+#: to about 89 million pixels (Pillow's own warning limit), e.g. 10,900 x 8,200.
+MAX_DECODE_BYTES = 2**30
+
+#: Bytes per pixel Pillow keeps for an image of each mode once decoded; every other mode takes 4.
+_DECODED_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+
+#: Values copied or converted at a time from a PIL image or a 16-bit array (bounds the temporary memory).
+_CONVERT_BLOCK = 2**20
 
 #: Default longest side photos are resized to before feature extraction.
 DEFAULT_MAX_SIDE = 1024
@@ -58,15 +83,17 @@ def read_bytes(image: ImageInput) -> bytes | None:
     Raises
     ------
     ImageError
-        If a path does not exist or cannot be read.
+        If a path does not exist, cannot be read, is not a regular file or is larger than ``MAX_FILE_BYTES``.
     """
     if isinstance(image, bytes):
         return image
     if isinstance(image, (str, os.PathLike)):
         try:
-            return Path(image).read_bytes()
+            return read_regular_file(image, MAX_FILE_BYTES)
         except FileNotFoundError:
             raise ImageError(str(image), "file not found") from None
+        except NotAFileError as exc:
+            raise ImageError(str(image), str(exc)) from None
         except OSError as exc:
             raise ImageError(str(image), f"cannot read file ({exc.strerror or exc})") from None
     return None
@@ -147,7 +174,7 @@ def decode_image(
         scale = max_side / max(pil.size)
         size = (max(1, round(pil.size[0] * scale)), max(1, round(pil.size[1] * scale)))
         pil = pil.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return DecodedImage(np.asarray(pil, dtype=np.uint8), original)
+    return DecodedImage(_pixels(pil), original)
 
 
 def _open_pil(image: ImageInput, source: str) -> Image.Image:
@@ -157,10 +184,10 @@ def _open_pil(image: ImageInput, source: str) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             if data is None:
                 pil = image  # already a PIL image
-                _check_pixels(pil.size, source)
+                _check_size(pil, source)
             else:
                 pil = Image.open(io.BytesIO(data))
-                _check_pixels(pil.size, source)
+                _check_size(pil, source)
                 pil.load()
             pil = ImageOps.exif_transpose(pil)
             return _pil_to_rgb(pil)
@@ -170,11 +197,22 @@ def _open_pil(image: ImageInput, source: str) -> Image.Image:
         raise ImageError(source, f"image too large, refused as a possible decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         raise ImageError(source, "not an image file (unrecognised format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(source, f"cannot decode image ({exc})") from None
+    except MemoryError:
+        raise ImageError(source, "not enough memory to decode the image") from None
+    except Exception as exc:  # Pillow's plugins raise many kinds for a bad file; each means "cannot decode this one"
+        raise ImageError(source, f"cannot decode image ({str(exc) or type(exc).__name__})") from None
 
 
-def _check_pixels(size: tuple[int, int], source: str) -> None:
+def decode_bytes(size: tuple[int, int], mode: str) -> int:
+    """The memory decoding an image of this size (width, height) and Pillow mode takes, at most: its pixels as
+    decoded (1 to 4 bytes each, by mode) and two RGB(A) working copies of 4 bytes per pixel (EXIF rotation,
+    conversion to RGB)."""
+    return size[0] * size[1] * (_DECODED_BYTES_PER_PIXEL.get(mode, 4) + 8)
+
+
+def _check_size(pil: Image.Image, source: str) -> None:
+    """Refuse an image before decoding it: no pixels, too many pixels, or more memory than ``MAX_DECODE_BYTES``."""
+    size = pil.size
     if size[0] * size[1] > MAX_PIXELS:
         raise ImageError(
             source,
@@ -183,16 +221,46 @@ def _check_pixels(size: tuple[int, int], source: str) -> None:
         )
     if size[0] < 1 or size[1] < 1:
         raise ImageError(source, f"image has no pixels ({size[0]}x{size[1]})")
+    needed = decode_bytes(size, pil.mode)
+    if needed > MAX_DECODE_BYTES:
+        raise ImageError(source, f"image too large to decode ({size[0]}x{size[1]} pixels, mode {pil.mode}: needs "
+                                 f"{needed / 2**20:.0f} MiB, limit {MAX_DECODE_BYTES / 2**20:.0f} MiB)")
 
 
 def _pil_to_rgb(pil: Image.Image) -> Image.Image:
     if pil.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(pil, dtype=np.float64)
-        scale = 257.0 if array.max(initial=0) <= 65535 else array.max() / 255.0
-        pil = Image.fromarray(np.clip(array / scale, 0, 255).astype(np.uint8))
-    if pil.mode in ("RGBA", "LA", "PA") or (pil.mode == "P" and "transparency" in pil.info):
+        pil = Image.fromarray(_to_uint8(_pixels(pil)))
+    if pil.mode in ("LA", "PA") or (pil.mode == "P" and "transparency" in pil.info):
         pil = pil.convert("RGBA")
     return pil.convert("RGB")
+
+
+def _pixels(pil: Image.Image) -> np.ndarray:
+    """A numpy copy of a PIL image's pixels, made a band of rows at a time: ``np.asarray(pil)`` would hold two
+    more whole copies at once (Pillow's bytes, and their join)."""
+    width, height = pil.size
+    band = max(1, _CONVERT_BLOCK // width)
+    out = None
+    for top in range(0, height, band):
+        rows = np.asarray(pil.crop((0, top, width, min(top + band, height))))
+        if out is None:
+            out = np.empty((height, *rows.shape[1:]), rows.dtype)
+        out[top : top + len(rows)] = rows
+    return out
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """16- or 32-bit integer levels to uint8 with integer arithmetic: divided by 257 (65535 -> 255), or, when
+    values exceed 65535 (32-bit images), scaled so that the largest is 255; negative values become 0. Converted a
+    block of rows at a time, so no full-size temporary copy is made."""
+    high = int(array.max(initial=0))
+    numerator, denominator = (1, 257) if high <= 65535 else (255, high)
+    out = np.empty(array.shape, np.uint8)
+    rows = max(1, _CONVERT_BLOCK // max(1, array[0].size))
+    for start in range(0, len(array), rows):
+        block = array[start : start + rows].astype(np.int64)
+        out[start : start + rows] = np.clip(block * numerator // denominator, 0, 255)
+    return out
 
 
 def _array_to_uint8(array: np.ndarray, source: str) -> np.ndarray:
@@ -207,7 +275,7 @@ def _array_to_uint8(array: np.ndarray, source: str) -> np.ndarray:
     if array.dtype == np.uint8:
         out = array
     elif array.dtype == np.uint16:
-        out = (array.astype(np.uint32) // 257).astype(np.uint8)
+        out = _to_uint8(array)
     elif np.issubdtype(array.dtype, np.floating):
         if not np.all(np.isfinite(array)):
             raise ImageError(source, "float array contains NaN or infinite values")

@@ -30,11 +30,11 @@ import pandas as pd
 from .execution import ImageItem, PairItem, Runner, batched, extract_batch, verify_batch
 from .extractors import DEFAULT_EXTRACTOR
 from .features import Extractor
-from .fileio import atomic_write
+from .fileio import atomic_write, check_outputs
 from .images import DEFAULT_MAX_SIDE, ImageDirectory, ImageError, ImageLookupError, read_bytes
 from .journal import PairJournal
 from .matching import MatchConfig
-from .policy import SELECTIONS, Policy, load_policy
+from .policy import BUILTINS, SELECTIONS, Policy, load_policy
 from .store import content_hash, default_cache_dir
 from .tables import Gallery, Predictions, Solution, read_gallery, read_predictions, write_predictions
 from .verification import RansacConfig
@@ -516,6 +516,9 @@ def rerank(
 
     Raises
     ------
+    OutputError
+        ``output`` or ``details`` would overwrite an input file or each other (the same file through any path or
+        link), or cannot be written; checked before any work.
     TableError, PolicyError, ImageLookupError, ModelLoadError
         Bad input files, policy, image folders or model; nothing is written then.
     ReportError
@@ -524,6 +527,9 @@ def rerank(
     started = time.perf_counter()
     if on_missing not in ON_MISSING:
         raise ValueError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
+    check_outputs([("the output", output), ("the details file", details)],
+                  [("the predictions file", _path_or_none(predictions)), ("the gallery file", _path_or_none(gallery)),
+                   ("the policy file", None if str(policy) in BUILTINS else _path_or_none(policy))])
     if not isinstance(predictions, Predictions):
         predictions = read_predictions(predictions)
     if not isinstance(gallery, Gallery):
@@ -567,6 +573,11 @@ def rerank(
             result.details, report, summary=summary, truth=truth, photos=photos, verifier=session.verifier,
             seconds=time.perf_counter() - started))
     return result
+
+
+def _path_or_none(value) -> str | os.PathLike | None:
+    """A file argument given as a path, or None when it was given as an object (a table, a policy)."""
+    return value if isinstance(value, (str, os.PathLike)) else None
 
 
 def _directory(folder: str | os.PathLike | ImageDirectory) -> ImageDirectory:

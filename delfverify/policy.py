@@ -50,6 +50,19 @@ SELECTIONS = ("first", "random", "spread")
 # Status codes of ``Policy.apply``; rerank adds its own (no_gallery, error, no_prediction).
 STATUSES = ("verified", "suppressed", "boosted", "skipped")
 
+#: The most gallery photos a policy may verify per prediction (``k``): the inlier table has ``k`` columns per
+#: prediction, so a larger value only exhausts memory.
+MAX_K = 1000
+#: The largest inlier threshold a policy may set (``min_inliers``, ``boost_inliers``, ``below_inliers``): far more
+#: than any pair of photos has matches.
+MAX_INLIERS = 1_000_000
+#: The largest seed; seeds are integers in ``[0, MAX_SEED]``.
+MAX_SEED = 2**63 - 1
+#: An integer literal with more digits than this is out of every field's range; it is not even converted (Python
+#: refuses to convert more than 4,300 digits, and converting takes quadratic time).
+_MAX_DIGITS = 20
+#: The default policy's tier actions weigh the geometric evidence this much against the confidence (``tier_actions``).
+DEFAULT_EVIDENCE_WEIGHT = 2.0
 
 class PolicyError(DelfverifyError, ValueError):
     """A policy document is invalid; the message names the field."""
@@ -287,6 +300,15 @@ def _field(doc: Mapping[str, Any], key: str, kind, where: str, default=None, *, 
     return float(value) if kind is float else value
 
 
+def _integer(doc: Mapping[str, Any], key: str, where: str, default: int | None, low: int, high: int,
+             *, required: bool = False) -> int | None:
+    """An integer field within ``[low, high]`` (``default`` when absent)."""
+    value = _field(doc, key, int, where, default, required=required)
+    if value is not None and not low <= value <= high:
+        raise PolicyError(f"{where}.{key}: must be an integer in [{low}, {high}], got {value}")
+    return value
+
+
 def _check_keys(doc: Mapping[str, Any], allowed: set[str], where: str) -> None:
     if not isinstance(doc, Mapping):
         raise PolicyError(f"{where}: expected an object, got {doc!r}")
@@ -321,16 +343,12 @@ def _band(doc: Any, where: str) -> Band:
     band = Band(
         lower=lower,
         upper=upper,
-        k=_field(doc, "k", int, where, 2),
-        min_inliers=_field(doc, "min_inliers", int, where),
+        k=_integer(doc, "k", where, 2, 1, MAX_K),
+        min_inliers=_integer(doc, "min_inliers", where, None, 0, MAX_INLIERS),
         suppress=_action(doc["suppress"], f"{where}.suppress") if "suppress" in doc else Action(0.0, 0.0),
-        boost_inliers=_field(doc, "boost_inliers", int, where),
+        boost_inliers=_integer(doc, "boost_inliers", where, None, 0, MAX_INLIERS),
         boost=_action(doc["boost"], f"{where}.boost") if "boost" in doc else Action(1.0, 1.0),
     )
-    if band.k < 1:
-        raise PolicyError(f"{where}.k: must be >= 1, got {band.k}")
-    if band.min_inliers is not None and band.min_inliers < 0:
-        raise PolicyError(f"{where}.min_inliers: must be >= 0, got {band.min_inliers}")
     if band.boost_inliers is not None and band.min_inliers is not None and band.boost_inliers < band.min_inliers:
         raise PolicyError(f"{where}: boost_inliers ({band.boost_inliers}) must be >= min_inliers ({band.min_inliers})")
     # Monotone in inliers: suppress(c) <= c <= boost(c) everywhere in the band (linear maps: check the ends).
@@ -379,13 +397,11 @@ def policy_from_dict(doc: Mapping[str, Any]) -> Policy:
         raw = _field(doc, "fusion", dict, where, required=True)
         _check_keys(raw, {"k", "weight", "min_inliers", "cap"}, f"{where}.fusion")
         fusion = Fusion(
-            k=_field(raw, "k", int, f"{where}.fusion", 3),
+            k=_integer(raw, "k", f"{where}.fusion", 3, 1, MAX_K),
             weight=_field(raw, "weight", float, f"{where}.fusion", 1.0),
             min_inliers=_field(raw, "min_inliers", float, f"{where}.fusion", 0.0),
             cap=_field(raw, "cap", float, f"{where}.fusion", 70.0),
         )
-        if fusion.k < 1:
-            raise PolicyError(f"{where}.fusion.k: must be >= 1, got {fusion.k}")
         if not fusion.weight >= 0 or (mode == "multiplicative" and fusion.weight > 1):
             raise PolicyError(f"{where}.fusion.weight: must be >= 0 (and <= 1 for multiplicative), got {fusion.weight}")
         if not fusion.cap > fusion.min_inliers >= 0:
@@ -399,7 +415,7 @@ def policy_from_dict(doc: Mapping[str, Any]) -> Policy:
         penalty = FrequencyPenalty(
             max_share=_field(raw, "max_share", float, w, required=True),
             factor=_field(raw, "factor", float, w, required=True),
-            below_inliers=_field(raw, "below_inliers", int, w, required=True),
+            below_inliers=_integer(raw, "below_inliers", w, None, 0, MAX_INLIERS, required=True),
         )
         if not (0 < penalty.max_share < 1 and 0 <= penalty.factor <= 1):
             raise PolicyError(f"{w}: need 0 < max_share < 1 and 0 <= factor <= 1")
@@ -411,7 +427,7 @@ def policy_from_dict(doc: Mapping[str, Any]) -> Policy:
         fusion=fusion,
         combine=combine,
         selection=selection,
-        seed=_field(doc, "seed", int, where, 0),
+        seed=_integer(doc, "seed", where, 0, 0, MAX_SEED),
         frequency_penalty=penalty,
         extractor=_field(doc, "extractor", str, where),
         info=info,
@@ -434,6 +450,15 @@ def _seed_policy(extractor: str | Any, geometry: str | None = None) -> Policy:
     )
 
 
+def tier_actions(weight: float) -> tuple[Action, Action]:
+    """The suppress and boost actions that weigh the evidence ``s`` (0: none, 1: clear) ``weight`` times against
+    the confidence, as additive fusion does: ``c -> (c + weight * s) / (1 + weight)``, that is ``c / (1 + weight)``
+    and ``(c + weight) / (1 + weight)``. ``default``'s weight 2 puts the tiers in thirds."""
+    if not (math.isfinite(weight) and weight > 0):
+        raise ValueError(f"weight must be a positive number, got {weight!r}")
+    return Action(0.0, 1.0 / (1.0 + weight)), Action(weight / (1.0 + weight), 1.0)
+
+
 def _default_policy(extractor: str | Any, geometry: str | None = None) -> Policy:
     from .extractors import extractor_class
 
@@ -443,11 +468,12 @@ def _default_policy(extractor: str | Any, geometry: str | None = None) -> Policy
         raise PolicyError(f"the default policy has no thresholds for {extractor} features with the {geometry} "
                           f"model (measured: {', '.join(cls.thresholds)}); give a policy file")
     thresholds = cls.thresholds[geometry]
+    suppress, boost = tier_actions(DEFAULT_EVIDENCE_WEIGHT)
     return Policy(
         name="default",
         bands=(
-            Band(0.0, 1.0, k=3, min_inliers=thresholds.support, suppress=Action(0.0, 1 / 3),
-                 boost_inliers=thresholds.accept, boost=Action(2 / 3, 1.0)),
+            Band(0.0, 1.0, k=3, min_inliers=thresholds.support, suppress=suppress,
+                 boost_inliers=thresholds.accept, boost=boost),
         ),
         combine="max",
         selection="spread",
@@ -472,7 +498,8 @@ def load_policy(name_or_file: str | os.PathLike, extractor: str | Any, geometry:
     Raises
     ------
     PolicyError
-        Unknown name, unreadable file, invalid JSON (with line and column) or invalid policy; the file is named.
+        Unknown name, unreadable file, invalid JSON (with line and column; nested too deeply; an integer of more
+        than 20 digits) or invalid policy; the file and the field are named.
     """
     text = str(name_or_file)
     if text in BUILTINS:
@@ -482,17 +509,48 @@ def load_policy(name_or_file: str | os.PathLike, extractor: str | Any, geometry:
         raise PolicyError(f"{text}: no such policy file and no built-in policy of that name "
                           f"(built-ins: {', '.join(BUILTINS)})")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"), parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise PolicyError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise PolicyError(f"{path}: invalid policy: JSON nested too deeply (a policy is a few levels deep)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{path}: cannot read policy file ({exc})") from None
+    huge = _find_huge_integer(doc)
+    if huge is not None:
+        raise PolicyError(f"{path}: {huge[0]}: integer of {huge[1].digits} digits is out of range")
     try:
         policy = policy_from_dict(doc)
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from None
     return policy if policy.extractor else replace(policy, extractor=extractor if isinstance(extractor, str)
                                                     else extractor.name)
+
+
+@dataclass(frozen=True)
+class _HugeInteger:
+    """Stands, in a parsed document, for an integer literal of more than ``_MAX_DIGITS`` digits."""
+
+    digits: int
+
+
+def _parse_int(text: str) -> int | _HugeInteger:
+    digits = len(text.lstrip("-"))
+    return _HugeInteger(digits) if digits > _MAX_DIGITS else int(text)
+
+
+def _find_huge_integer(doc: Any) -> tuple[str, _HugeInteger] | None:
+    """The field (``policy.bands[0].k``) of the first huge integer literal in document order, if any."""
+    stack: list[tuple[str, Any]] = [("policy", doc)]
+    while stack:  # iterative: a document may be nested up to Python's recursion limit
+        where, value = stack.pop()
+        if isinstance(value, _HugeInteger):
+            return where, value
+        if isinstance(value, dict):
+            stack.extend((f"{where}.{key}", item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+    return None
 
 
 def save_policy(policy: Policy, path: str | os.PathLike) -> None:

@@ -2,7 +2,9 @@
 
 Every check happens here, at the boundary, and every error names the file, the row (1-based line number in the
 file, the header being line 1) and what to do. Reading uses UTF-8 with an optional BOM, any line ending, and
-standard CSV quoting, so labels may contain commas or spaces.
+standard CSV quoting, so labels may contain commas or spaces. Ids are data: they are kept exactly as given,
+spaces included (photos are looked up by the exact id, and outputs repeat it); ids that differ only by spaces
+around them are refused as duplicates.
 
 Predictions formats (detected from the header):
 
@@ -152,17 +154,25 @@ def _first_long_row(path: Path) -> int:
 
 
 def _check_ids(frame: pd.DataFrame, path: Path, what: str) -> None:
+    """Ids are data, kept exactly as given; but an empty id, a repeated id, or two ids that differ only by spaces
+    around them (which read alike, and which tools that strip fields would merge) are errors."""
     ids = frame["id"]
-    empty = np.flatnonzero(ids.str.strip().to_numpy() == "")
+    stripped = ids.str.strip()
+    empty = np.flatnonzero(stripped.to_numpy() == "")
     if len(empty):
         raise TableError(f"{path}: row {empty[0] + 2}: empty id in {what}")
-    duplicated = ids.duplicated(keep="first").to_numpy()
+    duplicated = stripped.duplicated(keep="first").to_numpy()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated)[0])
-        first = int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0])
+        first = int(np.flatnonzero((stripped == stripped.iloc[row]).to_numpy())[0])
+        if ids.iloc[row] == ids.iloc[first]:
+            raise TableError(
+                f"{path}: row {row + 2}: duplicate id {ids.iloc[row]!r} (first at row {first + 2}); "
+                f"each id may appear once in {what}"
+            )
         raise TableError(
-            f"{path}: row {row + 2}: duplicate id {ids.iloc[row]!r} (first at row {first + 2}); "
-            f"each id may appear once in {what}"
+            f"{path}: row {row + 2}: id {ids.iloc[row]!r} differs from id {ids.iloc[first]!r} (row {first + 2}) "
+            f"only by spaces around it; ids are kept exactly as given, so remove the spaces or one of the rows"
         )
 
 
@@ -193,7 +203,6 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
         raise TableError(
             f"{path}: unrecognised predictions columns {','.join(columns)}; accepted formats are {_ACCEPTED}"
         )
-    frame = frame.assign(id=frame["id"].str.strip())  # the ids as stored, so " a" and "a" are duplicates
     _check_ids(frame, path, "predictions")
     labels, confidences = [], []
     if fmt == "kaggle":
@@ -259,7 +268,7 @@ def read_gallery(path: str | os.PathLike) -> Gallery:
             f"{path}: gallery is missing column(s) {', '.join(missing)}; expected id,landmark_id[,path] "
             f"(found {','.join(frame.columns)})"
         )
-    frame = frame.assign(id=frame["id"].str.strip(), landmark_id=frame["landmark_id"].str.strip())
+    frame = frame.assign(landmark_id=frame["landmark_id"].str.strip())
     _check_ids(frame, path, "the gallery")
     empty = np.flatnonzero(frame["landmark_id"].to_numpy() == "")
     if len(empty):
@@ -283,6 +292,6 @@ def read_solution(path: str | os.PathLike) -> Solution:
     missing = [c for c in ("id", "landmarks") if c not in frame.columns]
     if missing:
         raise TableError(f"{path}: solution is missing column(s) {', '.join(missing)}; expected id,landmarks")
-    frame = pd.DataFrame({"id": frame["id"].str.strip(), "landmarks": frame["landmarks"].str.strip()})
+    frame = pd.DataFrame({"id": frame["id"], "landmarks": frame["landmarks"].str.strip()})
     _check_ids(frame, path, "the solution")
     return Solution(frame)

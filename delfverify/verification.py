@@ -69,7 +69,7 @@ class RansacConfig:
         (where the inliers are). Such fits are degenerate: many features of one photo matched to a few points of
         the other (star fields, coins), and give unrelated photos dozens of "inliers".
     seed : int
-        Seed of the ``skimage`` engine. OpenCV's RANSAC uses its own fixed internal seed (``cv2.setRNGSeed``
+        Seed of the ``skimage`` engine, >= 0. OpenCV's RANSAC uses its own fixed internal seed (``cv2.setRNGSeed``
         does not reach it), so it is deterministic whatever this value. Same input and seed, same result.
     """
 
@@ -104,6 +104,8 @@ class RansacConfig:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
         if not self.max_scale_change > 1:
             raise ValueError(f"max_scale_change must be > 1, got {self.max_scale_change}")
+        if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     @property
     def fewest_matches(self) -> int:

@@ -1,5 +1,5 @@
-"""``delfverify tune`` end to end on the sample data: it writes a policy and a plot that ``rerank`` uses, and its
-errors are one line."""
+"""``delfverify tune`` end to end on the sample data: it writes a policy (with its decision) and a plot that
+``rerank`` uses, searches small or wide, has the library's defaults, and its errors are one line."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from delfverify import cli
+from delfverify.tuning import SPACES, TuneConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data"
@@ -48,7 +49,31 @@ def test_cli_tune_writes_a_policy_and_a_plot(sample_tuned):
     assert "cross-validated held-out GAP" in out and "policy: " in out and "default" in out
     doc = json.loads(policy.read_text())
     assert doc["name"] == "tuned" and doc["info"]["tuned_on"]["files"] == [str(SAMPLE / "predictions.csv")]
+    assert doc["info"]["tuned_on"]["search"] == "small"
+    selection = doc["info"]["selection"]
+    assert f"decision: {selection['decision']} ({selection['reason']})" in out
+    assert f"{selection['best_margin']:+.4f} GAP, standard error {selection['best_se']:.4f}" in out
     assert plot.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_cli_tune_defaults_are_the_library_defaults():
+    args = cli.build_parser().parse_args(["tune", "p.csv", "--truth", "t.csv", "--gallery", "g.csv",
+                                          "--gallery-images", "g", "--query-images", "q", "-o", "p.json"])
+    config = TuneConfig()
+    assert (args.search, args.folds, args.repeats, args.cv_seed, args.max_k) == (
+        config.search, config.folds, config.repeats, config.seed, config.space.max_k)
+    assert config.search == "small" and isinstance(config.space, SPACES["small"])
+
+
+def test_cli_tune_wide_search(sample_tuned, tmp_path, capsys):
+    cache = sample_tuned[5]
+    policy = tmp_path / "wide.json"
+    status, out, err = _run(capsys, "tune", SAMPLE / "predictions.csv", *_sample_args(cache), "-o", policy,
+                            "--search", "wide", "--repeats", "1", "--workers", "1", "-q")
+    assert status == 0, err
+    info = json.loads(policy.read_text())["info"]
+    assert info["tuned_on"]["search"] == "wide" and info["tuned_on"]["repeats"] == 1
+    assert info["tuned_on"]["candidates"] > 1000 and "wide search" in out
 
 
 def test_cli_rerank_runs_with_the_tuned_policy(sample_tuned, tmp_path, capsys):
@@ -65,8 +90,12 @@ def test_cli_rerank_runs_with_the_tuned_policy(sample_tuned, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--folds", "1"], "--folds must be an integer >= 2"),
+    (["--repeats", "0"], "--repeats must be a positive integer"),
     (["--folds", "40"], "40 folds need at least 40 landmark queries"),
     (["--max-k", "0"], "--max-k must be a positive integer"),
+    (["--max-k", "1000000000000"], "--max-k must be at most 1000 (a policy's largest k), got 1000000000000"),
+    (["--cv-seed", "-1"], "--cv-seed must be a non-negative integer, got -1"),
+    (["--seed", "-3"], "--seed must be a non-negative integer, got -3"),
 ])
 def test_cli_tune_errors_are_one_line(capsys, tmp_path, extra, message):
     status, out, err = _run(capsys, "tune", SAMPLE / "predictions.csv", *_sample_args(tmp_path / "c"), "-o",

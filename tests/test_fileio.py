@@ -1,10 +1,19 @@
-"""delfverify.fileio: a file is replaced whole or not at all, and no temporary file is left behind."""
+"""delfverify.fileio: a file is replaced whole or not at all, no temporary file is left behind, written files get
+the permissions a plain write gives; only regular files are read, never past a size limit; outputs that would
+overwrite an input or each other, or cannot be written, are refused before anything is written."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
+import tempfile
+import threading
+from pathlib import Path
+
 import pytest
 
-from delfverify.fileio import atomic_write
+from delfverify.fileio import NotAFileError, OutputError, atomic_write, check_outputs, read_regular_file
 
 
 def test_atomic_write_replaces_the_file_whole(tmp_path):
@@ -45,3 +54,188 @@ def test_only_durable_writes_wait_for_the_disk(tmp_path, monkeypatch):
         handle.write("a cache entry, recomputed if lost")
     assert len(synced) == 1
     assert (tmp_path / "b").read_text() == "a cache entry, recomputed if lost"
+
+
+# --- permissions of written files -------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_a_new_file_gets_the_mode_a_plain_write_gives(tmp_path, mask):
+    with _umask(mask):
+        with atomic_write(tmp_path / "new.csv", "w") as handle:
+            handle.write("x\n")
+        with open(tmp_path / "plain.csv", "w") as handle:
+            handle.write("x\n")
+    assert stat.S_IMODE((tmp_path / "new.csv").stat().st_mode) == 0o666 & ~mask
+    assert (tmp_path / "new.csv").stat().st_mode == (tmp_path / "plain.csv").stat().st_mode
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o600, 0o444])
+def test_a_replaced_file_keeps_its_mode(tmp_path, mode):
+    target = tmp_path / "out.csv"
+    target.write_text("old\n")
+    target.chmod(mode)
+    with _umask(0o022), atomic_write(target, "w") as handle:
+        handle.write("new\n")
+    assert target.read_text() == "new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == mode
+
+
+# --- reading only regular files ---------------------------------------------------------------------------------
+
+def _read_in_thread(path, max_bytes=1 << 20):
+    """``read_regular_file`` in a daemon thread: a read that blocked would leave the thread alive (asserted)."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["data"] = read_regular_file(path, max_bytes)
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), f"reading {path} blocked"
+    return outcome
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    error = _read_in_thread(fifo)["error"]
+    assert isinstance(error, NotAFileError) and "FIFO" in str(error)
+
+
+@pytest.mark.parametrize("path, kind", [("folder", "a directory"), ("/dev/zero", "a character device")])
+def test_directories_and_devices_are_refused_unread(tmp_path, path, kind):
+    target = tmp_path / path
+    if path == "folder":
+        target.mkdir()
+    error = _read_in_thread(target)["error"]
+    assert isinstance(error, NotAFileError) and str(error) == f"is {kind}, not a regular file"
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_read(tmp_path):
+    sparse = tmp_path / "huge.jpg"
+    with open(sparse, "wb") as handle:
+        handle.truncate(40 * 2**30)  # 40 GiB of holes: reading it whole would exhaust the memory
+    error = _read_in_thread(sparse, max_bytes=2**20)["error"]
+    assert isinstance(error, NotAFileError)
+    assert str(error) == f"file too large ({40 * 2**30} bytes, limit {2**20})"
+    small = tmp_path / "small.jpg"
+    small.write_bytes(b"x" * 2**20)
+    assert read_regular_file(small, 2**20) == b"x" * 2**20  # exactly at the limit: read
+
+
+def test_missing_and_linked_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_regular_file(tmp_path / "absent.jpg", 100)
+    (tmp_path / "real.jpg").write_bytes(b"data")
+    (tmp_path / "link.jpg").symlink_to(tmp_path / "real.jpg")
+    assert read_regular_file(tmp_path / "link.jpg", 100) == b"data"
+
+
+# --- outputs checked before any work ------------------------------------------------------------------------------
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_outputs_that_are_an_input_are_refused_through_any_path(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    predictions = data / "predictions.csv"
+    predictions.write_text("id,landmarks\n")
+    (tmp_path / "link.csv").symlink_to(predictions)
+    os.link(predictions, tmp_path / "hard.csv")
+    (data / "sub").mkdir()
+    before = _listing(tmp_path)
+    for spelling in [predictions, data / "sub" / ".." / "predictions.csv", tmp_path / "link.csv",
+                     tmp_path / "hard.csv", Path(os.path.relpath(predictions))]:
+        with pytest.raises(OutputError) as error:
+            check_outputs([("the output", spelling)], [("the predictions file", predictions)])
+        assert str(error.value) == (f"{spelling}: the output would overwrite the predictions file ({predictions}), "
+                                    f"the same file; choose another path")
+    assert _listing(tmp_path) == before
+
+
+def test_outputs_that_collide_with_each_other_are_refused(tmp_path):
+    with pytest.raises(OutputError, match="the details file would overwrite the output"):
+        check_outputs([("the output", tmp_path / "out.csv"), ("the details file", tmp_path / "x" / ".." / "out.csv")])
+    (tmp_path / "link.csv").symlink_to(tmp_path / "not-yet.csv")  # a link to a file not written yet
+    with pytest.raises(OutputError, match="the details file would overwrite the output"):
+        check_outputs([("the output", tmp_path / "not-yet.csv"), ("the details file", tmp_path / "link.csv")])
+    check_outputs([("the output", tmp_path / "out.csv"), ("the details file", tmp_path / "details.csv"),
+                   ("the plot", None)], [("the gallery file", None)])
+    assert _listing(tmp_path) == ["link.csv"]  # nothing created, not even the missing folder "x"
+
+
+def test_outputs_that_cannot_be_written_are_refused(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.csv").write_text("a file, not a folder\n")
+    with pytest.raises(OutputError, match=r"folder: the output is a directory; give a file name"):
+        check_outputs([("the output", tmp_path / "folder")])
+    with pytest.raises(OutputError, match=r"cannot write the output: .*file.csv is not a directory"):
+        check_outputs([("the output", tmp_path / "file.csv" / "deeper" / "out.csv")])
+    check_outputs([("the output", tmp_path / "new" / "deeper" / "out.csv")])  # missing folders are created when written
+    assert not (tmp_path / "new").exists()
+
+
+def _in_unprivileged_child(function) -> str:
+    """Run ``function()`` in a forked child; as root, the child first becomes user and group 65534 (nobody), so
+    that file permissions apply. Returns the child's error message ("" when it raised nothing)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 0
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            try:
+                function()
+            except OutputError as exc:
+                os.write(write, str(exc).encode())
+        except BaseException:  # noqa: BLE001 - anything else fails the test through the exit status
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read, "rb") as handle:
+        message = handle.read().decode()
+    assert os.waitpid(pid, 0)[1] == 0
+    return message
+
+
+def test_outputs_without_write_permission_are_refused():
+    # Under /tmp rather than tmp_path: the unprivileged child must be able to reach the folders.
+    with tempfile.TemporaryDirectory(dir="/tmp") as root:
+        root = Path(root)
+        root.chmod(0o755)
+        open_folder, closed_folder = root / "open", root / "closed"
+        open_folder.mkdir(mode=0o777)
+        open_folder.chmod(0o777)
+        closed_folder.mkdir()
+        closed_folder.chmod(0o555)
+        read_only = open_folder / "read-only.csv"
+        read_only.write_text("keep me\n")
+        read_only.chmod(0o444)
+        assert _in_unprivileged_child(lambda: check_outputs([("the output", open_folder / "out.csv")])) == ""
+        assert _in_unprivileged_child(lambda: check_outputs([("the output", closed_folder / "out.csv")])) == (
+            f"{closed_folder / 'out.csv'}: no permission to write the output in {closed_folder}")
+        assert _in_unprivileged_child(lambda: check_outputs([("the output", closed_folder / "a" / "b.csv")])) == (
+            f"{closed_folder / 'a' / 'b.csv'}: no permission to write the output in {closed_folder}")
+        assert _in_unprivileged_child(lambda: check_outputs([("the output", read_only)])) == (
+            f"{read_only}: no permission to write the output")
+        assert read_only.read_text() == "keep me\n"

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import subprocess
+import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,8 @@ from PIL import Image
 
 import delfverify.images as images
 from delfverify.images import DEFAULT_MAX_SIDE, ImageDirectory, ImageError, ImageLookupError, decode_image, load_image
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _rgb(height=30, width=40, seed=0) -> np.ndarray:
@@ -231,6 +237,138 @@ def test_load_image_16bit_png(tmp_path):
     out = load_image(path)
     _check_rgb(out, 20, 30)
     np.testing.assert_allclose(out[:, :, 0].astype(int), values.astype(int) // 257, atol=1)
+
+
+def test_load_image_16bit_levels_use_the_integer_rule_exactly():
+    values = np.array([[0, 256, 257, 514, 65534, 65535]], np.uint16)
+    expected = [0, 0, 1, 2, 254, 255]  # value // 257
+    assert load_image(Image.fromarray(values), None)[0, :, 0].tolist() == expected
+    assert load_image(values, None)[0, :, 0].tolist() == expected  # arrays follow the same rule
+    wide = Image.fromarray(np.array([[-5, 0, 100_000, 200_000]], np.int32), mode="I")  # 32-bit: max -> 255
+    assert load_image(wide, None)[0, :, 0].tolist() == [0, 0, 127, 255]
+
+
+def _dds_of_unknown_format() -> bytes:
+    """A DDS header with a compression code Pillow does not implement: its plugin raises NotImplementedError."""
+    header = struct.pack("<6I", 0x1007, 64, 64, 0, 0, 0) + bytes(44)  # flags, height, width, pitch, depth, mips
+    pixel_format = struct.pack("<4I", 32, 0x4, int.from_bytes(b"ZZZZ", "little"), 0) + bytes(16)  # FOURCC "ZZZZ"
+    return b"DDS " + struct.pack("<I", 124) + header + pixel_format + bytes(20) + bytes(256)
+
+
+def test_load_image_dds_pillow_cannot_decode_is_an_image_error(tmp_path):
+    path = tmp_path / "texture.jpg"  # named like a photo
+    path.write_bytes(_dds_of_unknown_format())
+    with pytest.raises(NotImplementedError):  # what Pillow itself raises
+        Image.open(path)
+    with pytest.raises(ImageError) as info:
+        load_image(path)
+    assert str(info.value) == f"{path}: cannot decode image (Unimplemented pixel format 1515870810)"
+
+
+@pytest.mark.parametrize("error, reason", [
+    (NotImplementedError("no codec"), "cannot decode image (no codec)"),
+    (struct.error("unpack requires a buffer of 4 bytes"), "cannot decode image (unpack requires a buffer of 4 bytes)"),
+    (IndexError(), "cannot decode image (IndexError)"),
+    (KeyError("tag"), "cannot decode image ('tag')"),
+    (RuntimeError("plugin failed"), "cannot decode image (plugin failed)"),
+    (ZeroDivisionError("division by zero"), "cannot decode image (division by zero)"),
+    (MemoryError(), "not enough memory to decode the image"),
+])
+def test_load_image_any_exception_while_decoding_is_an_image_error(tmp_path, monkeypatch, error, reason):
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(_rgb(height=20, width=20)).save(path)
+
+    def failing_open(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(Image, "open", failing_open)
+    with pytest.raises(ImageError) as info:
+        load_image(path)
+    assert str(info.value) == f"{path}: {reason}"
+
+
+def _png_header(width: int, height: int, bit_depth: int, colour_type: int) -> bytes:
+    """A PNG whose header claims width x height pixels, with almost no pixel data (refused before decoding)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(100)))
+            + chunk(b"IEND", b""))
+
+
+def test_load_image_refuses_an_image_whose_decoding_needs_more_than_max_decode_bytes(monkeypatch):
+    # Pillow itself refuses files over 89,478,485 pixels (a decompression bomb): at 12 bytes per pixel at most,
+    # no file it opens needs more than 1 GiB, so the limit is lowered here to show the check.
+    assert images.decode_bytes((9459, 9459), "RGBA") <= images.MAX_DECODE_BYTES  # 89.47 M pixels
+    monkeypatch.setattr(images, "MAX_DECODE_BYTES", 512 * 2**20)
+    with pytest.raises(ImageError) as info:  # 48 M RGBA pixels, 12 bytes each
+        load_image(_png_header(8000, 6000, 8, 6), source="wide.png")
+    assert str(info.value) == ("wide.png: image too large to decode (8000x6000 pixels, mode RGBA: needs 549 MiB, "
+                               "limit 512 MiB)")
+    with pytest.raises(ImageError, match="cannot decode image"):  # 8-bit gray, 9 bytes each: decoded (and broken)
+        load_image(_png_header(8000, 6000, 8, 0), source="gray.png")
+
+
+def test_load_image_memory_bound_applies_to_pil_input(monkeypatch):
+    monkeypatch.setattr(images, "MAX_DECODE_BYTES", images.decode_bytes((60, 60), "RGB") - 1)
+    with pytest.raises(ImageError, match=r"too large to decode \(60x60 pixels, mode RGB"):
+        load_image(Image.fromarray(_rgb(height=60, width=60)))
+    assert load_image(Image.fromarray(_rgb(height=59, width=60))).shape == (59, 60, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_side", [1024, None])
+def test_a_16bit_png_of_9450_squared_pixels_decodes_within_its_memory_bound(max_side):
+    """The issue's 173 KB PNG took 2.4 GB (three float64 copies); its decoding now stays within
+    ``decode_bytes`` (852 MiB), measured as the growth of the peak resident memory of a fresh process."""
+    script = "\n".join([
+        "import io, resource, struct, sys, zlib",
+        "from delfverify.images import decode_bytes, load_image",
+        "from PIL import Image",
+        "side = int(sys.argv[1])",
+        "def chunk(kind, data):",
+        "    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))",
+        "pack = zlib.compressobj(9)",
+        "row = bytes(1 + 2 * side)  # a filter byte and a row of 16-bit zeros",
+        "data = b''.join([pack.compress(row) for _ in range(side)] + [pack.flush()])",
+        "header = struct.pack('>IIBBBBB', side, side, 16, 0, 0, 0, 0)",
+        "png = b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', header) + chunk(b'IDAT', data) + chunk(b'IEND', b'')",
+        "small = io.BytesIO()",
+        "Image.new('I;16', (8, 8)).save(small, 'PNG')",
+        "load_image(small.getvalue())  # warm up: Pillow's plugins are imported",
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024",
+        f"pixels = load_image(png, {max_side!r})",
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024",
+        "print(len(png), pixels.shape, after - before, decode_bytes((side, side), 'I;16'))",
+    ])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", script, "9450"], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    fields = run.stdout.split()
+    size, growth, bound = int(fields[0]), int(fields[-2]), int(fields[-1])
+    assert size < 200_000  # a file of about 173 KB holding 89 million 16-bit pixels
+    assert growth <= bound  # decoded within decode_bytes (852 MiB); it took 2.4 GB before
+
+
+def test_load_image_refuses_special_files_unread(tmp_path):
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer for ever
+    for path, kind in [(fifo, "a FIFO (named pipe)"), (Path("/dev/zero"), "a character device"),
+                       (tmp_path, "a directory")]:
+        with pytest.raises(ImageError) as info:
+            load_image(path)
+        assert str(info.value) == f"{path}: is {kind}, not a regular file"
+
+
+def test_load_image_refuses_a_file_over_max_file_bytes_before_reading_it(tmp_path):
+    sparse = tmp_path / "huge.jpg"
+    with open(sparse, "wb") as handle:
+        handle.truncate(40 * 2**30)  # 40 GiB of holes: costs no disk, would exhaust the memory if read
+    with pytest.raises(ImageError) as info:
+        load_image(sparse)
+    assert str(info.value) == f"{sparse}: file too large ({40 * 2**30} bytes, limit {images.MAX_FILE_BYTES})"
 
 
 def test_load_image_cmyk_jpeg(tmp_path):

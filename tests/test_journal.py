@@ -1,16 +1,22 @@
-"""The pair journal: results survive reopening, a corrupt file is moved aside, impossible rows are ignored, and
-several processes can write to one journal at once."""
+"""The pair journal: results survive reopening, a corrupt file is moved aside, impossible rows are ignored,
+several processes can write to one journal at once; a full disk, an I/O error or a file that cannot be opened
+stops the run with an error naming the journal and leaves it as it is; a lock held by another process is waited
+for with a message, then named in an error."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from delfverify.journal import PairJournal
+import delfverify.journal as journal_module
+from delfverify.journal import JournalError, PairJournal
 
 FP = "fingerprint-a"
 
@@ -167,3 +173,157 @@ def test_concurrent_processes_write_all_rows(tmp_path):
     db = sqlite3.connect(path)
     assert db.execute("SELECT count(*) FROM pairs").fetchone()[0] == 450
     db.close()
+
+
+# --- only real damage moves a journal aside; the surroundings stop the run ----------------------------------------
+
+def _journal_with_rows(path, n=5):
+    with PairJournal(path) as journal:
+        for i in range(n):
+            journal.put(FP, f"q{i}", "g", i, 10)
+
+
+def _all_rows(path, n=5):
+    with PairJournal(path) as journal:
+        assert journal.corrupt == 0
+        return journal.get(FP, [(f"q{i}", "g") for i in range(n)])
+
+
+def test_disk_full_stops_with_an_error_naming_the_journal_and_keeps_it(tmp_path):
+    path = tmp_path / "journal.sqlite"
+    journal = PairJournal(path)
+    journal.put(FP, "q-before", "g", 4, 5)
+    pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
+    journal._db.execute(f"PRAGMA max_page_count={pages}")  # SQLite now answers SQLITE_FULL, as on a full disk
+    with pytest.raises(JournalError) as info:
+        for i in range(10_000):
+            journal.put(FP, f"q{i:060d}", "g" * 64, 1, 2)
+    journal.close()
+    assert str(info.value) == (f"{path}: cannot use the journal (database or disk is full): free space on its disk, "
+                               f"or choose another cache folder (--cache-dir). The journal is left as it is: the "
+                               f"next run reuses the pairs it holds")
+    assert list(tmp_path.glob("*.corrupt-*")) == []
+    with PairJournal(path) as again:  # intact, and everything committed before the disk filled is there
+        assert again.corrupt == 0
+        assert again.get(FP, [("q-before", "g")]) == {("q-before", "g"): (4, 5)}
+        assert len(again.get(FP, [(f"q{j:060d}", "g" * 64) for j in range(i)])) == i > 0
+
+
+class _FailingConnection:
+    """A connection whose statements starting with ``prefix`` fail with SQLite's ``code``, as they would on a full
+    disk, a failing disk or a read-only folder."""
+
+    def __init__(self, db, prefix, code, message):
+        self._db, self._prefix, self._code, self._message = db, prefix, code, message
+
+    def execute(self, sql, *args):
+        if sql.startswith(self._prefix):
+            error = sqlite3.OperationalError(self._message)
+            error.sqlite_errorcode = self._code
+            raise error
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+ENVIRONMENT_ERRORS = {
+    "disk-full": (sqlite3.SQLITE_FULL, "database or disk is full", "free space on its disk"),
+    "io-error-write": (sqlite3.SQLITE_IOERR_WRITE, "disk I/O error", "check its disk"),
+    "io-error-shm": (sqlite3.SQLITE_IOERR_SHMOPEN, "disk I/O error", "check its disk"),
+    "cannot-open": (sqlite3.SQLITE_CANTOPEN, "unable to open database file", "make its folder writable"),
+    "read-only": (sqlite3.SQLITE_READONLY, "attempt to write a readonly database", "make it and its folder writable"),
+}
+
+
+@pytest.mark.parametrize("case", list(ENVIRONMENT_ERRORS))
+@pytest.mark.parametrize("statement", ["PRAGMA journal_mode", "SELECT", "INSERT"])
+def test_environment_errors_stop_the_run_and_leave_the_journal_as_it_is(tmp_path, monkeypatch, case, statement):
+    code, message, remedy = ENVIRONMENT_ERRORS[case]
+    path = tmp_path / "journal.sqlite"
+    _journal_with_rows(path)
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect",
+                        lambda *a, **kw: _FailingConnection(connect(*a, **kw), statement, code, message))
+    with pytest.raises(JournalError) as info:
+        with PairJournal(path) as journal:  # opening reads (SELECT); then a lookup and a write
+            journal.get(FP, [("q0", "g")])
+            journal.put(FP, "q-new", "g", 1, 1)
+    assert str(info.value).startswith(f"{path}: cannot use the journal ({message}): {remedy}, or choose another")
+    monkeypatch.undo()
+    assert list(tmp_path.glob("*.corrupt-*")) == []
+    assert _all_rows(path) == {(f"q{i}", "g"): (i, 10) for i in range(5)}
+
+
+def test_a_journal_that_cannot_be_opened_is_not_moved_aside(tmp_path):
+    path = tmp_path / "journal.sqlite"
+    path.mkdir()  # a directory where the journal should be: SQLite cannot open it
+    with pytest.raises(JournalError, match=r"cannot use the journal \(unable to open database file\): make its"):
+        PairJournal(path)
+    assert path.is_dir() and list(tmp_path.iterdir()) == [path]
+
+
+def test_a_locked_journal_is_waited_for_with_a_message(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(journal_module, "_BUSY_STEP", 0.05)
+    path = tmp_path / "journal.sqlite"
+    _journal_with_rows(path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another connection holds the write lock
+
+    class ReleaseWhenWaiting(logging.Handler):  # the holder finishes as soon as the run says it waits
+        def emit(self, record):
+            if "is locked by another process" in record.getMessage():
+                holder.execute("COMMIT")
+
+    handler = ReleaseWhenWaiting()
+    logging.getLogger("delfverify.journal").addHandler(handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="delfverify.journal"), PairJournal(path) as journal:
+            journal.put(FP, "q-new", "g", 1, 2)
+            assert journal.get(FP, [("q-new", "g")]) == {("q-new", "g"): (1, 2)}
+    finally:
+        logging.getLogger("delfverify.journal").removeHandler(handler)
+        holder.close()
+    waits = [r.getMessage() for r in caplog.records if "locked" in r.getMessage()]
+    assert waits == [f"journal {path} is locked by another process (another delfverify run sharing this cache?); "
+                     f"waiting up to 60 s"]
+
+
+_HOLD_LOCK = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()  # holds the lock until the test closes stdin
+"""
+
+
+@contextlib.contextmanager
+def locked_by_another_process(path):
+    """A real process holding the journal's write lock while the block runs."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        yield holder
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def test_a_journal_locked_past_the_timeout_is_an_error_naming_it(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(journal_module, "LOCK_TIMEOUT", 0.5)
+    monkeypatch.setattr(journal_module, "_BUSY_STEP", 0.05)
+    path = tmp_path / "journal.sqlite"
+    _journal_with_rows(path)
+    with locked_by_another_process(path), caplog.at_level(logging.WARNING, logger="delfverify.journal"):
+        with PairJournal(path) as journal:
+            assert journal.get(FP, [("q1", "g")]) == {("q1", "g"): (1, 10)}  # reading is not blocked (WAL)
+            with pytest.raises(JournalError) as info:
+                journal.put(FP, "q-new", "g", 1, 2)
+    assert str(info.value) == (f"{path}: journal locked by another process for more than 0.5 s (another delfverify "
+                               f"run sharing this cache?); let it finish, or choose another cache folder "
+                               f"(--cache-dir)")
+    assert any("waiting up to" in r.getMessage() for r in caplog.records)
+    assert _all_rows(path) == {(f"q{i}", "g"): (i, 10) for i in range(5)}  # nothing lost, nothing moved aside
+    assert list(tmp_path.glob("*.corrupt-*")) == []

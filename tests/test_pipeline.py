@@ -387,8 +387,8 @@ def test_plan_pairs_leaves_out_labels_without_gallery_and_checks_k():
 def test_rescale_gives_policy_confidences_and_statuses():
     predictions = Predictions(pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "label": ["x", "x", "y", "z", ""],
                                             "confidence": [0.6, 0.3, 0.9, 0.5, np.nan]}))
-    inliers = np.array([[12.0], [2.0], [np.nan], [np.nan], [np.nan]])
-    policy = builtin_policy("default", "rootsift")  # boost at 10, suppress below 5
+    inliers = np.array([[14.0], [2.0], [np.nan], [np.nan], [np.nan]])
+    policy = builtin_policy("default", "rootsift")  # boost at 14, suppress below 11
     out = rescale(predictions, inliers, policy, errors=["", "", "query image: gone", "", ""],
                   gallery_labels={"x", "y"})
     np.testing.assert_allclose(out.confidence[:4], [2 / 3 + 0.6 / 3, 0.3 / 3, 0.9, 0.5])

@@ -431,3 +431,53 @@ def test_to_dict_round_trips_random_policies(policy, confidence):
     again = policy_from_dict(json.loads(json.dumps(policy.to_dict())))
     assert again == policy
     np.testing.assert_array_equal(again.k_for(confidence), policy.k_for(confidence))
+
+
+# --- policy files that would exhaust memory, time or the stack ---------------------------------------------------
+
+def _one_band(**fields) -> dict:
+    return {"bands": [{"lower": 0.0, "upper": 1.0, **fields}]}
+
+
+@pytest.mark.parametrize("doc, message", [
+    (_one_band(k=10**12), "policy.bands[0].k: must be an integer in [1, 1000], got 1000000000000"),
+    (_one_band(k=1001), "policy.bands[0].k: must be an integer in [1, 1000], got 1001"),
+    ({"mode": "additive", "fusion": {"k": 10**12}},
+     "policy.fusion.k: must be an integer in [1, 1000], got 1000000000000"),
+    (_one_band(min_inliers=10**7), "policy.bands[0].min_inliers: must be an integer in [0, 1000000], got 10000000"),
+    (_one_band(boost_inliers=-1), "policy.bands[0].boost_inliers: must be an integer in [0, 1000000], got -1"),
+    ({**_one_band(), "frequency_penalty": {"max_share": 0.1, "factor": 0.5, "below_inliers": -3}},
+     "policy.frequency_penalty.below_inliers: must be an integer in [0, 1000000], got -3"),
+    ({**_one_band(), "seed": -1}, f"policy.seed: must be an integer in [0, {2**63 - 1}], got -1"),
+    ({**_one_band(), "seed": 2**63}, f"policy.seed: must be an integer in [0, {2**63 - 1}], got {2**63}"),
+])
+def test_policy_integers_out_of_range_name_the_field(tmp_path, doc, message):
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(PolicyError) as info:
+        load_policy(path, "rootsift")
+    assert str(info.value) == f"{path}: {message}"
+    assert policy_from_dict({**_one_band(k=1000), "seed": 2**63 - 1}).max_k == 1000  # the bounds are valid
+
+
+@pytest.mark.parametrize("text, field", [
+    ('{"bands": [{"lower": 0, "upper": 1, "k": %s}]}', "policy.bands[0].k"),
+    ('{"bands": [{"lower": 0, "upper": 1}], "seed": -%s}', "policy.seed"),
+    ('{"bands": [{"lower": 0, "upper": 1}], "info": {"notes": [1, {"x": %s}]}}', "policy.info.notes[1].x"),
+])
+def test_policy_integer_of_5000_digits_names_the_file_and_field(tmp_path, text, field):
+    path = tmp_path / "policy.json"
+    path.write_text(text % ("9" * 5000))  # Python refuses to convert it (ValueError), and it is out of any range
+    with pytest.raises(PolicyError) as info:
+        load_policy(path, "rootsift")
+    assert str(info.value) == f"{path}: {field}: integer of 5000 digits is out of range"
+
+
+@pytest.mark.parametrize("opening, closing", [("[", "]"), ('{"a":', "}")])
+def test_policy_nested_100000_deep_is_one_error_naming_the_file(tmp_path, opening, closing):
+    path = tmp_path / "deep.json"
+    path.write_text('{"bands": [{"lower": 0, "upper": 1}], "info": ' + opening * 100_000 + "1" + closing * 100_000
+                    + "}")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path, "rootsift")
+    assert str(info.value) == f"{path}: invalid policy: JSON nested too deeply (a policy is a few levels deep)"

@@ -1,7 +1,9 @@
 """Reliability and security of ``delfverify rerank`` (the table in docs/RELIABILITY.md): corrupt caches are
 reported and recomputed, bad images and bad CSV rows never crash a run, ids never reach a file outside the image
-folders, nothing is unpickled or evaluated, and two runs can share one cache. (Resuming after SIGKILL is proved in
-tests/test_cli_rerank.py.)
+folders, nothing is unpickled or evaluated, and two runs can share one cache; special files never hang a run, a
+full disk or a locked journal stops it with one line and loses nothing, outputs never overwrite inputs, ids are
+kept as given. (Resuming after SIGKILL is proved in tests/test_cli_rerank.py; workers and clusters in
+tests/test_execution.py.)
 
 Most runs call ``delfverify.cli.main`` in this process (``--workers 1``) on copies of ``data/`` and share the
 features of one warm cache; the concurrency and no-traceback cases run real subprocesses.
@@ -11,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import os
 import re
 import shutil
 import sqlite3
+import stat
 import struct
 import subprocess
 import sys
@@ -29,7 +33,9 @@ import pytest
 from PIL import Image
 
 import delfverify
+import delfverify.journal as journal_module
 from delfverify import cli, images
+from delfverify.journal import PairJournal
 from delfverify.store import FORMAT_VERSION, FeatureStore, content_hash
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,6 +212,11 @@ def test_corrupt_store_entries_are_reported_and_recomputed(baseline, private_cac
     with open(entries[3], "wb") as handle:  # wrong dtype
         np.savez(handle, format_version=np.int64(FORMAT_VERSION), locations=np.zeros((2, 2)),
                  descriptors=np.zeros((2, 128)), scales=np.zeros(2), scores=np.zeros(2))
+    entries[4].unlink()  # a directory in its place: every run used to exit 2
+    entries[4].mkdir()
+    (entries[4] / "file").write_bytes(b"x")
+    entries[5].unlink()  # a FIFO in its place: reading it would wait for ever
+    os.mkfifo(entries[5])
     (private_cache / "journal.sqlite").unlink()  # so that every pair needs the features again
     out = tmp_path / "out"
     status, _, _ = _main(_argv(out, private_cache), capsys)
@@ -214,8 +225,8 @@ def test_corrupt_store_entries_are_reported_and_recomputed(baseline, private_cac
     assert (out / "details.csv").read_bytes() == baseline.details
     assert not marker.exists()
     messages = [r.getMessage() for r in caplog.records if r.name == "delfverify.store"]
-    assert sorted(m.split(" (")[0] for m in messages) == sorted(f"corrupt feature store entry {e}" for e in entries[:4])
-    for entry in entries[:4]:  # extracted again and stored whole
+    assert sorted(m.split(" (")[0] for m in messages) == sorted(f"corrupt feature store entry {e}" for e in entries[:6])
+    for entry in entries[:6]:  # extracted again and stored whole
         store = FeatureStore(private_cache, entry.parent.parent.name)
         assert store.get(entry.stem) is not None and store.stats.corrupt == 0
 
@@ -300,6 +311,13 @@ def _png_claiming(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
+def _dds_of_unknown_format() -> bytes:
+    """A DDS header with a compression code ("ZZZZ") that Pillow does not implement."""
+    header = struct.pack("<6I", 0x1007, 64, 64, 0, 0, 0) + bytes(44)  # flags, height, width, pitch, depth, mips
+    pixel_format = struct.pack("<4I", 32, 0x4, int.from_bytes(b"ZZZZ", "little"), 0) + bytes(16)
+    return b"DDS " + struct.pack("<I", 124) + header + pixel_format + bytes(20) + bytes(256)
+
+
 def _gray() -> np.ndarray:
     return np.asarray(Image.fromarray(_query_rgb()).convert("L"))
 
@@ -323,6 +341,9 @@ IMAGE_CASES = {
     "animated-gif-named-jpg": (_animated_gif, "boosted", ""),
     "decompression-bomb": (lambda: _encode(Image.new("RGB", (1200, 1000)), "PNG"), "error", "decompression bomb"),
     "bomb-header-30000x30000": (lambda: _png_claiming(30000, 30000), "error", "decompression bomb"),
+    # Pillow's DDS plugin raises NotImplementedError, not OSError, for a compression it does not know.
+    "dds-named-jpg": (lambda: _dds_of_unknown_format(), "error",
+                      "cannot decode image (Unimplemented pixel format 1515870810)"),
 }
 
 
@@ -351,6 +372,8 @@ def test_image_cases_are_what_they_claim():
     assert images.load_image(IMAGE_CASES["exif-rotated-jpeg"][0](), max_side=None).shape == _query_rgb().shape
     with pytest.raises(images.ImageError, match="truncated"):
         images.load_image(IMAGE_CASES["truncated-jpeg"][0]())
+    with pytest.raises(NotImplementedError):  # what Pillow raises for the DDS file
+        Image.open(io.BytesIO(IMAGE_CASES["dds-named-jpg"][0]()))
 
 
 @pytest.mark.parametrize("case", list(IMAGE_CASES))
@@ -441,6 +464,14 @@ CSV_ERRORS = {
     "gallery-empty-label": ("gallery", "id,landmark_id\ng1,astronaut\ng2,\n", ["row 3", "empty landmark_id"]),
     "policy-invalid-field": ("policy", '{"bands": [{"lower": 0, "upper": 1, "k": 0}]}', ["policy.bands[0].k"]),
     "policy-invalid-json": ("policy", '{"bands": [}', ["invalid JSON at line 1"]),
+    "policy-nested-100000-deep": ("policy", '{"bands": [{"lower": 0, "upper": 1}], "info": ' + "[" * 100_000
+                                  + "]" * 100_000 + "}", ["JSON nested too deeply"]),
+    "policy-k-10^12": ("policy", '{"bands": [{"lower": 0, "upper": 1, "k": 1000000000000}]}',
+                       ["policy.bands[0].k: must be an integer in [1, 1000], got 1000000000000"]),
+    "policy-integer-of-5000-digits": ("policy", '{"bands": [{"lower": 0, "upper": 1, "min_inliers": %s}]}'
+                                      % ("7" * 5000), ["policy.bands[0].min_inliers: integer of 5000 digits"]),
+    "policy-negative-seed": ("policy", '{"bands": [{"lower": 0, "upper": 1}], "selection": "random", "seed": -1}',
+                             ["policy.seed: must be an integer in [0, "]),
 }
 
 
@@ -625,3 +656,257 @@ def test_package_source_never_unpickles_or_evaluates():
     loads = [f"{path.name}: {line.strip()}" for path in sources for line in path.read_text().splitlines()
              if re.search(r"\bnp\.load\(", line) and "allow_pickle=False" not in line]
     assert loads == []  # every numpy load refuses pickles explicitly
+
+
+# --- round 2: special files, the cache and journal on a sick disk, outputs, ids, options ------------------------
+
+def test_special_files_in_place_of_photos_are_refused_and_the_run_goes_on(baseline, tmp_path):
+    """A FIFO named like a photo hung the run for ever, and a 40 GB sparse file was read whole into memory. Run in
+    a real process, with a time limit, so that a hang fails the test instead of stopping it."""
+    queries = _copy_images(tmp_path, "queries")
+    fifo, folder, sparse = "da07d5ba65959f62", "084da3a0bc3ebf7d", "085f443e6f4b79fc"
+    (queries / f"{fifo}.jpg").unlink()
+    os.mkfifo(queries / f"{fifo}.jpg")
+    (queries / f"{folder}.jpg").unlink()
+    (queries / f"{folder}.jpg").mkdir()
+    with open(queries / f"{sparse}.jpg", "wb") as handle:
+        handle.truncate(40 * 2**30)
+    cache = Path(shutil.copytree(baseline.cache, tmp_path / "cache"))
+    (cache / "journal.sqlite").unlink()  # every photo is read again
+    run = _subprocess(["-m", "delfverify.cli", *_argv(tmp_path / "out", cache, query_images=queries)])
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr
+    details = _details(tmp_path / "out" / "details.csv")
+    reasons = dict(zip(details["id"], details["reason"]))
+    assert reasons[fifo] == f"query image: {queries / fifo}.jpg: is a FIFO (named pipe), not a regular file"
+    assert reasons[folder] == f"query image: {queries / folder}.jpg: is a directory, not a regular file"
+    assert reasons[sparse] == (f"query image: {queries / sparse}.jpg: file too large ({40 * 2**30} bytes, limit "
+                               f"{images.MAX_FILE_BYTES})")
+    assert set(details.loc[details["id"].isin([fifo, folder, sparse]), "status"]) == {"error"}
+    _assert_same_except(details, baseline, {fifo, folder, sparse})
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("delfverify: error: "), err
+    return lines[0][len("delfverify: error: "):]
+
+
+def test_a_cache_on_a_full_disk_stops_the_run_naming_the_path(tmp_path, capsys, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    status, stdout, err = _main(_argv(out, cache), capsys)
+    assert status == 2 and stdout == ""
+    message = _one_error_line(err)
+    assert re.fullmatch(rf"{re.escape(str(cache))}/\w+/\w\w/\w+\.npz: cannot write to the feature store \(No space "
+                        rf"left on device\); free space or fix permissions in {re.escape(str(cache))}, or choose "
+                        rf"another cache folder \(--cache-dir\) or none \(--no-cache\)", message), message
+    assert not out.exists()
+
+
+def _rows_in(journal: Path) -> int:
+    return len(_journal_rows(journal))
+
+
+def test_a_journal_on_a_full_disk_is_kept_and_reused_by_the_next_run(baseline, private_cache, tmp_path, capsys,
+                                                                       monkeypatch):
+    journal = private_cache / "journal.sqlite"
+    journal.unlink()  # every pair is verified again, and journaled until the disk is full
+    opened = PairJournal._open
+
+    def full_disk(self):
+        db = opened(self)
+        db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}")  # SQLITE_FULL soon
+        return db
+
+    monkeypatch.setattr(PairJournal, "_open", full_disk)
+    out = tmp_path / "out"
+    status, stdout, err = _main(_argv(out, private_cache), capsys)
+    assert status == 2 and stdout == ""
+    assert _one_error_line(err) == (f"{journal}: cannot use the journal (database or disk is full): free space on "
+                                    f"its disk, or choose another cache folder (--cache-dir). The journal is left as "
+                                    f"it is: the next run reuses the pairs it holds")
+    assert not out.exists() and list(private_cache.glob("journal.sqlite.corrupt-*")) == []
+    kept = _rows_in(journal)
+    assert 0 < kept < NUM_PAIRS
+    monkeypatch.undo()  # space freed
+    status, stdout, _ = _main(_argv(out, private_cache), capsys)
+    assert status == 0
+    assert SUMMARY.search(stdout).groups() == (str(NUM_PAIRS - kept), str(kept), "0")
+    assert (out / "out.csv").read_bytes() == baseline.output
+    assert (out / "details.csv").read_bytes() == baseline.details
+
+
+_HOLD_LOCK = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_journal_locked_by_another_process_is_waited_for_then_named(baseline, private_cache, tmp_path, capsys,
+                                                                       monkeypatch, caplog):
+    monkeypatch.setattr(journal_module, "LOCK_TIMEOUT", 1.0)  # 60 s in real runs
+    monkeypatch.setattr(journal_module, "_BUSY_STEP", 0.05)
+    journal = private_cache / "journal.sqlite"
+    db = sqlite3.connect(journal)
+    db.execute("DELETE FROM pairs")  # the run has pairs to write
+    db.commit()
+    db.close()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(journal)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        status, stdout, err = _main(_argv(tmp_path / "out", private_cache), capsys)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert status == 2 and stdout == ""
+    assert _one_error_line(err) == (f"{journal}: journal locked by another process for more than 1 s (another "
+                                    f"delfverify run sharing this cache?); let it finish, or choose another cache "
+                                    f"folder (--cache-dir)")
+    assert any(r.getMessage().startswith(f"journal {journal} is locked by another process") for r in caplog.records)
+    assert list(private_cache.glob("journal.sqlite.corrupt-*")) == []
+
+
+# --- outputs -------------------------------------------------------------------------------------------------------
+
+def _inputs(tmp_path: Path) -> dict[str, Path]:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    paths = {name: Path(shutil.copyfile(DATA / f"{name}.csv", folder / f"{name}.csv"))
+             for name in ("predictions", "gallery")}
+    paths["policy"] = folder / "policy.json"
+    paths["policy"].write_text('{"bands": [{"lower": 0, "upper": 1, "k": 3, "min_inliers": 5}]}')
+    (tmp_path / "link.csv").symlink_to(paths["predictions"])
+    os.link(paths["predictions"], tmp_path / "hard.csv")
+    return paths
+
+
+#: name -> (-o, --details, words of the one-line error), paths relative to the test's folder.
+OUTPUT_COLLISIONS = {
+    "output-is-the-predictions": ("inputs/predictions.csv", "d.csv",
+                                  "the output would overwrite the predictions file"),
+    "output-is-the-predictions-by-another-path": ("inputs/../inputs/predictions.csv", "d.csv",
+                                                  "the output would overwrite the predictions file"),
+    "output-is-a-symlink-to-the-predictions": ("link.csv", "d.csv", "the output would overwrite the predictions file"),
+    "output-is-a-hard-link-to-the-predictions": ("hard.csv", "d.csv",
+                                                 "the output would overwrite the predictions file"),
+    "output-is-the-gallery": ("inputs/gallery.csv", "d.csv", "the output would overwrite the gallery file"),
+    "output-is-the-policy": ("inputs/policy.json", "d.csv", "the output would overwrite the policy file"),
+    "details-is-the-output": ("o.csv", "o.csv", "the details file would overwrite the output"),
+    "details-is-the-predictions": ("o.csv", "link.csv", "the details file would overwrite the predictions file"),
+    "output-is-a-directory": ("inputs", "d.csv", "the output is a directory; give a file name"),
+    "output-below-a-file": ("inputs/gallery.csv/o.csv", "d.csv", "is not a directory"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUTPUT_COLLISIONS))
+def test_outputs_that_collide_or_cannot_be_written_are_refused_before_any_work(tmp_path, capsys, case):
+    output, details, words = OUTPUT_COLLISIONS[case]
+    paths = _inputs(tmp_path)
+    before = {name: path.read_bytes() for name, path in paths.items()}
+    cache = tmp_path / "cache"
+    argv = ["rerank", str(paths["predictions"]), "--gallery", str(paths["gallery"]), "--gallery-images",
+            str(DATA / "gallery"), "--query-images", str(DATA / "queries"), "--cache-dir", str(cache),
+            "--policy", str(paths["policy"]), "-o", str(tmp_path / output), "--details", str(tmp_path / details),
+            "--workers", "1", "-q"]
+    status, stdout, err = _main(argv, capsys)
+    assert status == 2 and stdout == ""
+    message = _one_error_line(err)
+    assert message.startswith(f"{tmp_path / (details if case.startswith('details') else output)}: ")
+    assert words in message
+    assert not cache.exists()  # no work was done
+    assert {name: path.read_bytes() for name, path in paths.items()} == before
+    assert not (tmp_path / "d.csv").exists() and not (tmp_path / "o.csv").exists()
+
+
+def test_tune_and_verify_outputs_are_checked_before_any_work(tmp_path, capsys):
+    paths = _inputs(tmp_path)
+    truth = Path(shutil.copyfile(DATA / "truth.csv", tmp_path / "truth.csv"))
+    tune = ["tune", str(paths["predictions"]), "--truth", str(truth), "--gallery", str(paths["gallery"]),
+            "--gallery-images", str(DATA / "gallery"), "--query-images", str(DATA / "queries"), "--cache-dir",
+            str(tmp_path / "cache"), "--workers", "1", "-q"]
+    for extra, words in [(["-o", str(truth)], "the policy would overwrite the truth file"),
+                         (["-o", str(tmp_path / "p.json"), "--plot", str(tmp_path / "p.json")],
+                          "the plot would overwrite the policy"),
+                         (["-o", str(tmp_path / "link.csv")], "the policy would overwrite the predictions file")]:
+        status, _, err = _main(tune + extra, capsys)
+        assert status == 2 and words in _one_error_line(err)
+    photo = DATA / "queries" / f"{QID}.jpg"
+    status, _, err = _main(["verify", str(photo), str(photo), "--plot", str(photo), "--cache-dir",
+                            str(tmp_path / "cache")], capsys)
+    assert status == 2 and _one_error_line(err) == (f"{photo}: the plot would overwrite photo A ({photo}), the same "
+                                                    f"file; choose another path")
+    assert not (tmp_path / "cache").exists() and truth.read_bytes() == (DATA / "truth.csv").read_bytes()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_written_files_get_the_mode_a_plain_write_gives(baseline, tmp_path, capsys, umask):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "out.csv").write_text("old\n")
+    (out / "out.csv").chmod(0o640)  # an existing output keeps its mode
+    old = os.umask(umask)
+    try:
+        status, _, _ = _main(_argv(out, tmp_path / "cache"), capsys)
+    finally:
+        os.umask(old)
+    assert status == 0
+    assert stat.S_IMODE((out / "out.csv").stat().st_mode) == 0o640
+    assert stat.S_IMODE((out / "details.csv").stat().st_mode) == 0o666 & ~umask
+    entries = list((tmp_path / "cache").rglob("*.npz"))
+    assert len(entries) == 41 and {stat.S_IMODE(e.stat().st_mode) for e in entries} == {0o666 & ~umask}
+
+
+# --- ids are data ------------------------------------------------------------------------------------------------
+
+def test_ids_with_spaces_are_kept_and_their_files_found(baseline, tmp_path, capsys):
+    queries = _copy_images(tmp_path, "queries")
+    renamed = {QID: f" {QID}", "084da3a0bc3ebf7d": "084da3a0bc3ebf7d  "}  # leading and trailing spaces
+    for old, new in renamed.items():
+        (queries / f"{old}.jpg").rename(queries / f"{new}.jpg")
+    rows = [[renamed.get(row[0], row[0]), *row[1:]] for row in _sample_rows("predictions.csv")]
+    out = tmp_path / "out"
+    status, _, _ = _main(_argv(out, baseline.cache, predictions=_write_rows(tmp_path / "p.csv", rows),
+                               query_images=queries), capsys)
+    assert status == 0
+    details = _details(out / "details.csv")
+    expected = baseline.table.assign(id=baseline.table["id"].map(lambda i: renamed.get(i, i)))
+    pd.testing.assert_frame_equal(details, expected)  # found, verified as in the clean run, ids kept
+    written = delfverify.tables.read_predictions(out / "out.csv").table
+    assert set(renamed.values()) <= set(written["id"])
+    assert (out / "out.csv").read_text().count(f"\n {QID},") == 1
+
+
+# --- option values and truth files --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra, words", [
+    (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+])
+def test_bad_rerank_option_values_are_one_line_naming_the_option(tmp_path, capsys, extra, words):
+    status, _, err = _main(_argv(tmp_path / "out", tmp_path / "cache", extra=extra), capsys)
+    assert status == 2 and _one_error_line(err) == words
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("command", ["gap", "tune"])
+def test_predictions_whose_ids_are_missing_from_the_truth_name_the_file_and_ids(tmp_path, capsys, command):
+    truth_rows = _sample_rows("truth.csv")
+    truth = _write_rows(tmp_path / "truth.csv", [truth_rows[0]] + truth_rows[3:])  # the first two ids dropped
+    missing = [row[0] for row in truth_rows[1:3]]
+    argv = [command, str(DATA / "predictions.csv"), "--truth", str(truth)]
+    if command == "tune":
+        argv += ["--gallery", str(DATA / "gallery.csv"), "--gallery-images", str(DATA / "gallery"),
+                 "--query-images", str(DATA / "queries"), "--cache-dir", str(tmp_path / "cache"), "-o",
+                 str(tmp_path / "policy.json"), "--workers", "1"]
+    status, stdout, err = _main(argv, capsys)
+    assert status == 2 and stdout == ""
+    assert _one_error_line(err) == (f"{DATA / 'predictions.csv'} against {truth}: predictions has 2 id(s) that are "
+                                    f"not in truth, e.g. {missing[0]!r}, {missing[1]!r}")
+    assert not (tmp_path / "cache").exists()  # tune stopped before any work

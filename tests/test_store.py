@@ -1,17 +1,21 @@
-"""delfverify.store: write-then-read of feature entries (including empty ones), recovery from corrupt entries,
-and atomic writes under concurrent writers."""
+"""delfverify.store: write-then-read of feature entries (including empty ones), recovery from corrupt and
+unreadable entries, atomic writes under concurrent writers, and a store that cannot be written."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing
+import os
+import threading
 import zipfile
 
 import numpy as np
 import pytest
 
 from delfverify import Features
-from delfverify.store import FORMAT_VERSION, FeatureStore, content_hash
+from delfverify.errors import DelfverifyError
+from delfverify.store import FORMAT_VERSION, FeatureStore, StoreError, content_hash
 
 KEY = content_hash(b"some image bytes")
 FINGERPRINT = "0123456789abcdef"
@@ -212,3 +216,47 @@ def test_store_entry_is_a_plain_npz_without_pickles(tmp_path):
                                                 "scales", "scores"))
     with np.load(store.path(KEY), allow_pickle=False) as npz:
         assert int(npz["format_version"]) == FORMAT_VERSION
+
+
+def _fifo(path):
+    os.mkfifo(path)
+
+
+def _folder(path):
+    path.mkdir()
+    (path / "something").write_bytes(b"inside")
+
+
+@pytest.mark.parametrize("replace", [_folder, _fifo], ids=["directory", "fifo"])
+def test_store_entry_that_cannot_be_read_is_reported_removed_and_recomputed(tmp_path, caplog, replace):
+    store = FeatureStore(tmp_path, FINGERPRINT)
+    store.put(KEY, _features(10))
+    path = store.path(KEY)
+    path.unlink()
+    replace(path)
+    found = {}
+    reader = threading.Thread(target=lambda: found.update(entry=store.get(KEY)), daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert not reader.is_alive(), "reading the entry blocked"
+    assert found["entry"] is None and store.stats.corrupt == 1
+    assert any(str(path) in r.getMessage() and "not a regular file" in r.getMessage() for r in caplog.records)
+    assert not os.path.lexists(path)
+    store.put(KEY, _features(10))  # written again, and found by the next run
+    _assert_same(FeatureStore(tmp_path, FINGERPRINT).get(KEY), _features(10))
+
+
+def test_store_that_cannot_be_written_names_the_entry_and_the_remedy(tmp_path, monkeypatch):
+    store = FeatureStore(tmp_path / "cache", FINGERPRINT)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(StoreError) as info:
+        store.put(KEY, _features(10))
+    assert str(info.value) == (f"{store.path(KEY)}: cannot write to the feature store (No space left on device); "
+                               f"free space or fix permissions in {tmp_path / 'cache'}, or choose another cache "
+                               f"folder (--cache-dir) or none (--no-cache)")
+    assert isinstance(info.value, DelfverifyError)
+    assert list(store.path(KEY).parent.iterdir()) == []  # no temporary file left

@@ -169,8 +169,19 @@ def test_duplicate_id_names_both_rows(tmp_path):
 
 def test_duplicate_id_differing_only_in_spaces_is_an_error(tmp_path):
     path = _write(tmp_path / "p.csv", "id,landmarks\na,x 0.5\n a ,y 0.5\n")
-    message = _error(path)
-    assert "row 3" in message and "row 2" in message
+    assert _error(path) == (f"{path}: row 3: id ' a ' differs from id 'a' (row 2) only by spaces around it; ids are "
+                            f"kept exactly as given, so remove the spaces or one of the rows")
+
+
+def test_ids_are_kept_exactly_as_given(tmp_path):
+    predictions = read_predictions(_write(tmp_path / "p.csv", "id,landmarks\n q1,x 0.5\nq2 ,y 0.4\nq 3,z 0.3\n"))
+    assert list(predictions.table["id"]) == [" q1", "q2 ", "q 3"]
+    write_predictions(predictions, tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_text() == "id,landmarks\n q1,x 0.5\nq2 ,y 0.4\nq 3,z 0.3\n"
+    gallery = read_gallery(_write(tmp_path / "g.csv", "id,landmark_id\n g1 ,x\ng2, y\n"))
+    assert list(gallery.table["id"]) == [" g1 ", "g2"] and list(gallery.table["landmark_id"]) == ["x", "y"]
+    solution = read_solution(_write(tmp_path / "s.csv", "id,landmarks\n q1,x\nq2 , y z \n"))
+    assert list(solution.table["id"]) == [" q1", "q2 "] and list(solution.table["landmarks"]) == ["x", "y z"]
 
 
 def test_empty_id_is_an_error(tmp_path):

@@ -1,15 +1,15 @@
-"""delfverify.tuning.crossval: folds are seeded, stratified and follow the ids; ``collect`` lays every file's
-labelled predictions in one table."""
+"""delfverify.tuning.crossval: folds are seeded, stratified and follow the ids, and repeat with other seeds;
+``collect`` lays every file's labelled predictions in one table; the scorer ranks each repeat on its own."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from tuning_cases import random_case, separable
+from tuning_cases import candidates, random_case, separable
 
 from delfverify.tables import Solution
-from delfverify.tuning.crossval import assign_folds, collect
+from delfverify.tuning.crossval import assign_folds, collect, fold_scorer, repeated_folds
 
 
 def test_folds_are_seeded_stratified_and_follow_the_ids():
@@ -43,3 +43,26 @@ def test_collect_pads_inliers_and_keeps_only_labelled_rows():
     assert data.num_files == 2 and data.inliers.shape == (55, 5)
     assert np.isnan(data.inliers[30:, 2:]).all() and not np.isnan(data.inliers[:30]).any()
     assert np.bincount(data.file).tolist() == [30, 25]
+
+
+def test_repeated_folds_start_with_the_seed_and_partition_again():
+    frame, _, _, _ = random_case(6, 103)
+    truth = Solution(frame)
+    repeats = repeated_folds(truth, 5, 3, seed=7)
+    assert repeats.shape == (3, 103)
+    np.testing.assert_array_equal(repeats[0], assign_folds(truth, 5, seed=7))
+    assert not np.array_equal(repeats[1], repeats[0]) and not np.array_equal(repeats[2], repeats[1])
+    np.testing.assert_array_equal(repeats, repeated_folds(truth, 5, 3, seed=7))
+    with pytest.raises(ValueError, match="repeats must be a positive integer"):
+        repeated_folds(truth, 5, 0)
+
+
+def test_fold_scorer_over_repeats_scores_each_repeat_as_its_own_scorer():
+    truth, tables, inliers = separable(seed=3, n=90, files=2)
+    data = collect(tables, truth, inliers)
+    assignments = repeated_folds(truth, 3, 2, seed=1)
+    together = fold_scorer(data, assignments, 3)
+    for policy in candidates(20):
+        gaps = together.gaps(policy).reshape(2, 2, 3)  # repeat, file, fold
+        for r in range(2):
+            np.testing.assert_array_equal(gaps[r].reshape(-1), fold_scorer(data, assignments[r], 3).gaps(policy))

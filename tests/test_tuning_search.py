@@ -36,7 +36,7 @@ def test_coordinate_ascent_never_ends_below_its_start():
     data = collect(tables, truth, inliers)
     scorer = fold_scorer(data, assign_folds(truth, 3, seed=0), 3)
     space = SearchSpace(random_candidates=0, coordinate_rounds=2)
-    pool = CandidatePool(scorer, data.num_files, 3, workers=1)
+    pool = CandidatePool(scorer, data.num_files, 1, 3, workers=1)
     start = pool.add([as_candidate(builtin_policy("seed", "rootsift"), space)])
     objective = mean_over_folds(np.ones(3, bool))
     best, seen = climb(pool, start, objective, space)

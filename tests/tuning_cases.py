@@ -43,8 +43,13 @@ def candidates(count: int = 120, seed: int = 3) -> list:
         SearchSpace(), count, seed)
 
 
+#: ``separable``'s cut: three inliers above the RootSIFT ``default``'s suppress threshold, so that the best policy
+#: (suppress below it and boost at it) lies inside the small grid.
+CUT = builtin_policy("default", "rootsift").bands[0].min_inliers + 3
+
+
 def separable(seed: int = 0, n: int = 240, files: int = 2):
-    """Correct predictions have 7-40 inliers, wrong ones 0-6 (equal in every column): 7 separates them.
+    """Correct predictions have CUT-40 inliers, wrong ones fewer (equal in every column): CUT separates them.
 
     Returns (Solution, list of Predictions, list of inlier arrays (n, 5)).
     """
@@ -55,8 +60,24 @@ def separable(seed: int = 0, n: int = 240, files: int = 2):
     tables, inliers = [], []
     for _ in range(files):
         correct = landmark & (rng.random(n) < 0.5)
-        count = np.where(correct, rng.integers(7, 41, n), rng.integers(0, 7, n)).astype(float)
+        count = np.where(correct, rng.integers(CUT, 41, n), rng.integers(0, CUT, n)).astype(float)
         tables.append(Predictions(pd.DataFrame({"id": ids, "label": np.where(correct, "a", "b"),
                                                 "confidence": np.round(rng.random(n), 4)})))
         inliers.append(np.repeat(count[:, None], 5, axis=1))
+    return truth, tables, inliers
+
+
+def noise(seed: int = 0, n: int = 240, files: int = 2):
+    """Correctness independent of both the confidence and the inlier counts: no policy is better than another
+    except by chance. Returns (Solution, list of Predictions, list of inlier arrays (n, 5))."""
+    rng = np.random.default_rng(seed)
+    ids = [f"q{i:04d}" for i in range(n)]
+    landmark = rng.random(n) < 0.7
+    truth = Solution(pd.DataFrame({"id": ids, "landmarks": np.where(landmark, "a", "")}))
+    tables, inliers = [], []
+    for _ in range(files):
+        correct = landmark & (rng.random(n) < 0.5)
+        tables.append(Predictions(pd.DataFrame({"id": ids, "label": np.where(correct, "a", "b"),
+                                                "confidence": np.round(rng.random(n), 4)})))
+        inliers.append(rng.integers(0, 16, (n, 5)).astype(float))
     return truth, tables, inliers

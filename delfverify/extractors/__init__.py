@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_EXTRACTOR", "DELF", "EXTRACTORS", "RootSIFT", "extractor_cla
 
 
 def extractor_class(name: str) -> type:
-    """The extractor class registered under ``name``; its class attributes (``accept_inliers``, ``match``) can be
+    """The extractor class registered under ``name``; its class attributes (``thresholds``, ``match``) can be
     read without creating it, which for DELF would load the model.
 
     Raises

@@ -1,9 +1,11 @@
-"""Cross-validation over queries: seeded stratified folds, the labelled data of all files in one table, and a
-scorer whose rankings are (file, fold) pairs.
+"""Cross-validation over queries: seeded stratified folds (repeated with other seeds), the labelled data of all
+files in one table, and a scorer whose rankings are (repeat, file, fold) triples.
 
 Every truth id gets a fold, stratified so that every fold holds landmark queries (GAP needs M > 0); the same query
 id is in the same fold in every predictions file. The score of a candidate on a fold is the mean over files of its
-GAP on that fold's rows, with M counted from the fold's truth rows.
+GAP on that fold's rows, with M counted from the fold's truth rows. Repeats partition the same queries again with
+other seeds, which averages out the luck of one partition (``delfverify.tuning.selection`` explains what repeats
+cannot do).
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from ..tables import Predictions, Solution
 from .scoring import PolicyScorer
 
 
-def assign_folds(truth: Solution, folds: int, seed: int = 0) -> np.ndarray:
+def assign_folds(truth: Solution, folds: int, seed: int | Sequence[int] = 0) -> np.ndarray:
     """A cross-validation fold per truth row, stratified: landmark and non-landmark queries are each dealt out
     in a seeded random order, so every fold gets ``M // folds`` or one more landmark queries.
 
     Returns
     -------
     int array (T,)
-        Fold of each truth row, in truth order; depends only on the set of ids, the labels, ``folds`` and ``seed``.
+        Fold of each truth row, in truth order; depends only on the set of ids, the labels, ``folds`` and ``seed``
+        (an integer or a sequence of them, as ``numpy.random.default_rng`` takes it).
 
     Raises
     ------
@@ -52,6 +55,19 @@ def assign_folds(truth: Solution, folds: int, seed: int = 0) -> np.ndarray:
         out[dealt] = (np.arange(group.size) + offset) % folds
         offset += group.size
     return out
+
+
+def repeated_folds(truth: Solution, folds: int, repeats: int, seed: int = 0) -> np.ndarray:
+    """``repeats`` independent fold assignments (``assign_folds``): repeat 0 with ``seed``, repeat ``r`` with
+    ``[seed, r]``.
+
+    Returns
+    -------
+    int array (repeats, T)
+    """
+    if not (isinstance(repeats, int) and repeats >= 1):
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    return np.stack([assign_folds(truth, folds, seed if r == 0 else [seed, r]) for r in range(repeats)])
 
 
 @dataclass(frozen=True)
@@ -107,9 +123,17 @@ def collect(predictions: Sequence[Predictions], truth: Solution, inliers: Sequen
 
 
 def fold_scorer(data: LabelledData, fold_of_truth: np.ndarray, folds: int) -> PolicyScorer:
-    """Rankings file x fold, each with the M of its fold."""
-    m = np.bincount(fold_of_truth[data.is_landmark], minlength=folds)
+    """Rankings repeat x file x fold (ranking ``(r * files + file) * folds + fold``), each with the M of its fold.
+
+    ``fold_of_truth`` is one assignment (T,) or one per repeat (R, T); every repeat holds every labelled row once.
+    """
+    assignments = np.atleast_2d(fold_of_truth)
+    repeats = assignments.shape[0]
+    m = np.stack([np.bincount(a[data.is_landmark], minlength=folds) for a in assignments])  # (R, F)
+    ranking = np.concatenate([(r * data.num_files + data.file) * folds + a[data.truth_row]
+                              for r, a in enumerate(assignments)])
     return PolicyScorer(
-        data.confidence, data.inliers, data.correct, data.query_rank[data.truth_row],
-        data.file * folds + fold_of_truth[data.truth_row], np.tile(m, data.num_files),
+        np.tile(data.confidence, repeats), np.tile(data.inliers, (repeats, 1)), np.tile(data.correct, repeats),
+        np.tile(data.query_rank[data.truth_row], repeats), ranking,
+        np.repeat(m[:, None, :], data.num_files, axis=1).reshape(-1),
     )

@@ -1,11 +1,20 @@
 """``tune``: fit a re-ranking policy to labelled predictions, cross-validated over queries.
 
 The inlier counts are measured once by the caller (``delfverify tune`` plans and measures them with
-``delfverify.pipeline``, reusing the feature store and pair journal); the search never touches an image. The chosen
-policy is the candidate with the best mean held-out score (mean over folds). Selecting among thousands of
-candidates with that score is itself fitting, so the cross-validated estimate is nested: for each fold, the search
-is run again on the other folds only ("train": mean score on the other folds) and its winner is scored on the
-held-out fold. That honest held-out GAP is ``TuneResult.cv_gap``.
+``delfverify.pipeline``, reusing the feature store and pair journal); the search never touches an image.
+
+Every candidate, ``default`` included, is scored on the same folds: ``repeats`` partitions of the queries into
+``folds`` folds. The search is the small grid around ``default`` (``SmallSpace``, ``delfverify.tuning.grid``) or
+the wide random search with coordinate ascent (``SearchSpace``). The written policy is chosen by the
+one-standard-error rule of ``delfverify.tuning.selection``: ``default`` is kept unless the best candidate beats it
+by more than the standard error of their paired fold differences and tuning's held-out gain in nested
+cross-validation (below) exceeds two standard errors; otherwise the candidate closest to ``default`` within one
+standard error of the best is taken.
+
+Selecting among many candidates is itself fitting, so the cross-validated estimate is nested: for each repeat and
+fold, the search and the rule are run again on that repeat's other folds only, and their choice is scored on the
+held-out fold. That honest held-out GAP is ``TuneResult.cv_gap``; ``cv_margin`` is its mean difference to
+``default`` on the same folds, with its standard error.
 """
 
 from __future__ import annotations
@@ -14,25 +23,30 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..extractors import DEFAULT_EXTRACTOR
+from ..extractors import DEFAULT_EXTRACTOR, extractor_class
 from ..metrics import global_average_precision, oracle_gap
 from ..pipeline import Photos, Session, measure, plan_pairs, rescale
 from ..policy import BUILTINS, Policy, PolicyError, builtin_policy, combine_inliers, policy_from_dict
 from ..tables import Gallery, Predictions, Solution
-from .crossval import LabelledData, assign_folds, collect, fold_scorer
+from .crossval import LabelledData, collect, fold_scorer, repeated_folds
+from .grid import SmallSpace, grid_candidates
 from .scoring import PolicyScorer
-from .search import CandidatePool, SearchSpace, as_candidate, candidate_key, climb, mean_over_folds, \
+from .search import CandidatePool, SearchSpace, as_candidate, candidate_key, climb, doc_distance, mean_over_folds, \
     random_candidate, with_min_inliers
+from .selection import RULE, Selection, confirm, select
 
 logger = logging.getLogger(__name__)
 
 #: Outcomes of a prediction in ``TuneResult.inliers_by_outcome``.
 OUTCOMES = ("correct", "wrong", "non_landmark")
+#: The search spaces by name (``delfverify tune --search``): the small grid around ``default`` and the wide random
+#: search.
+SPACES = {"small": SmallSpace, "wide": SearchSpace}
 
 
 @dataclass(frozen=True)
@@ -42,52 +56,74 @@ class TuneConfig:
     Attributes
     ----------
     folds : int
-        Cross-validation folds over queries (at least 2, at most the number of landmark queries).
+        Cross-validation folds over queries (at least 2, at most the number of landmark queries). With 2, the rule
+        inside the nested estimate sees one fold, has no standard error and keeps ``default``, so ``tune`` can never
+        confirm a candidate: use 3 or more.
+    repeats : int
+        Partitions of the queries into ``folds`` folds, each with its own seed; scores are averaged over all.
     seed : int
         Seeds the folds and the random search.
-    space : SearchSpace
-        The candidates.
+    space : SmallSpace or SearchSpace
+        The candidates: the small grid around ``default`` (``--search small``) or the wide random search
+        (``--search wide``).
     workers : int
         Threads scoring candidates (numpy's sorts release the GIL).
     """
 
     folds: int = 5
+    repeats: int = 5
     seed: int = 0
-    space: SearchSpace = SearchSpace()
+    space: SmallSpace | SearchSpace = SmallSpace()
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
     def __post_init__(self) -> None:
         if not (isinstance(self.folds, int) and self.folds >= 2):
             raise ValueError(f"folds must be an integer >= 2, got {self.folds!r}")
+        if not (isinstance(self.repeats, int) and self.repeats >= 1):
+            raise ValueError(f"repeats must be a positive integer, got {self.repeats!r}")
+        if not isinstance(self.space, (SmallSpace, SearchSpace)):
+            raise ValueError(f"space must be a SmallSpace or a SearchSpace, got {type(self.space).__name__}")
         if not (isinstance(self.workers, int) and self.workers >= 1):
             raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
+
+    @property
+    def search(self) -> str:
+        """The name of the search (a key of ``SPACES``)."""
+        return next(name for name, kind in SPACES.items() if isinstance(self.space, kind))
 
 
 @dataclass(frozen=True)
 class FoldResult:
-    """One cross-validation fold.
+    """One fold of one repeat of the nested cross-validation.
 
     Attributes
     ----------
-    fold : int
+    repeat, fold : int
     num_queries, num_landmark_queries : int
         Truth rows in the fold, and how many of them are landmarks (M of the fold).
     train_gap : float
-        Score on the other folds (mean over them of the per-fold GAP) of the policy tuned on them.
+        Score on the repeat's other folds (mean over them of the per-fold GAP) of the policy chosen on them.
     heldout_gap : float
         GAP on this fold of that policy (mean over prediction files).
+    default_gap : float
+        GAP on this fold of ``default`` (as the search's inlier table serves it).
     chosen_gap : float
         GAP on this fold of the finally chosen policy.
+    decision : str
+        What the rule decided on the other folds (``selection.DECISIONS``).
     policy : Policy
-        The policy tuned without this fold.
+        The policy chosen without this fold.
     """
 
+    repeat: int
     fold: int
     num_queries: int
     num_landmark_queries: int
     train_gap: float
     heldout_gap: float
+    default_gap: float
     chosen_gap: float
+    decision: str
     policy: Policy
 
 
@@ -109,11 +145,18 @@ class TuneResult:
     Attributes
     ----------
     policy : Policy
-        The chosen policy; its ``info`` records the data, the search and the scores below.
+        The chosen policy; its ``info`` records the data, the search, the decision and the scores below.
+    selection : Selection
+        The one-standard-error rule's decision on all folds, with the margin over ``default`` and its standard
+        error.
     cv_gap, cv_gap_std : float
-        Nested cross-validated GAP: mean and standard deviation over folds of ``FoldResult.heldout_gap``.
+        Nested cross-validated GAP: mean and standard deviation over repeats and folds of
+        ``FoldResult.heldout_gap``.
+    cv_margin, cv_margin_se : float
+        Mean of ``heldout_gap - default_gap`` over repeats and folds, and its corrected standard error: what tuning
+        (search and rule) gained over ``default`` on queries it did not see.
     chosen_score : float
-        The chosen policy's mean over folds of its per-fold GAP (the selection score; optimistic).
+        The chosen policy's mean over repeats and folds of its per-fold GAP (the selection score; optimistic).
     folds : tuple of FoldResult
     candidates_evaluated : int
         Distinct valid candidates scored.
@@ -132,8 +175,11 @@ class TuneResult:
     """
 
     policy: Policy
+    selection: Selection
     cv_gap: float
     cv_gap_std: float
+    cv_margin: float
+    cv_margin_se: float
     chosen_score: float
     folds: tuple[FoldResult, ...]
     candidates_evaluated: int
@@ -162,7 +208,7 @@ def _measure(predictions: Predictions, gallery: Gallery, k: np.ndarray, width: i
 
 
 def measure_inliers(predictions: Sequence[Predictions], gallery: Gallery, session: Session, photos: Photos, *,
-                    space: SearchSpace = SearchSpace(), progress: bool = False) -> list[np.ndarray]:
+                    space: SmallSpace | SearchSpace = SmallSpace(), progress: bool = False) -> list[np.ndarray]:
     """Inlier counts of every labelled prediction against the first ``space.max_k`` gallery photos of its label
     (``space.selection``): one table serves every candidate of the search. Images already in the session's store
     are not extracted again, and no journaled pair is verified twice (across files, runs and ``rerank``).
@@ -177,7 +223,8 @@ def measure_inliers(predictions: Sequence[Predictions], gallery: Gallery, sessio
 
 
 def measure_builtin_inliers(predictions: Sequence[Predictions], gallery: Gallery, session: Session, photos: Photos,
-                            *, extractor: str = DEFAULT_EXTRACTOR, space: SearchSpace = SearchSpace(),
+                            *, extractor: str = DEFAULT_EXTRACTOR, geometry: str | None = None,
+                            space: SmallSpace | SearchSpace = SmallSpace(),
                             progress: bool = False) -> dict[str, list[np.ndarray]]:
     """Inlier tables for the built-in policies that the tuning table cannot serve (another ``selection``, or a
     larger ``k`` than ``space.max_k``), for ``tune(baseline_inliers=...)``: the comparison is then exact.
@@ -186,7 +233,7 @@ def measure_builtin_inliers(predictions: Sequence[Predictions], gallery: Gallery
     """
     out: dict[str, list[np.ndarray]] = {}
     for name in BUILTINS:
-        policy = builtin_policy(name, extractor)
+        policy = builtin_policy(name, extractor, geometry)
         if policy.selection != space.selection or policy.max_k > space.max_k:
             out[name] = [_measure(p, gallery, policy.k_for(np.nan_to_num(p.confidence)), max(policy.max_k, 1),
                                   policy.selection, policy.seed, session, photos, progress) for p in predictions]
@@ -249,17 +296,63 @@ def _inliers_by_outcome(policy: Policy, data: LabelledData) -> dict[str, np.ndar
     return {name: combined[mask & np.isfinite(combined)] for name, mask in masks.items()}
 
 
+def _search(config: TuneConfig, pool: CandidatePool,
+            builtins: Mapping[str, Policy]) -> Callable[[np.ndarray], tuple[Selection, list[int]]]:
+    """The search as a function of the folds it may see, bool (repeats, folds), all of one repeat or all of every
+    repeat: ``select``'s choice among the candidates it searched, and their pool indices (``Selection.index``
+    indexes them).
+
+    ``small``: the grid around ``default``, scored once, the same for every set of folds. ``wide``: the built-ins
+    and the seeded random candidates, then coordinate ascent on the mean score over the visible folds; the
+    distance to ``default`` is the number of differing policy values.
+    """
+    space = config.space
+    default_doc = as_candidate(builtins["default"], space)
+    if isinstance(space, SmallSpace):
+        grid = grid_candidates(space, builtins["default"])
+        searched = pool.add(grid.docs)
+        if len(searched) != len(grid.docs):
+            raise ValueError("the small space produced an invalid policy; check its weights and offsets")
+        pool.add(as_candidate(p, space) for p in builtins.values())  # for the record (baseline_scores)
+        distances = {i: d for i, d in zip(searched, grid.distance.tolist())}
+        start = searched
+    else:
+        start = pool.add(as_candidate(p, space) for p in builtins.values())  # ties go to the earliest: default
+        rng = np.random.default_rng([config.seed, 1])
+        start += pool.add(random_candidate(space, rng) for _ in range(space.random_candidates))
+        distances = {}
+
+    def run(visible: np.ndarray) -> tuple[Selection, list[int]]:
+        if isinstance(space, SmallSpace):
+            searched = start
+        else:
+            _, seen = climb(pool, start, mean_over_folds(visible.reshape(-1)), space)
+            searched = list(dict.fromkeys(seen))
+            for i in searched:
+                if i not in distances:
+                    distances[i] = doc_distance(pool.docs[i], default_doc)
+        rows = np.flatnonzero(visible.any(axis=1))
+        columns = np.flatnonzero(visible[rows[0]])  # the same folds in every visible repeat
+        scores = pool.scores().reshape(-1, config.repeats, config.folds)[searched][:, rows][:, :, columns]
+        default = searched.index(pool.index[candidate_key(default_doc)])
+        return select(scores, default, np.array([distances[i] for i in searched], float)), searched
+
+    return run
+
+
 def tune(
     predictions: Sequence[Predictions],
     truth: Solution,
     inliers: Sequence[np.ndarray],
     *,
     extractor: str = DEFAULT_EXTRACTOR,
+    geometry: str | None = None,
     config: TuneConfig = TuneConfig(),
     baseline_inliers: Mapping[str, Sequence[np.ndarray]] | None = None,
     names: Sequence[str] | None = None,
 ) -> TuneResult:
-    """Search the policy that maximises cross-validated GAP on labelled predictions.
+    """Fit a policy to labelled predictions: search, choose by the one-standard-error rule, confirm by nested
+    cross-validation (the module docstring and ``delfverify.tuning.selection``).
 
     Parameters
     ----------
@@ -272,8 +365,10 @@ def tune(
         (``measure_inliers``); K should be at least ``config.space.max_k``.
     extractor : str
         The extractor the counts come from (the built-in ``default`` policy's thresholds depend on it).
+    geometry : str, optional
+        The geometric model the counts come from (default: the extractor's); the thresholds depend on it too.
     config : TuneConfig
-        Folds, seed, search space, threads.
+        Folds, repeats, seed, search space, threads.
     baseline_inliers : mapping of str to sequence of arrays, optional
         Inlier tables for built-ins whose selection or k differs from the search's (``seed`` uses ``first``);
         without one, a built-in is compared on ``inliers``.
@@ -283,8 +378,9 @@ def tune(
     Returns
     -------
     TuneResult
-        The chosen policy (``name`` "tuned", ``info`` with what it was tuned on and its scores), the nested
-        cross-validated GAP, per-fold results, GAPs per file before and after the built-ins and the tuned policy,
+        The chosen policy (``name`` "tuned"; ``default``'s rules when the decision is "kept default"; ``info``
+        with what it was tuned on, the decision, margins and scores), the decision, the nested cross-validated
+        GAP and margin over ``default``, per-fold results, GAPs per file before and after the built-ins and the tuned policy,
         curves and inlier histograms for ``plot_tuning``.
 
     Raises
@@ -302,43 +398,40 @@ def tune(
     if data.inliers.shape[1] < space.max_k:
         logger.warning("inlier tables have %d columns, fewer than max_k %d: larger k use what there is",
                        data.inliers.shape[1], space.max_k)
-    folds = config.folds
-    fold_of_truth = assign_folds(truth, folds, config.seed)
-    scorer = fold_scorer(data, fold_of_truth, folds)
-    pool = CandidatePool(scorer, data.num_files, folds, config.workers)
+    folds, repeats = config.folds, config.repeats
+    if folds < 3:
+        logger.warning("with %d folds tune cannot confirm a candidate on held-out folds and keeps default; "
+                       "use 3 or more", folds)
+    fold_of_truth = repeated_folds(truth, folds, repeats, config.seed)
+    pool = CandidatePool(fold_scorer(data, fold_of_truth, folds), data.num_files, repeats, folds, config.workers)
+    geometry = geometry or extractor_class(extractor).ransac.geometry
+    builtins = {name: builtin_policy(name, extractor, geometry) for name in BUILTINS}
+    search = _search(config, pool, builtins)
+    logger.info("%s search: scored %d candidates", config.search, len(pool.docs))
 
-    # Candidates: the built-ins first (ties go to the earliest), then a seeded random sample.
-    builtins = {name: builtin_policy(name, extractor) for name in BUILTINS}
-    start = pool.add(as_candidate(p, space) for p in builtins.values())
-    rng = np.random.default_rng([config.seed, 1])
-    start += pool.add(random_candidate(space, rng) for _ in range(space.random_candidates))
-    logger.info("scored %d starting candidates", len(pool.docs))
-
-    everyone = np.ones(folds, bool)
-    climb(pool, start, mean_over_folds(everyone), space)
-    fold_winners = []
-    for f in range(folds):
-        train_on = everyone.copy()
-        train_on[f] = False
-        objective = mean_over_folds(train_on)
-        _, searched = climb(pool, start, objective, space)
-        # The fold's winner among what its own search saw (never what other searches found using this fold).
-        values = objective(pool.scores()[searched])
-        winner = searched[int(np.argmax(values))]
-        fold_winners.append((winner, float(values.max())))
-    scores = pool.scores()
-    final = scores.mean(axis=1)
-    chosen_index = int(np.argmax(final))  # the best held-out mean over every candidate; ties: the earliest
+    first, searched = search(np.ones((repeats, folds), bool))
+    nested = []
+    for r, f in np.ndindex(repeats, folds):
+        train_on = np.zeros((repeats, folds), bool)
+        train_on[r] = True
+        train_on[r, f] = False
+        inner, inner_searched = search(train_on)
+        nested.append((r, f, train_on, inner.decision, inner_searched[inner.index]))
+    scores = pool.scores()  # every candidate any search scored
+    default_index = pool.index[candidate_key(as_candidate(builtins["default"], space))]
+    cells = [r * folds + f for r, f, *_ in nested]
+    heldout = np.array([scores[winner, cell] for (*_, winner), cell in zip(nested, cells)])
+    gained = (heldout - scores[default_index, cells]).reshape(repeats, folds)
+    selection = confirm(first, searched.index(default_index), gained)
+    chosen_index = searched[selection.index]
     chosen = pool.policies[chosen_index]
-
-    m_fold = np.bincount(fold_of_truth[data.is_landmark], minlength=folds)
-    q_fold = np.bincount(fold_of_truth, minlength=folds)
     fold_results = tuple(
-        FoldResult(f, int(q_fold[f]), int(m_fold[f]), train, float(scores[w, f]), float(scores[chosen_index, f]),
-                   pool.policies[w])
-        for f, (w, train) in enumerate(fold_winners)
-    )
-    heldout = np.array([r.heldout_gap for r in fold_results])
+        FoldResult(r, f, int((fold_of_truth[r] == f).sum()), int(((fold_of_truth[r] == f) & data.is_landmark).sum()),
+                   float(mean_over_folds(train_on.reshape(-1))(scores[winner])), float(scores[winner, cell]),
+                   float(scores[default_index, cell]), float(scores[chosen_index, cell]), decision,
+                   pool.policies[winner])
+        for (r, f, train_on, decision, winner), cell in zip(nested, cells))
+    final = scores.mean(axis=1)
 
     # GAP per file on all queries, exactly as rerank would give it.
     baseline_inliers = dict(baseline_inliers or {})
@@ -370,7 +463,9 @@ def tune(
                 same_as.append(name)
 
     whole = fold_scorer(data, np.zeros(len(data.is_landmark), np.int64), 1)
-    curves = _curves(chosen, whole, space)
+    # The wide space's thresholds span the useful range whichever space was searched.
+    curves = _curves(chosen, whole, space if isinstance(space, SearchSpace) else SearchSpace(
+        max_k=space.max_k, selection=space.selection))
     histogram = _inliers_by_outcome(chosen, data)
 
     means = gap_table.drop(columns="file").mean()
@@ -378,23 +473,40 @@ def tune(
         "tuned_on": {
             "files": names,
             "extractor": extractor,
+            "geometry": geometry,
             "predictions": int(data.confidence.size),
             "queries": int(len(data.is_landmark)),
             "landmark_queries": int(data.is_landmark.sum()),
             "max_k": space.max_k,
             "selection": space.selection,
             "folds": folds,
+            "repeats": repeats,
             "seed": config.seed,
+            "search": config.search,
             "candidates": len(pool.docs),
             "candidates_invalid": len(pool.invalid),
+        },
+        "selection": {
+            "rule": RULE,
+            "decision": selection.decision,
+            "reason": selection.reason,
+            "margin": selection.margin,
+            "se": selection.se,
+            "best_margin": selection.best_margin,
+            "best_se": selection.best_se,
+            "tied_with_best": selection.tied,
+            "nested_margin": selection.nested_margin,
+            "nested_se": selection.nested_se,
         },
         "cv": {
             "heldout_gap_mean": float(heldout.mean()),
             "heldout_gap_std": float(heldout.std()),
+            "folds_tuned": sum(r.decision == "tuned" for r in fold_results),
             "chosen_heldout_mean": float(final[chosen_index]),
-            "folds": [{"fold": r.fold, "queries": r.num_queries, "landmark_queries": r.num_landmark_queries,
-                       "train_gap": r.train_gap, "heldout_gap": r.heldout_gap, "chosen_gap": r.chosen_gap}
-                      for r in fold_results],
+            "folds": [{"repeat": r.repeat, "fold": r.fold, "queries": r.num_queries,
+                       "landmark_queries": r.num_landmark_queries, "train_gap": r.train_gap,
+                       "heldout_gap": r.heldout_gap, "default_gap": r.default_gap, "chosen_gap": r.chosen_gap,
+                       "decision": r.decision} for r in fold_results],
         },
         "gap": {
             "mean": {name: float(v) for name, v in means.items()},
@@ -409,8 +521,11 @@ def tune(
     policy = replace(chosen, name="tuned", extractor=extractor, info=info)
     return TuneResult(
         policy=policy,
+        selection=selection,
         cv_gap=float(heldout.mean()),
         cv_gap_std=float(heldout.std()),
+        cv_margin=selection.nested_margin,
+        cv_margin_se=selection.nested_se,
         chosen_score=float(final[chosen_index]),
         folds=fold_results,
         candidates_evaluated=len(pool.docs),

@@ -99,8 +99,8 @@ class PolicyScorer:
         self.decimals = decimals
         self._scale = float(top)
         self._confidence_shift = id_bits + 1
-        ranking_shift = self._confidence_shift + top.bit_length()
-        base = (ranking << ranking_shift) | (np.int64(top) << self._confidence_shift) \
+        self._ranking_shift = self._confidence_shift + top.bit_length()
+        base = (ranking << self._ranking_shift) | (np.int64(top) << self._confidence_shift) \
             | (query_rank << 1) | correct.astype(np.int64)
         key = base - (self._quantise(confidence) << self._confidence_shift)
         if np.unique((ranking << id_bits) | query_rank).size != n:
@@ -113,7 +113,6 @@ class PolicyScorer:
         self.confidence = confidence[self._order]
         self._inliers = inliers[self._order]
         self.num_landmark_queries = m
-        self.starts = np.searchsorted(ranking[self._order], np.arange(m.size))
         self.size = n
         self._evidence: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._bands: dict[tuple[float, ...], tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]] = {}
@@ -201,14 +200,21 @@ class PolicyScorer:
     def gaps(self, policy: Policy) -> np.ndarray:
         """GAP of each ranking, float (G,)."""
         new, segments, order = self._apply(policy)
-        key = self._base - (self._quantise(new) << self._confidence_shift)
-        # Rows with one monotone map keep their canonical order: laid out run after run, the keys are a few
-        # sorted runs, which a merge sort (numpy's stable sort) ranks in near-linear time.
         if order is None:
             order = np.argsort(segments, kind="stable")
-        key = key[order]
+        return self._ranked_gaps(new, order)
+
+    def _ranked_gaps(self, new: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """GAP of each ranking from new confidences (canonical layout) of the rows ``order`` lists, run after run.
+
+        Rows with one monotone map keep their canonical order, so laid out run after run the keys are a few sorted
+        runs, which a merge sort (numpy's stable sort) ranks in near-linear time. Any subset of ``order`` that keeps
+        its sequence (e.g. one chosen row per query) keeps the runs sorted.
+        """
+        key = (self._base - (self._quantise(new) << self._confidence_shift))[order]
         key.sort(kind="stable")
-        return ranked_gap((key & 1).astype(bool), self.num_landmark_queries, self.starts)
+        starts = np.searchsorted(key, np.arange(self.num_landmark_queries.size, dtype=np.int64) << self._ranking_shift)
+        return ranked_gap((key & 1).astype(bool), self.num_landmark_queries, starts)
 
     def gaps_many(self, policies: Sequence[Policy], workers: int = 1) -> np.ndarray:
         """GAP of each ranking for each policy, float (len(policies), G); ``workers`` threads."""

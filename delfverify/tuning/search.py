@@ -1,4 +1,5 @@
-"""The policy search: the space of candidates, seeded random candidates, and coordinate ascent.
+"""The wide policy search (``delfverify tune --search wide``): the space of candidates, seeded random candidates,
+and coordinate ascent; also the pool of scored candidates that every search fills.
 
 The space (``SearchSpace``) is defined once as data. The search scores the built-in ``default`` and the ``seed``
 thresholds, then a seeded random sample of policies (band edges, per band ``k``, ``min_inliers`` and suppress
@@ -190,6 +191,20 @@ def random_policies(space: SearchSpace, count: int, seed: int = 0) -> list[Polic
     return out
 
 
+def doc_distance(doc: Mapping[str, Any], reference: Mapping[str, Any]) -> int:
+    """How many values differ between two policy documents (fields present in only one count once each)."""
+    a, b = _leaves(doc), _leaves(reference)
+    return sum(a.get(path) != b.get(path) for path in set(a) | set(b) if path[0] not in ("name", "info"))
+
+
+def _leaves(value: Any, path: tuple = ()) -> dict[tuple, Any]:
+    if isinstance(value, Mapping):
+        return {p: v for key, item in value.items() for p, v in _leaves(item, (*path, key)).items()}
+    if isinstance(value, list) and value and isinstance(value[0], Mapping):
+        return {p: v for i, item in enumerate(value) for p, v in _leaves(item, (*path, i)).items()}
+    return {path: value}
+
+
 def _parameters(doc: Mapping[str, Any]) -> list[tuple[str, int | None]]:
     if doc["mode"] != "bands":
         return [("mode", None), ("combine", None), ("fusion.k", None), ("fusion.weight", None),
@@ -295,13 +310,13 @@ def _variants(doc: Mapping[str, Any], parameter: str, index: int | None, space: 
 
 
 class CandidatePool:
-    """Every candidate scored so far: documents, policies and per-(file, fold) GAPs, without duplicates."""
+    """Every candidate scored so far: documents, policies and per-(repeat, fold) GAPs, without duplicates."""
 
-    def __init__(self, scorer: PolicyScorer, num_files: int, folds: int, workers: int):
-        self.scorer, self.num_files, self.folds, self.workers = scorer, num_files, folds, workers
+    def __init__(self, scorer: PolicyScorer, num_files: int, repeats: int, folds: int, workers: int):
+        self.scorer, self.num_files, self.repeats, self.folds, self.workers = scorer, num_files, repeats, folds, workers
         self.docs: list[dict[str, Any]] = []
         self.policies: list[Policy] = []
-        self.fold_gaps: list[np.ndarray] = []  # (folds,) mean over files
+        self.fold_gaps: list[np.ndarray] = []  # (repeats * folds,) mean over files
         self.index: dict[str, int] = {}
         self.invalid: set[str] = set()
 
@@ -325,15 +340,17 @@ class CandidatePool:
             wanted.append(self.index[key])
         if fresh:
             gaps = self.scorer.gaps_many(fresh, self.workers)
-            self.fold_gaps.extend(gaps.reshape(len(fresh), self.num_files, self.folds).mean(axis=1))
+            shape = (len(fresh), self.repeats, self.num_files, self.folds)
+            self.fold_gaps.extend(gaps.reshape(shape).mean(axis=2).reshape(len(fresh), -1))
         return wanted
 
     def scores(self) -> np.ndarray:
-        return np.array(self.fold_gaps).reshape(len(self.fold_gaps), self.folds)
+        """(candidates, repeats * folds): mean GAP over files of each candidate on each repeat's folds."""
+        return np.array(self.fold_gaps).reshape(len(self.fold_gaps), self.repeats * self.folds)
 
 
 def mean_over_folds(train_on: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """Mean score over the folds in ``train_on`` (bool per fold)."""
+    """Mean score over the folds in ``train_on`` (bool per repeat and fold, flattened as ``CandidatePool.scores``)."""
     weights = train_on.astype(float) / train_on.sum()
     return lambda scores: scores @ weights
 
