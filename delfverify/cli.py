@@ -197,6 +197,7 @@ def _describe_report(report: "ReportResult") -> str:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from .fileio import check_outputs
     from .images import ImageDirectory
     from .pipeline import Photos
     from .report import read_details, write_report
@@ -205,6 +206,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if bool(args.gallery_images) != bool(args.query_images):
         raise CLIError("--gallery-images and --query-images go together: the pictures need both")
+    check_outputs([("the report", args.output)], [("the details file", args.details), ("the truth file", args.truth),
+                                                  ("the gallery file", args.gallery)])
     details = read_details(args.details)
     photos = verifier = None
     if args.gallery_images:

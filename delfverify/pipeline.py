@@ -517,8 +517,8 @@ def rerank(
     Raises
     ------
     OutputError
-        ``output`` or ``details`` would overwrite an input file or each other (the same file through any path or
-        link), or cannot be written; checked before any work.
+        ``output``, ``details`` or ``report`` would overwrite an input file or each other (the same file through any
+        path or link), or cannot be written; checked before any work.
     TableError, PolicyError, ImageLookupError, ModelLoadError
         Bad input files, policy, image folders or model; nothing is written then.
     ReportError
@@ -527,9 +527,10 @@ def rerank(
     started = time.perf_counter()
     if on_missing not in ON_MISSING:
         raise ValueError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
-    check_outputs([("the output", output), ("the details file", details)],
+    check_outputs([("the output", output), ("the details file", details), ("the report", report)],
                   [("the predictions file", _path_or_none(predictions)), ("the gallery file", _path_or_none(gallery)),
-                   ("the policy file", None if str(policy) in BUILTINS else _path_or_none(policy))])
+                   ("the policy file", None if str(policy) in BUILTINS else _path_or_none(policy)),
+                   ("the truth file", _path_or_none(truth))])
     if not isinstance(predictions, Predictions):
         predictions = read_predictions(predictions)
     if not isinstance(gallery, Gallery):

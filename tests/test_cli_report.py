@@ -102,6 +102,18 @@ def test_rerank_refuses_a_truth_without_some_queries_before_any_work(tmp_path):
     assert not (tmp_path / "o.csv").exists() and not (tmp_path / "c").exists()
 
 
+def test_a_report_that_would_overwrite_an_input_is_refused_before_any_work(tmp_path):
+    status, out, err = _main(*_rerank_args(DATA, "--cache-dir", tmp_path / "c", "-o", tmp_path / "o.csv",
+                                           "--truth", DATA / "truth.csv", "--report", DATA / "truth.csv"))
+    _assert_one_line_error(status, err, "the report would overwrite the truth file")
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "c").exists()
+    details = tmp_path / "details.csv"
+    details.write_text("id,label,band,old_confidence,new_confidence,gallery_ids,inliers,status,reason\n")
+    status, out, err = _main("report", details, "-o", details)
+    _assert_one_line_error(status, err, "the report would overwrite the details file")
+    assert details.read_text().startswith("id,label")
+
+
 def test_report_errors_are_one_line(tmp_path):
     status, out, err = _main("report", DATA / "predictions.csv", "-o", tmp_path / "r.html")
     _assert_one_line_error(status, err, DATA / "predictions.csv", "details lack column(s)")

@@ -213,6 +213,18 @@ def test_a_missing_photo_or_missing_features_cost_that_picture_only_and_the_row_
     assert not list(result.pictures_dir.iterdir())  # the first report's pictures are gone with it
 
 
+def test_a_picture_that_finds_another_count_than_the_run_says_so(sample_run, tmp_path, caplog):
+    details = read_details(sample_run.folder / "details.csv")
+    row = int(np.flatnonzero(details["status"] == "boosted")[0])
+    counts = [int(v) for v in details.loc[row, "inliers"].split()]
+    details.loc[row, "inliers"] = " ".join(str(v + 1000 * (v == max(counts))) for v in counts)  # not the run's
+    with caplog.at_level(logging.WARNING, logger="delfverify.report"):
+        result = write_report(details, tmp_path / "r.html", photos=sample_photos(),
+                              verifier=Verifier(cache_dir=sample_run.cache))
+    assert f"{max(counts)} inliers (the run: {max(counts) + 1000})</figcaption>" in result.path.read_text("utf-8")
+    assert caplog.text.count("find other inlier counts than the run") == 1 and "1 of " in caplog.text
+
+
 def test_a_report_without_photos_has_the_table_and_plots_but_no_pictures(sample_run, tmp_path):
     details = read_details(sample_run.folder / "details.csv")
     result = write_report(details, tmp_path / "r.html")
