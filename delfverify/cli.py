@@ -169,16 +169,24 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_rerank(args: argparse.Namespace) -> int:
     from .pipeline import rerank
 
+    if args.candidates < 1:
+        raise CLIError(f"--candidates must be a positive integer, got {args.candidates}")
     output = args.output or f"{os.path.splitext(os.path.basename(args.predictions))[0]}.reranked.csv"
     result = rerank(args.predictions, gallery=args.gallery, gallery_images=args.gallery_images,
                     query_images=args.query_images, output=output, details=args.details, report=args.report,
-                    truth=args.truth, policy=args.policy, on_missing=args.on_missing, **verifier_options(args),
-                    **cache_options(args), **run_options(args))
+                    truth=args.truth, policy=args.policy, on_missing=args.on_missing, candidates=args.candidates,
+                    keep_candidates=args.keep_candidates, **verifier_options(args), **cache_options(args),
+                    **run_options(args))
     summary = result.summary
-    statuses = ", ".join(f"{name} {count}" for name, count in summary.items()
-                         if count and name not in ("pairs_computed", "pairs_reused", "features_extracted"))
-    print(f"wrote {output} ({len(result.details)} predictions, policy {result.policy.name}): {statuses or 'none'}; "
-          f"pairs verified {summary['pairs_computed']}, reused {summary['pairs_reused']}; "
+    statuses = ", ".join(f"{name} {count}" for name, count in summary.items() if count and name not in
+                         ("relabelled", "pairs_computed", "pairs_reused", "features_extracted"))
+    details = result.details
+    if "chosen" in details:  # several candidates per query
+        counted = (f"{int(details['chosen'].sum())} queries, {len(details)} candidates, policy {result.policy.name}): "
+                   f"{statuses or 'none'}; relabelled {summary['relabelled']}")
+    else:
+        counted = f"{len(details)} predictions, policy {result.policy.name}): {statuses or 'none'}"
+    print(f"wrote {output} ({counted}; pairs verified {summary['pairs_computed']}, reused {summary['pairs_reused']}; "
           f"features extracted {summary['features_extracted']}")
     if result.scores is not None:
         print(result.scores.describe())
@@ -226,6 +234,10 @@ def _cmd_gap(args: argparse.Namespace) -> int:
     from .tables import read_predictions, read_solution
 
     predictions = read_predictions(args.predictions)
+    repeated = predictions.table["id"][predictions.table["id"].duplicated()]
+    if len(repeated):
+        raise CLIError(f"{args.predictions}: id {repeated.iloc[0]!r} has several candidate predictions; GAP takes "
+                       f"one prediction per query: choose one per query with 'delfverify rerank' first")
     truth = read_solution(args.truth)
     try:
         result = global_average_precision(predictions.table, truth.table)
@@ -344,20 +356,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_verifier_options(verify)
     verify.set_defaults(handler=_cmd_verify)
 
-    from .pipeline import ON_MISSING
+    from .pipeline import DEFAULT_CANDIDATES, ON_MISSING
 
     rerank = commands.add_parser(
         "rerank", parents=[common], help="re-rank a classifier's predictions by geometric verification",
         description="Verify each prediction against gallery photos of its label and rescale its confidence "
-                    "by the policy. The output keeps the input's format and row order.")
-    rerank.add_argument("predictions", help="predictions CSV: id,landmarks ('label score'), "
-                        "id,landmarks,confidence or id,label,confidence")
+                    "by the policy. Where a query has several candidate labels, each is rescaled and the one with "
+                    "the highest new confidence is kept. The output keeps the input's format and query order.")
+    rerank.add_argument("predictions", help="predictions CSV: id,landmarks ('label score', or several pairs "
+                        "'label1 score1 label2 score2 ...'), id,landmarks,confidence or id,label,confidence; several "
+                        "rows or pairs per id are its candidate labels")
     rerank.add_argument("--policy", default="default",
                         help="built-in policy (default, seed) or a policy JSON file (default: %(default)s)")
     rerank.add_argument("-o", "--output", metavar="CSV",
                         help="re-ranked predictions (default: <predictions name>.reranked.csv here)")
     rerank.add_argument("--details", metavar="CSV", help="per-prediction details: confidences, band, gallery "
-                        "ids, inlier counts, status and reason")
+                        "ids, inlier counts, status and reason (per candidate, with its rank and whether chosen)")
+    rerank.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, metavar="N",
+                        help="verify at most the first N candidates of each query and keep the one with the highest "
+                             "rescaled confidence (default: %(default)s)")
+    rerank.add_argument("--keep-candidates", action="store_true",
+                        help="write every candidate with its rescaled confidence, best first, instead of the chosen "
+                             "one (verifies them all)")
     rerank.add_argument("--on-missing", choices=ON_MISSING, default="keep",
                         help="a prediction whose images are missing/unreadable or whose label has no gallery "
                              "photo keeps its confidence, or is suppressed as if 0 inliers (default: %(default)s)")
@@ -372,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     gap = commands.add_parser("gap", parents=[common], help="Global Average Precision of a predictions file",
                               description="GAP (Kaggle landmark recognition metric) of predictions against a "
                                           "solution file id,landmarks (space-separated labels; empty = none).")
-    gap.add_argument("predictions", help="predictions CSV (any accepted format)")
+    gap.add_argument("predictions", help="predictions CSV (any accepted format), one prediction per query")
     gap.add_argument("--truth", required=True, help="solution CSV id,landmarks")
     gap.add_argument("--json", action="store_true", help="print one JSON object")
     gap.set_defaults(handler=_cmd_gap)

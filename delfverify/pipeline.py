@@ -6,10 +6,16 @@
    local workers or a Dask cluster, see ``delfverify.execution``), and gather the ``InlierTable``.
 3. ``rescale``: apply a policy to the predictions and their inlier counts; the one implementation of the policy
    rules for a predictions table (``delfverify tune`` scores with it too).
+4. ``choose_candidates``: where a query has several candidate labels, each is rescaled as a top-1 prediction
+   would be, and the query's prediction is the one with the highest rescaled confidence (ties: the classifier's
+   order); ``best_candidates`` is that choice on any confidences, vectorised.
 
 ``rerank`` runs them on files or tables with the CLI's defaults: feature store and pair journal in the user
 cache, resumable, output written atomically. One unreadable image never stops a run: it is recorded in the
-prediction's status and reason.
+prediction's status and reason. Candidates are verified in rounds of rank (every query's first, then the second
+of the queries still undecided, ...), each round through ``measure``; a query is decided, and its later candidates
+never verified, once its best rescaled confidence is at least the most the policy could give any candidate left
+(``Policy.max_confidence``): stopping changes no choice.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 ON_MISSING = ("keep", "suppress")
 #: Every status a prediction can end with.
-STATUSES = ("verified", "suppressed", "boosted", "skipped", "no_gallery", "error", "no_prediction")
+STATUSES = ("verified", "suppressed", "boosted", "skipped", "no_gallery", "error", "no_prediction", "stopped")
 #: Predictions handled per chunk; memory for pairs and tasks stays bounded by this.
 CHUNK_SIZE = 10_000
 #: Bytes of image files read to hash them that are kept, per chunk, to extract them without reading them again.
@@ -55,6 +61,11 @@ READ_ONCE_BYTES = 256 * 2**20
 #: Columns of ``RerankResult.details``.
 DETAILS_COLUMNS = ("id", "label", "band", "old_confidence", "new_confidence", "gallery_ids", "inliers", "status",
                    "reason")
+#: Columns of ``RerankResult.details`` when queries have several candidates: a row per candidate, its rank, and
+#: whether it is the query's chosen label.
+CANDIDATE_DETAILS_COLUMNS = ("id", "rank", *DETAILS_COLUMNS[1:], "chosen")
+#: The first this many candidates of each query are verified (``rerank(candidates=...)``, ``--candidates``).
+DEFAULT_CANDIDATES = 5
 
 
 # --- 1. plan -----------------------------------------------------------------------------------------------------
@@ -372,6 +383,9 @@ def rescale(
 ) -> Rescaled:
     """Rescale each prediction's confidence by its inlier counts under ``policy``.
 
+    Every row is rescaled on its own, a query's candidates each as a top-1 prediction; a ``frequency_penalty``
+    takes a label's share among the queries' first candidates (the classifier's predictions).
+
     Parameters
     ----------
     predictions : Predictions
@@ -402,8 +416,9 @@ def rescale(
     failed = np.array([bool(e) for e in errors], bool) & np.all(np.isnan(inliers), axis=1)
     if on_missing == "suppress":
         inliers[no_gallery | failed, 0] = 0.0
-    counts = Counter(labels[has_prediction])
-    share = pd.Series(labels).map(counts).fillna(0).to_numpy(float) / max(int(has_prediction.sum()), 1)
+    first = has_prediction & (predictions.rank == 1)  # the classifier's predictions, one per query
+    counts = Counter(labels[first])
+    share = pd.Series(labels).map(counts).fillna(0).to_numpy(float) / max(int(first.sum()), 1)
     new, status = policy.apply(known_confidence, inliers, share)
     status[no_gallery] = "no_gallery"
     status[failed] = "error"
@@ -414,14 +429,145 @@ def rescale(
     return Rescaled(np.where(has_prediction, new, np.nan), status, reason, band.astype(object))
 
 
+# --- 4. choose ---------------------------------------------------------------------------------------------------
+
+
+def best_candidates(starts: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """The row of each query's best candidate: the highest confidence, ties to the earliest row.
+
+    The choice rule of ``rerank`` on any confidences, vectorised (no Python loop) for callers that apply it many
+    times, such as a tuner scoring policies on fixed inlier counts.
+
+    Parameters
+    ----------
+    starts : int array (Q,)
+        The first row of each query (``Predictions.query_starts``); a query's rows are consecutive and in the
+        classifier's order, so a tie goes to the classifier's choice.
+    confidence : float array (n,)
+        Rescaled confidence of each row; NaN (no prediction, only ever a query's sole row) loses to any number.
+
+    Returns
+    -------
+    int array (Q,)
+    """
+    confidence = np.nan_to_num(np.asarray(confidence, float), nan=-np.inf)
+    n = confidence.size
+    if not len(starts):
+        return np.zeros(0, np.intp)
+    best = np.maximum.reduceat(confidence, starts)
+    rows = np.where(confidence == np.repeat(best, np.diff(np.append(starts, n))), np.arange(n), n)
+    return np.minimum.reduceat(rows, starts)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Each query's chosen candidate: ``rows`` (int, one per query, into the predictions table) and what the
+    policy made of every candidate (``rescaled``, one entry per row)."""
+
+    rows: np.ndarray
+    rescaled: Rescaled
+
+
+def choose_candidates(
+    predictions: Predictions,
+    inliers: np.ndarray,
+    policy: Policy,
+    *,
+    errors: Sequence[str] | None = None,
+    gallery_labels: Collection[str] | None = None,
+    on_missing: str = "keep",
+) -> Choice:
+    """Rescale every candidate by its inlier counts as a top-1 prediction would be (``rescale``, same parameters),
+    and choose per query the candidate with the highest rescaled confidence (ties: the classifier's order).
+
+    With one row per query, every row is chosen. A candidate whose images failed, or that was not verified,
+    keeps its confidence under ``on_missing="keep"``, as a top-1 prediction would.
+    """
+    rescaled = rescale(predictions, inliers, policy, errors=errors, gallery_labels=gallery_labels,
+                       on_missing=on_missing)
+    return Choice(best_candidates(predictions.query_starts, rescaled.confidence), rescaled)
+
+
+def undecided(starts: np.ndarray, confidence: np.ndarray, verified: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+    """Which queries a candidate not yet verified could still change (bool, one per query).
+
+    Candidates are verified in rank order, so those left come after the verified ones and lose ties to them. A
+    query is decided once the best rescaled ``confidence`` of its ``verified`` candidates is at least the
+    ``ceiling`` (``Policy.max_confidence``) of every candidate left: no count of inliers could change its choice.
+    """
+    if not len(starts):
+        return np.zeros(0, bool)
+    found = np.where(verified, np.nan_to_num(confidence, nan=-np.inf), -np.inf)
+    left = np.where(verified, -np.inf, ceiling)
+    return np.maximum.reduceat(left, starts) > np.maximum.reduceat(found, starts)
+
+
+def _verify_in_rounds(predictions: Predictions, gallery: Gallery, policy: Policy, session: Session, photos: Photos,
+                      *, early_stop: bool, on_missing: str, progress: bool) -> tuple[InlierTable, np.ndarray]:
+    """Plan and measure the candidates of rank 1 of every query, then of rank 2 of the queries still ``undecided``
+    (every query when not ``early_stop``), and so on. Returns the inlier table of all rows (none for rows never
+    verified) and which rows were verified."""
+    n = len(predictions)
+    starts, query, rank = predictions.query_starts, predictions.query, predictions.rank
+    confidence = np.nan_to_num(predictions.confidence)
+    k = np.where(predictions.has_label, policy.k_for(confidence), 0)
+    ceiling = np.where(predictions.has_label, policy.max_confidence(confidence), -np.inf)
+    gallery_labels = set(gallery.table["landmark_id"])
+    inliers = np.full((n, max(policy.max_k, 1)), np.nan)
+    gallery_ids: list[list[str]] = [[] for _ in range(n)]
+    errors = [""] * n
+    counts: Counter = Counter()
+    verified = np.zeros(n, bool)
+    open_queries = np.ones(len(starts), bool)
+    last = int(rank.max(initial=0))
+    for r in range(1, last + 1):
+        rows = np.flatnonzero((rank == r) & open_queries[query])
+        if not len(rows):
+            break
+        if last > 1:
+            logger.info("candidates of rank %d: verifying %d of %d queries", r, len(rows), len(starts))
+        batch = predictions if len(rows) == n else Predictions(predictions.table.iloc[rows].reset_index(drop=True),
+                                                              predictions.format)
+        table = measure(batch, plan_pairs(batch, gallery, k[rows], policy.selection, policy.seed), session, photos,
+                        progress=progress)
+        inliers[rows, : table.inliers.shape[1]] = table.inliers
+        for row, ids, error in zip(rows.tolist(), table.gallery_ids, table.errors):
+            gallery_ids[row], errors[row] = ids, error
+        counts.update(computed=table.pairs_computed, reused=table.pairs_reused, extracted=table.features_extracted)
+        verified[rows] = True
+        if early_stop and r < last:
+            new = rescale(predictions, inliers, policy, errors=errors, gallery_labels=gallery_labels,
+                          on_missing=on_missing).confidence
+            open_queries = undecided(starts, new, verified, ceiling)
+    return InlierTable(inliers, gallery_ids, errors, counts["computed"], counts["reused"],
+                       counts["extracted"]), verified
+
+
+def _mark_stopped(predictions: Predictions, choice: Choice, verified: np.ndarray, policy: Policy) -> Rescaled:
+    """Status ``stopped`` and the reason for candidates left unverified because their query was decided."""
+    stopped = np.flatnonzero(~verified & predictions.has_label)
+    if not len(stopped):
+        return choice.rescaled
+    chosen = choice.rows[predictions.query[stopped]]
+    status, reason = choice.rescaled.status.copy(), choice.rescaled.reason.copy()
+    status[stopped] = "stopped"
+    ceiling = policy.max_confidence(predictions.confidence[stopped])
+    rank, found = predictions.rank[chosen], choice.rescaled.confidence[chosen]
+    reason[stopped] = [f"not verified: candidate {r} reached {v:.4f}, this one could reach at most {c:.4f}"
+                       for r, v, c in zip(rank, found, ceiling)]
+    return replace(choice.rescaled, status=status, reason=reason)
+
+
 # --- the whole pipeline --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class RerankResult:
-    """The re-ranked predictions (same format and row order), one details row per prediction
-    (``DETAILS_COLUMNS``), the summary (a count per status, pairs computed and reused, features extracted) and the
-    policy used."""
+    """The re-ranked predictions (same format and query order; one row per query, its chosen candidate, or every
+    candidate with ``keep_candidates``), one details row per prediction (``DETAILS_COLUMNS``; per candidate with
+    ``CANDIDATE_DETAILS_COLUMNS`` when queries have several), the summary (a count per status of the details rows,
+    ``relabelled``: queries whose chosen label is not the classifier's first, pairs computed and reused, features
+    extracted) and the policy used."""
 
     predictions: Predictions
     details: pd.DataFrame
@@ -433,8 +579,9 @@ class RerankResult:
     report: "ReportResult | None" = None
 
 
-def _details(predictions: Predictions, table: InlierTable, rescaled: Rescaled) -> pd.DataFrame:
-    return pd.DataFrame({
+def _details(predictions: Predictions, table: InlierTable, rescaled: Rescaled,
+             chosen: np.ndarray | None = None) -> pd.DataFrame:
+    details = pd.DataFrame({
         "id": predictions.table["id"],
         "label": predictions.table["label"],
         "band": rescaled.band,
@@ -446,6 +593,10 @@ def _details(predictions: Predictions, table: InlierTable, rescaled: Rescaled) -
         "status": rescaled.status,
         "reason": rescaled.reason,
     })
+    if chosen is not None:
+        details.insert(1, "rank", predictions.rank)
+        details["chosen"] = chosen
+    return details
 
 
 def rerank(
@@ -467,11 +618,18 @@ def rerank(
     cache_dir: str | os.PathLike | None = None,
     cache: bool = True,
     on_missing: str = "keep",
+    candidates: int = DEFAULT_CANDIDATES,
+    keep_candidates: bool = False,
     workers: int = 1,
     scheduler=None,
     progress: bool = False,
 ) -> RerankResult:
     """Re-rank a classifier's predictions: verify each against gallery photos of its label, rescale by policy.
+
+    Where a query has several candidate labels (several rows of its id), each of its first ``candidates`` is
+    rescaled as a top-1 prediction would be, and the query's prediction is the one with the highest rescaled
+    confidence (ties: the classifier's order); see ``choose_candidates``. Candidates are verified rank by rank,
+    and a query's are no longer verified once none left could beat its best (``undecided``).
 
     The same run as ``delfverify rerank`` with the same arguments, down to the bytes of the files written.
 
@@ -503,6 +661,11 @@ def rerank(
     on_missing : {"keep", "suppress"}
         A prediction whose images are missing or unreadable, or whose label has no gallery photo, keeps its
         confidence or is treated as verified with 0 inliers.
+    candidates : int
+        Verify at most this many candidates of each query, the classifier's first; later ones are left out.
+    keep_candidates : bool
+        Return (and write) every candidate with its rescaled confidence, best first within each query, instead
+        of the chosen one; every candidate is then verified.
     workers : int
         Local worker processes (1: this process; the CLI defaults to the machine's cores).
     scheduler : str or distributed.Client, optional
@@ -531,10 +694,15 @@ def rerank(
                   [("the predictions file", _path_or_none(predictions)), ("the gallery file", _path_or_none(gallery)),
                    ("the policy file", None if str(policy) in BUILTINS else _path_or_none(policy)),
                    ("the truth file", _path_or_none(truth))])
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
     if not isinstance(predictions, Predictions):
         predictions = read_predictions(predictions)
     if not isinstance(gallery, Gallery):
         gallery = read_gallery(gallery)
+    rank = predictions.rank
+    if rank.max(initial=0) > candidates:
+        predictions = Predictions(predictions.table[rank <= candidates].reset_index(drop=True), predictions.format)
     photos = Photos(_directory(query_images), _directory(gallery_images), gallery.paths())
     if truth is not None:
         from .report import load_truth
@@ -548,16 +716,25 @@ def rerank(
         if policy.extractor is not None and policy.extractor != extractor.name:
             logger.warning("policy %s was set for %s features, running with %s: its inlier thresholds may not fit",
                            policy.name, policy.extractor, extractor.name)
-        k = np.where(predictions.has_label, policy.k_for(np.nan_to_num(predictions.confidence)), 0)
-        plan = plan_pairs(predictions, gallery, k, policy.selection, policy.seed)
-        table = measure(predictions, plan, session, photos, progress=progress)
-    rescaled = rescale(predictions, table.inliers, policy, errors=table.errors,
-                       gallery_labels=set(gallery.table["landmark_id"]), on_missing=on_missing)
+        table, verified = _verify_in_rounds(predictions, gallery, policy, session, photos,
+                                            early_stop=not keep_candidates, on_missing=on_missing, progress=progress)
+    choice = choose_candidates(predictions, table.inliers, policy, errors=table.errors,
+                               gallery_labels=set(gallery.table["landmark_id"]), on_missing=on_missing)
+    rescaled = _mark_stopped(predictions, choice, verified, policy)
+    several = len(choice.rows) < len(predictions)
     summary = {s: int((rescaled.status == s).sum()) for s in STATUSES}
-    summary.update(pairs_computed=table.pairs_computed, pairs_reused=table.pairs_reused,
-                   features_extracted=table.features_extracted)
-    result = RerankResult(predictions.with_confidence(rescaled.confidence), _details(predictions, table, rescaled),
-                          summary, policy)
+    summary.update(relabelled=int((predictions.rank[choice.rows] > 1).sum()), pairs_computed=table.pairs_computed,
+                   pairs_reused=table.pairs_reused, features_extracted=table.features_extracted)
+    rows = choice.rows
+    if keep_candidates:  # every candidate, each query's best first
+        rows = np.lexsort((np.arange(len(predictions)), -np.nan_to_num(rescaled.confidence, nan=-np.inf),
+                           predictions.query))
+    chosen = predictions if np.array_equal(rows, np.arange(len(predictions))) else Predictions(
+        predictions.table.iloc[rows].reset_index(drop=True), predictions.format)
+    is_chosen = np.zeros(len(predictions), bool)
+    is_chosen[choice.rows] = True
+    result = RerankResult(chosen.with_confidence(rescaled.confidence[rows]),
+                          _details(predictions, table, rescaled, is_chosen if several else None), summary, policy)
     if output is not None:
         write_predictions(result.predictions, output)
     if details is not None:

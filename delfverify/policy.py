@@ -225,6 +225,18 @@ class Policy:
                           np.where(new < confidence, "suppressed", "verified"))).astype(object)
         return new, status
 
+    def max_confidence(self, confidence: np.ndarray) -> np.ndarray:
+        """The highest confidence this policy can give a prediction of each confidence, whatever its inliers.
+
+        Every policy is monotone in the inlier counts, so this is its confidence at infinitely many inliers (a
+        prediction left unverified keeps its confidence, which is never more). ``rerank`` stops verifying a
+        query's candidates once none left can reach the best rescaled confidence found.
+        """
+        confidence = np.asarray(confidence, float)
+        most = np.full((confidence.size, 1), np.finfo(float).max)  # beyond every threshold (inf reads as missing)
+        with np.errstate(over="ignore"):
+            return self.apply(confidence, most)[0]
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of this policy (``policy_from_dict(p.to_dict()) == p``)."""
         doc: dict[str, Any] = {"name": self.name, "mode": self.mode, "combine": self.combine,

@@ -453,9 +453,10 @@ def _page(details: pd.DataFrame, inliers: _Inliers, *, title: str, summary: Mapp
     facts = [f'<tr><td><a href="?status={quote(s)}#table">{esc(s)}</a></td><td>{int(counts[s]):,}</td></tr>'
              for s in statuses]
     extra = dict(summary or {})
-    relabelled = _relabelled(details)
     if "chosen" in details.columns:
-        extra.setdefault("relabelled", int(relabelled.sum()))
+        extra.setdefault("relabelled", int(_relabelled(details).sum()))
+    else:  # one label per query: nothing can be relabelled
+        extra.pop("relabelled", None)
     for key, value in extra.items():
         name = esc(_SUMMARY_NAMES.get(key, key))
         if key == "relabelled":

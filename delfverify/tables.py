@@ -9,8 +9,18 @@ around them are refused as duplicates.
 Predictions formats (detected from the header):
 
 - ``kaggle``: ``id,landmarks`` with ``landmarks`` = ``"<label> <score>"``, an empty cell meaning no prediction;
+  a cell of several pairs ``"<label1> <score1> <label2> <score2> ..."`` gives several candidates;
 - ``landmarks_confidence``: ``id,landmarks,confidence``;
 - ``label_confidence``: ``id,label,confidence``.
+
+Several rows (or pairs) for one id are that query's candidate labels, ranked by confidence (best first; equal
+confidences keep the file's order). A label may appear once per id, and an empty prediction only alone.
+
+How a Kaggle cell is split: a word that reads as a number in [0, 1] ends the label before it and is its score,
+except a bare integer (``0``, ``1``) that is not the cell's last word: ``"Pier 1 0.5"`` is one label ``Pier 1``.
+A label may therefore not contain a word such as ``0.5`` in the Kaggle format (the long formats take any label).
+Anything that does not split into ``<label> <score>`` pairs is an error naming the row: a cell is never read as
+one long label.
 """
 
 from __future__ import annotations
@@ -18,8 +28,10 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +54,14 @@ class TableError(DelfverifyError, ValueError):
 
 @dataclass(frozen=True)
 class Predictions:
-    """A predictions file, normalised.
+    """A predictions file, normalised: one row per candidate label of each query.
 
     Attributes
     ----------
     table : pandas.DataFrame
         Columns ``id`` (str), ``label`` (str, ``""`` = no prediction), ``confidence`` (float, NaN when no
-        prediction), in file order.
+        prediction). The rows of a query are consecutive and in the classifier's order, best first (its rank,
+        ``rank``); queries are in file order. A file with one row per id keeps its rows exactly as they are.
     format : str
         One of ``FORMATS``; ``write_predictions`` writes this format back.
     """
@@ -78,6 +91,34 @@ class Predictions:
     def has_label(self) -> np.ndarray:
         """Which rows hold a prediction (bool)."""
         return (self.table["label"] != "").to_numpy()
+
+    @cached_property  # derived from the table, which is not changed in place; the pipeline asks for it often
+    def query_starts(self) -> np.ndarray:
+        """The first row of each query (int array, one per query, increasing).
+
+        Raises
+        ------
+        ValueError
+            If the rows of an id are not consecutive (``read_predictions`` always groups them).
+        """
+        ids = self.ids
+        first = np.ones(len(ids), bool)
+        first[1:] = ids[1:] != ids[:-1]
+        starts = np.flatnonzero(first)
+        if len(pd.unique(ids[starts])) != len(starts):
+            raise ValueError("the rows of each id must be consecutive (its candidates, best first)")
+        return starts
+
+    @property
+    def query(self) -> np.ndarray:
+        """Each row's query: its index in ``query_starts`` (int array)."""
+        starts = self.query_starts
+        return np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(self))))
+
+    @property
+    def rank(self) -> np.ndarray:
+        """Each row's rank among its query's candidates: 1 for the classifier's first choice (int array)."""
+        return np.arange(len(self)) - self.query_starts[self.query] + 1
 
     def with_confidence(self, confidence: np.ndarray) -> "Predictions":
         """The same predictions with new confidences (format and row order kept)."""
@@ -153,26 +194,33 @@ def _first_long_row(path: Path) -> int:
         return next((row for row, record in enumerate(records, start=2) if len(record) > width), 2)
 
 
-def _check_ids(frame: pd.DataFrame, path: Path, what: str) -> None:
-    """Ids are data, kept exactly as given; but an empty id, a repeated id, or two ids that differ only by spaces
-    around them (which read alike, and which tools that strip fields would merge) are errors."""
+def _check_ids(frame: pd.DataFrame, path: Path, what: str, unique: bool = True) -> None:
+    """Ids are data, kept exactly as given; but an empty id, a repeated id where each may appear once
+    (``unique``), or two ids that differ only by spaces around them (which read alike, and which tools that strip
+    fields would merge) are errors."""
     ids = frame["id"]
     stripped = ids.str.strip()
     empty = np.flatnonzero(stripped.to_numpy() == "")
     if len(empty):
         raise TableError(f"{path}: row {empty[0] + 2}: empty id in {what}")
-    duplicated = stripped.duplicated(keep="first").to_numpy()
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated)[0])
-        first = int(np.flatnonzero((stripped == stripped.iloc[row]).to_numpy())[0])
-        if ids.iloc[row] == ids.iloc[first]:
-            raise TableError(
-                f"{path}: row {row + 2}: duplicate id {ids.iloc[row]!r} (first at row {first + 2}); "
-                f"each id may appear once in {what}"
-            )
+    variants = pd.DataFrame({"exact": ids, "key": stripped}).drop_duplicates()
+    spaced = variants["key"].duplicated(keep=False).to_numpy()
+    if spaced.any():
+        key = variants["key"].to_numpy()[spaced][0]
+        first, row = np.flatnonzero((stripped == key).to_numpy() & ~ids.duplicated().to_numpy())[:2]
         raise TableError(
             f"{path}: row {row + 2}: id {ids.iloc[row]!r} differs from id {ids.iloc[first]!r} (row {first + 2}) "
             f"only by spaces around it; ids are kept exactly as given, so remove the spaces or one of the rows"
+        )
+    if not unique:
+        return
+    duplicated = ids.duplicated(keep="first").to_numpy()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated)[0])
+        first = int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0])
+        raise TableError(
+            f"{path}: row {row + 2}: duplicate id {ids.iloc[row]!r} (first at row {first + 2}); "
+            f"each id may appear once in {what}"
         )
 
 
@@ -186,14 +234,71 @@ def _parse_confidence(text: str, path: Path, row: int) -> float:
     return value
 
 
+def _score(word: str) -> float | None:
+    """The value of a word that reads as a number in [0, 1], else None."""
+    try:
+        value = float(word)
+    except ValueError:
+        return None
+    return value if 0.0 <= value <= 1.0 else None
+
+
+def _kaggle_pairs(cell: str, path: Path, row: int) -> list[tuple[str, float]]:
+    """Split a Kaggle ``landmarks`` cell into its ``(label, score)`` pairs (see the module docstring)."""
+    simple = cell.split()
+    if len(simple) == 2 and _score(simple[1]) is not None:  # the usual "<label> <score>", quickly
+        return [(simple[0], float(simple[1]))]
+    words = list(re.finditer(r"\S+", cell))
+    pairs: list[tuple[str, float]] = []
+    label: list[re.Match] = []  # the words of the label being read; its text is kept as written
+    for i, word in enumerate(words):
+        score = _score(word[0]) if label else None
+        if score is not None and (i == len(words) - 1 or not word[0].isdigit()):
+            pairs.append((cell[label[0].start():label[-1].end()], score))
+            label = []
+        else:
+            label.append(word)
+    if label:
+        if len(label) > 1:  # "<label> <bad score>": say what is wrong with the score
+            _parse_confidence(label[-1][0], path, row)
+        raise TableError(f"{path}: row {row}: landmarks cell {cell.strip()!r} must be '<label> <score>' pairs "
+                         f"('<label1> <score1> <label2> <score2> ...', scores in [0, 1]) or empty; it ends with "
+                         f"{cell[label[0].start():label[-1].end()]!r}")
+    return pairs
+
+
+def _group_candidates(ids: list[str], labels: list[str], confidences: list[float], rows: list[int],
+                      path: Path) -> np.ndarray:
+    """The order that groups each id's candidates (in order of the id's first row), best first; checks that an
+    id holds each label once and an empty prediction only alone."""
+    frame = pd.DataFrame({"id": ids, "label": labels, "row": rows})
+    repeated = frame.duplicated(["id", "label"], keep="first").to_numpy()
+    if repeated.any():
+        i = int(np.flatnonzero(repeated)[0])
+        first = frame["row"][(frame["id"] == ids[i]) & (frame["label"] == labels[i])].iloc[0]
+        what = f"label {labels[i]!r} twice" if labels[i] else "two empty predictions"
+        raise TableError(f"{path}: row {rows[i]}: {what} for id {ids[i]!r} (first at row {first}); each candidate "
+                         f"label may appear once per id")
+    query, _ = pd.factorize(frame["id"])
+    counts = np.bincount(query)
+    empty = (frame["label"] == "").to_numpy() & (counts[query] > 1)
+    if empty.any():
+        i = int(np.flatnonzero(empty)[0])
+        other = frame["row"][(query == query[i]) & ~empty].iloc[0]
+        raise TableError(f"{path}: row {rows[i]}: id {ids[i]!r} has no prediction here but a candidate at row "
+                         f"{other}; give its candidates, or one empty row")
+    return np.lexsort((np.arange(len(ids)), -np.asarray(confidences), query))
+
+
 def read_predictions(path: str | os.PathLike) -> Predictions:
-    """Read a predictions CSV in any of ``FORMATS``.
+    """Read a predictions CSV in any of ``FORMATS``; several rows (or Kaggle pairs) per id are its candidates.
 
     Raises
     ------
     TableError
-        Unknown columns (the message lists the accepted formats), empty file, duplicate or empty ids, a
-        malformed ``label score`` cell, or a confidence that is not a number in [0, 1]; the row is named.
+        Unknown columns (the message lists the accepted formats), empty file, empty ids, a label given twice for
+        one id, an empty prediction beside candidates, a Kaggle cell that is not ``label score`` pairs, or a
+        confidence that is not a number in [0, 1]; the row is named.
     """
     path = Path(path)
     frame = _read_csv(path, "predictions")
@@ -203,20 +308,16 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
         raise TableError(
             f"{path}: unrecognised predictions columns {','.join(columns)}; accepted formats are {_ACCEPTED}"
         )
-    _check_ids(frame, path, "predictions")
-    labels, confidences = [], []
+    _check_ids(frame, path, "predictions", unique=False)
+    ids, labels, confidences, rows = [], [], [], []
     if fmt == "kaggle":
-        for row, cell in enumerate(frame["landmarks"], start=2):
-            cell = cell.strip()
-            if not cell:
-                labels.append("")
-                confidences.append(math.nan)
-                continue
-            parts = cell.rsplit(maxsplit=1)
-            if len(parts) != 2:
-                raise TableError(f"{path}: row {row}: landmarks cell {cell!r} must be '<label> <score>' or empty")
-            labels.append(parts[0])
-            confidences.append(_parse_confidence(parts[1], path, row))
+        for row, (pid, cell) in enumerate(zip(frame["id"], frame["landmarks"]), start=2):
+            pairs = _kaggle_pairs(cell, path, row) or [("", math.nan)]
+            ids += [pid] * len(pairs)
+            rows += [row] * len(pairs)
+            for label, confidence in pairs:
+                labels.append(label)
+                confidences.append(confidence)
     else:
         label_column = "landmarks" if fmt == "landmarks_confidence" else "label"
         for row, (label, conf) in enumerate(zip(frame[label_column], frame["confidence"]), start=2):
@@ -228,7 +329,14 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
                 raise TableError(f"{path}: row {row}: confidence given without a label")
             else:
                 confidences.append(_parse_confidence(conf, path, row))
-    table = pd.DataFrame({"id": frame["id"], "label": labels, "confidence": confidences})
+        ids = frame["id"].tolist()
+        rows = list(range(2, len(ids) + 2))
+    # The id column as read, unless Kaggle cells of several pairs made more rows than the file has.
+    table = pd.DataFrame({"id": frame["id"] if len(ids) == len(frame) else ids, "label": labels,
+                          "confidence": confidences})
+    if len(set(ids)) < len(ids):
+        order = _group_candidates(ids, labels, confidences, rows, path)
+        table = table.iloc[order].reset_index(drop=True)
     return Predictions(table=table, format=fmt)
 
 
@@ -238,18 +346,39 @@ def format_confidence(value: float) -> str:
 
 
 def write_predictions(predictions: Predictions, path: str | os.PathLike) -> None:
-    """Write predictions in their own format and row order, atomically (never a half-written file)."""
+    """Write predictions in their own format and row order, atomically (never a half-written file).
+
+    In the Kaggle format the candidates of an id (consecutive rows) share one cell, ``label1 score1 label2 ...``.
+
+    Raises
+    ------
+    TableError
+        Kaggle format only: a label with a word that would read back as a score (e.g. ``"Pier 0.5"``); nothing
+        is written then.
+    """
     table = predictions.table
+    kaggle = predictions.format == "kaggle"
+    if kaggle:
+        for label in pd.unique(table["label"]):
+            if any(_score(word) is not None and not word.isdigit() for word in label.split()[1:]):
+                raise TableError(f"{path}: label {label!r} cannot be written in a Kaggle cell, a word of it would "
+                                 f"read back as a score; write id,label,confidence instead")
     header = FORMATS[predictions.format]
     with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
-        for pid, label, conf in zip(table["id"], table["label"], table["confidence"]):
+        cell: list[str] = []
+        ids = table["id"].tolist()
+        for i, (pid, label, conf) in enumerate(zip(ids, table["label"], table["confidence"])):
             score = "" if not label else format_confidence(conf)
-            if predictions.format == "kaggle":
-                writer.writerow([pid, f"{label} {score}" if label else ""])
-            else:
+            if not kaggle:
                 writer.writerow([pid, label, score])
+                continue
+            if label:
+                cell.append(f"{label} {score}")
+            if i + 1 == len(ids) or ids[i + 1] != pid:
+                writer.writerow([pid, " ".join(cell)])
+                cell = []
 
 
 def read_gallery(path: str | os.PathLike) -> Gallery:

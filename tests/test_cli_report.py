@@ -8,12 +8,14 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_cli_rerank import DATA, _assert_one_line_error, _main, _rerank_args
 from test_report import expected_pictures, sample_scores
 
 import delfverify
 from delfverify.report import read_details
+from delfverify.tables import read_predictions, read_solution
 
 
 def scores_line(sample_run) -> str:
@@ -124,3 +126,29 @@ def test_report_errors_are_one_line(tmp_path):
                              DATA / "queries")
     _assert_one_line_error(status, err, "--gallery-images and --query-images go together")
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_run_with_candidates_reports_the_top_n_oracle_and_its_relabelled_queries(sample_run, tmp_path):
+    """Each sample query gets a second candidate: its true label where the first is wrong, else another one."""
+    first = read_predictions(DATA / "predictions.csv").table
+    truth = dict(read_solution(DATA / "truth.csv").table.itertuples(index=False))
+    labels = sorted(set(first["label"]))
+    second = [truth[i] if truth[i] and truth[i] != label else next(x for x in labels if x != label)
+              for i, label in zip(first["id"], first["label"])]
+    rows = pd.concat([first, pd.DataFrame({"id": first["id"], "label": second,
+                                           "confidence": (first["confidence"] / 2).round(4)})])
+    rows.sort_values("id", kind="stable").to_csv(tmp_path / "candidates.csv", index=False)
+    args = _rerank_args(DATA, "--cache-dir", sample_run.warm_cache(tmp_path / "cache"), "-o", tmp_path / "o.csv",
+                        "--details", tmp_path / "d.csv", "--truth", DATA / "truth.csv", "--report",
+                        tmp_path / "r.html", "--workers", 1, "-q")
+    args[1] = str(tmp_path / "candidates.csv")
+    status, out, err = _main(*args)
+    assert status == 0, err
+    details = read_details(tmp_path / "d.csv")
+    relabelled = details[details["chosen"] & (details["rank"] > 1)]
+    assert len(relabelled) > 0 and f"relabelled {len(relabelled)}" in out
+    assert "(oracle 0.8000, top-2 1.0000)" in out  # every landmark query has its true label among its two
+    data = _data_block(tmp_path / "r.html")
+    assert data["columns"][:4] == ["id", "rank", "label", "chosen"]
+    pictures = [file for file, _ in data["pictures"] if file.startswith("r_files/relabelled-")]
+    assert len(pictures) == min(12, len(relabelled)) and all((tmp_path / f).is_file() for f in pictures)

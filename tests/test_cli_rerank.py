@@ -120,6 +120,75 @@ def test_rerank_seed_policy_and_on_missing(warm_cache, tmp_path):
     assert "policy seed" in out and "skipped" in out
 
 
+# --- several candidates per query ---------------------------------------------------------------------------------
+
+CANDIDATES_SUMMARY = re.compile(r"\((\d+) queries, (\d+) candidates, policy default\): (.*); relabelled (\d+); "
+                                r"pairs verified (\d+), reused (\d+); features extracted (\d+)$")
+
+
+def _candidates_csv(path: Path) -> Path:
+    """The sample predictions as Kaggle cells of five candidates: the classifier's label first, then the four other
+    sample labels at lower scores."""
+    labels = ("astronaut", "camera", "chelsea", "coffee", "rocket")
+    lines = ["id,landmarks"]
+    for pid, label, confidence in read_predictions(DATA / "predictions.csv").table.itertuples(index=False):
+        others = [other for other in labels if other != label]
+        pairs = [f"{label} {confidence}"] + [f"{other} {round(confidence * (0.8 - 0.15 * i), 4)}"
+                                             for i, other in enumerate(others)]
+        lines.append(f"{pid},{' '.join(pairs)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_rerank_candidates_summary_output_and_details(warm_cache, tmp_path):
+    path = _candidates_csv(tmp_path / "candidates.csv")
+    status, out, err = _main("rerank", path, "--gallery", DATA / "gallery.csv", "--gallery-images", DATA / "gallery",
+                             "--query-images", DATA / "queries", "--cache-dir", warm_cache, "-o", tmp_path / "out.csv",
+                             "--details", tmp_path / "details.csv", "--workers", 1, "-q")
+    assert status == 0, err
+    match = CANDIDATES_SUMMARY.search(out.strip())
+    assert match, out
+    queries, candidates, statuses, relabelled, computed, reused, extracted = match.groups()
+    assert (queries, candidates, extracted) == ("26", "130", "0") and int(reused) == NUM_PAIRS
+    details = pd.read_csv(tmp_path / "details.csv", dtype={"id": str, "inliers": str}, keep_default_na=False)
+    assert list(details.columns) == ["id", "rank", "label", "band", "old_confidence", "new_confidence", "gallery_ids",
+                                     "inliers", "status", "reason", "chosen"]
+    chosen = details[details["chosen"]]
+    assert int(relabelled) == (chosen["rank"] > 1).sum() > 0
+    reported = {name: int(count) for name, count in (part.split() for part in statuses.split(", "))}
+    assert reported == details["status"].value_counts().to_dict() and reported["stopped"] > 0
+    lines = (tmp_path / "out.csv").read_text().splitlines()  # Kaggle in, Kaggle out: the chosen label per query
+    assert lines[0] == "id,landmarks" and [line.split(",")[0] for line in lines[1:]] == list(chosen["id"])
+    assert [line.split(",")[1].split()[0] for line in lines[1:]] == list(chosen["label"])
+
+    library = delfverify.rerank(path, gallery=DATA / "gallery.csv", gallery_images=DATA / "gallery",
+                                query_images=DATA / "queries", cache_dir=warm_cache, candidates=5,
+                                output=tmp_path / "library.csv", details=tmp_path / "library-details.csv")
+    assert (tmp_path / "library.csv").read_bytes() == (tmp_path / "out.csv").read_bytes()
+    assert (tmp_path / "library-details.csv").read_bytes() == (tmp_path / "details.csv").read_bytes()
+    assert library.summary["relabelled"] == int(relabelled)
+
+    status, out, err = _main("rerank", path, "--gallery", DATA / "gallery.csv", "--gallery-images", DATA / "gallery",
+                             "--query-images", DATA / "queries", "--cache-dir", warm_cache, "-o", tmp_path / "all.csv",
+                             "--keep-candidates", "--candidates", 3, "--workers", 1, "-q")
+    assert status == 0, err
+    assert "26 queries, 78 candidates" in out and "stopped" not in out
+    cells = [line.split(",")[1].split() for line in (tmp_path / "all.csv").read_text().splitlines()[1:]]
+    assert all(len(cell) == 6 for cell in cells)  # three label-score pairs per query
+    assert all(float(c[1]) >= float(c[3]) >= float(c[5]) for c in cells)  # best first
+
+
+def test_rerank_candidates_must_be_positive(tmp_path):
+    status, out, err = _main(*_rerank_args(DATA, "--cache-dir", tmp_path / "c", "--candidates", 0))
+    _assert_one_line_error(status, err, "--candidates")
+
+
+def test_gap_refuses_several_candidates_per_query(tmp_path):
+    path = _candidates_csv(tmp_path / "candidates.csv")
+    status, out, err = _main("gap", path, "--truth", DATA / "truth.csv")
+    _assert_one_line_error(status, err, path, "'da07d5ba65959f62'", "one prediction per query", "rerank")
+
+
 # --- gap -----------------------------------------------------------------------------------------------------------
 
 def test_gap_prints_the_library_value():
@@ -254,9 +323,21 @@ def _journal_rows(path: Path) -> int:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_uninterrupted_output(reference, tmp_path):
+@pytest.mark.parametrize("candidates", [False, True], ids=["top1", "candidates"])
+def test_killed_run_resumes_to_the_uninterrupted_output(reference, warm_cache, tmp_path, candidates):
+    """Killed after a few pairs (with candidates: in the second round, with every first candidate journaled), the
+    run started again reuses what was journaled and writes the uninterrupted run's bytes."""
     data = Path(shutil.copytree(DATA, tmp_path / "data"))
-    cache, folder = tmp_path / "cache", tmp_path / "out"
+    expected, total, kill_after = (reference[2] / "out.csv").read_bytes(), NUM_PAIRS, 5
+    if candidates:
+        _candidates_csv(data / "predictions.csv")
+        status, out, err = _main(*_rerank_args(data, "--cache-dir", warm_cache, "-o", tmp_path / "expected.csv",
+                                               "--workers", 1, "-q"))
+        assert status == 0, err
+        computed, reused, _ = map(int, SUMMARY.search(out).groups())
+        expected, total, kill_after = (tmp_path / "expected.csv").read_bytes(), computed + reused, NUM_PAIRS + 5
+        assert total > kill_after
+    cache, folder = tmp_path / "killed-cache", tmp_path / "out"  # (tmp_path / "cache" is the warm cache)
     # Start from the reference run's features (not its journal), so that only pair verification is left to do.
     shutil.copytree(reference[2] / "cache", cache, ignore=shutil.ignore_patterns("journal.sqlite*"))
     assert not (cache / "journal.sqlite").exists()
@@ -271,7 +352,7 @@ def test_killed_run_resumes_to_the_uninterrupted_output(reference, tmp_path):
         deadline = time.monotonic() + 300
         while run.poll() is None and time.monotonic() < deadline:
             seen = _journal_rows(cache / "journal.sqlite")
-            if seen >= 5:
+            if seen >= kill_after:
                 break
             time.sleep(0.005)
     finally:
@@ -280,7 +361,7 @@ def test_killed_run_resumes_to_the_uninterrupted_output(reference, tmp_path):
         _, stderr = run.communicate(timeout=60)
     assert run.returncode == -signal.SIGKILL, stderr.decode(errors="replace")
     journaled = _journal_rows(cache / "journal.sqlite")
-    assert 5 <= seen <= journaled < NUM_PAIRS
+    assert kill_after <= seen <= journaled < total
     assert not output.exists()  # no partial output
     assert list(folder.iterdir()) == []  # and no temporary file beside it
 
@@ -289,8 +370,8 @@ def test_killed_run_resumes_to_the_uninterrupted_output(reference, tmp_path):
     assert proc.returncode == 0, proc.stderr
     computed, reused, extracted = map(int, SUMMARY.search(proc.stdout).groups())
     assert reused >= journaled > 0
-    assert computed + reused == NUM_PAIRS
+    assert computed + reused == total
     assert extracted == 0
-    assert output.read_bytes() == (reference[2] / "out.csv").read_bytes()
+    assert output.read_bytes() == expected
     assert sorted(p.name for p in folder.iterdir()) == ["reranked.csv"]
-    assert _journal_rows(cache / "journal.sqlite") == NUM_PAIRS
+    assert _journal_rows(cache / "journal.sqlite") == total

@@ -1,6 +1,7 @@
-"""``delfverify.pipeline``: the steps (plan, measure, rescale) and ``rerank`` on the sample data: GAP improves,
-format and order are kept, details and statuses, a second run reuses every pair and feature, gallery photo
-selection, and missing or broken photos that are reported per prediction without stopping the run."""
+"""``delfverify.pipeline``: the steps (plan, measure, rescale, choose) and ``rerank`` on the sample data: GAP
+improves, format and order are kept, details and statuses, a second run reuses every pair and feature, gallery photo
+selection, missing or broken photos that are reported per prediction without stopping the run, and several
+candidate labels per query (the choice rule and its early stop, on synthetic inlier tables and on the sample)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from delfverify.extractors import RootSIFT
 from delfverify.metrics import global_average_precision
-from delfverify.pipeline import DETAILS_COLUMNS, STATUSES, gallery_order, plan_pairs, rerank, rescale
+from delfverify.pipeline import CANDIDATE_DETAILS_COLUMNS, DETAILS_COLUMNS, STATUSES, best_candidates, \
+    choose_candidates, gallery_order, plan_pairs, rerank, rescale, undecided
 from delfverify.policy import builtin_policy, policy_from_dict
 from delfverify.tables import Predictions, read_gallery, read_predictions, read_solution, write_predictions
 
@@ -436,3 +438,215 @@ def test_a_cold_run_reads_each_image_file_once(tmp_path, monkeypatch):
     result = _run(tmp_path)
     assert result.summary["features_extracted"] == 26 + 15
     assert len(reads) == 26 + 15 and set(reads.values()) == {1}
+
+
+# --- several candidates per query ------------------------------------------------------------------------------------
+
+LABELS = ("astronaut", "camera", "chelsea", "coffee", "rocket")
+
+
+def _sample_candidates() -> Predictions:
+    """The sample's predictions as the first of five candidates per query, every sample label once, the others at
+    seeded lower confidences (long format)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for pid, label, confidence in read_predictions(DATA / "predictions.csv").table.itertuples(index=False):
+        rows.append((pid, label, confidence))
+        others = [other for other in LABELS if other != label]
+        lower = np.sort(np.round(rng.uniform(0.0, confidence, len(others)), 4))[::-1]
+        rows += [(pid, other, value) for other, value in zip(rng.permutation(others), lower)]
+    return Predictions(pd.DataFrame(rows, columns=["id", "label", "confidence"]), "label_confidence")
+
+
+@pytest.fixture(scope="module")
+def candidate_runs(first_run, tmp_path_factory):
+    """The sample candidates re-ranked with early stop, and with every candidate verified (``keep_candidates``),
+    in one cache; that cache."""
+    cache = Path(shutil.copytree(first_run[1], tmp_path_factory.mktemp("candidates") / "cache"))
+    candidates = _sample_candidates()
+    return _run(cache, predictions=candidates), _run(cache, predictions=candidates, keep_candidates=True), cache
+
+
+def _chosen(details: pd.DataFrame) -> pd.DataFrame:
+    return details[details["chosen"]].set_index("id")
+
+
+def test_candidates_give_one_row_per_query_in_input_order_and_format(candidate_runs):
+    result, _, _ = candidate_runs
+    candidates = _sample_candidates()
+    out = result.predictions
+    assert out.format == "label_confidence"
+    assert list(out.table["id"]) == list(read_predictions(DATA / "predictions.csv").table["id"])
+    chosen = _chosen(result.details)
+    assert list(out.table["label"]) == list(chosen["label"])
+    np.testing.assert_array_equal(out.table["confidence"], chosen["new_confidence"])
+    assert list(result.details.columns) == list(CANDIDATE_DETAILS_COLUMNS)
+    assert list(result.details["rank"]) == list(candidates.rank) == [1, 2, 3, 4, 5] * 26
+    assert set(result.details["status"]) <= set(STATUSES)
+
+
+def test_the_chosen_candidate_has_the_highest_rescaled_confidence(candidate_runs):
+    _, every, _ = candidate_runs
+    details = every.details
+    for _, rows in details.groupby("id", sort=False):
+        best = rows["new_confidence"].max()
+        assert rows["chosen"].sum() == 1
+        assert rows.loc[rows["chosen"], "rank"].item() == rows.loc[rows["new_confidence"] == best, "rank"].min()
+    assert (details["status"] != "stopped").all() and (details["gallery_ids"] != "").all()
+
+
+def test_candidates_lift_gap_and_relabel_to_confirmed_labels(first_run, candidate_runs):
+    result, _, _ = candidate_runs
+    truth = read_solution(DATA / "truth.csv").table
+    gap = global_average_precision(result.predictions.table, truth).gap
+    assert gap > global_average_precision(first_run[0].predictions.table, truth).gap
+    chosen = _chosen(result.details)
+    relabelled = chosen[chosen["rank"] > 1]
+    assert result.summary["relabelled"] == len(relabelled) > 0
+    truth_of = truth.set_index("id")["landmarks"]
+    right = sum(truth_of[i] == label for i, label in relabelled["label"].items())
+    assert right >= len(relabelled) / 2
+    for status in STATUSES:
+        assert result.summary[status] == (result.details["status"] == status).sum()
+
+
+def test_early_stop_changes_no_choice_and_verifies_fewer_pairs(candidate_runs):
+    result, every, _ = candidate_runs
+    early, full = result.details, every.details
+    pd.testing.assert_frame_equal(_chosen(early), _chosen(full))
+    stopped = early[early["status"] == "stopped"]
+    assert len(stopped) > 0
+    assert (stopped["gallery_ids"] == "").all() and (stopped["inliers"] == "").all()
+    assert stopped["reason"].str.startswith("not verified: candidate ").all()
+    # every stopped candidate comes after its query's verified ones, which it could not have beaten
+    ceiling = builtin_policy("default", "rootsift").max_confidence(stopped["old_confidence"].to_numpy())
+    best = _chosen(early).loc[stopped["id"], "new_confidence"].to_numpy()
+    assert np.all(ceiling <= best)
+    verified = result.summary["pairs_computed"] + result.summary["pairs_reused"]
+    assert verified == 3 * (len(early) - len(stopped)) < every.summary["pairs_computed"] + every.summary["pairs_reused"]
+
+
+def test_keep_candidates_returns_every_candidate_best_first(candidate_runs, tmp_path):
+    result, every, _ = candidate_runs
+    table = every.predictions.table
+    assert len(table) == 26 * 5 and every.predictions.format == "label_confidence"
+    assert list(table["id"].drop_duplicates()) == list(result.predictions.table["id"])
+    for _, rows in table.groupby("id", sort=False):
+        assert rows["confidence"].is_monotonic_decreasing
+    pd.testing.assert_frame_equal(table.drop_duplicates("id").reset_index(drop=True), result.predictions.table)
+    write_predictions(every.predictions, tmp_path / "all.csv")
+    assert read_predictions(tmp_path / "all.csv").table.groupby("id").size().eq(5).all()
+
+
+def test_kaggle_candidates_in_kaggle_out(candidate_runs, tmp_path):
+    result, _, cache = candidate_runs
+    path = tmp_path / "candidates.csv"
+    write_predictions(Predictions(_sample_candidates().table, "kaggle"), path)
+    assert len(path.read_text().splitlines()) == 27  # one cell of five pairs per query
+    kaggle = _run(cache, predictions=path, output=tmp_path / "out.csv", details=tmp_path / "details.csv")
+    assert kaggle.summary["pairs_computed"] == 0  # the same pairs as the long format
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert lines[0] == "id,landmarks" and len(lines) == 27
+    assert all(len(line.split(",")[1].split()) == 2 for line in lines[1:])  # one label and score per query
+    pd.testing.assert_frame_equal(kaggle.predictions.table, result.predictions.table)
+    assert (tmp_path / "details.csv").read_text().splitlines()[0] == ",".join(CANDIDATE_DETAILS_COLUMNS)
+
+
+def test_candidates_one_is_the_top1_run(first_run, candidate_runs):
+    """``candidates=1`` verifies the classifier's first choices only: the top-1 run, details and all."""
+    _, _, cache = candidate_runs
+    top1 = _run(cache, predictions=_sample_candidates(), candidates=1)
+    assert list(top1.details.columns) == list(DETAILS_COLUMNS)
+    pd.testing.assert_frame_equal(top1.details, first_run[0].details)
+    pd.testing.assert_frame_equal(top1.predictions.table, first_run[0].predictions.table)
+    assert top1.summary["relabelled"] == top1.summary["stopped"] == 0
+
+
+def test_candidates_must_be_a_positive_integer(tmp_path):
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="candidates"):
+            _run(tmp_path, candidates=bad)
+    assert not any(tmp_path.iterdir())
+
+
+def test_best_candidates_by_hand():
+    starts = np.array([0, 3, 4, 6])
+    confidence = np.array([0.2, 0.7, 0.7, np.nan, 0.1, 0.1, 0.0])
+    # query 0: a tie goes to the earlier row; 1: no prediction; 2: a tie again; 3: one candidate
+    np.testing.assert_array_equal(best_candidates(starts, confidence), [1, 3, 4, 6])
+    assert best_candidates(np.zeros(0, int), np.zeros(0)).size == 0
+
+
+def _synthetic_candidates(rng, queries: int) -> tuple[Predictions, np.ndarray]:
+    """Queries with 1-5 candidates at decreasing confidences, and inlier tables (K = 3, some missing)."""
+    ids, confidence = [], []
+    for q in range(queries):
+        count = int(rng.integers(1, 6))
+        ids += [f"q{q:03d}"] * count
+        confidence += sorted(np.round(rng.random(count), 3), reverse=True)
+    n = len(ids)
+    predictions = Predictions(pd.DataFrame({"id": ids, "label": [f"l{i}" for i in range(n)],
+                                            "confidence": confidence}))
+    inliers = rng.poisson(rng.choice([2.0, 7.0, 20.0], n)[:, None], (n, 3)).astype(float)
+    inliers[rng.random((n, 3)) < 0.1] = np.nan
+    return predictions, inliers
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_best_candidates_is_the_argmax_with_ties_to_the_classifier(seed):
+    rng = np.random.default_rng(seed)
+    predictions, inliers = _synthetic_candidates(rng, 60)
+    policy = builtin_policy("default", "rootsift")
+    choice = choose_candidates(predictions, inliers, policy)
+    new = choice.rescaled.confidence
+    for q, start in enumerate(predictions.query_starts):
+        rows = np.flatnonzero(predictions.ids == predictions.ids[start])
+        assert choice.rows[q] == rows[np.argmax(new[rows])]  # np.argmax: the first of equal maxima
+
+
+@pytest.mark.parametrize("policy_name", ["default", "seed", "additive"])
+@pytest.mark.parametrize("seed", range(4))
+def test_early_stop_rule_never_changes_a_choice(policy_name, seed):
+    """Verifying rank by rank and stopping where ``undecided`` says so gives the choice of verifying everything,
+    whatever inliers the candidates never verified would have had."""
+    rng = np.random.default_rng(seed)
+    predictions, inliers = _synthetic_candidates(rng, 80)
+    policy = (policy_from_dict({"mode": "additive", "fusion": {"k": 3, "min_inliers": 4, "cap": 30, "weight": 1}})
+              if policy_name == "additive" else builtin_policy(policy_name, "rootsift"))
+    starts, query, rank = predictions.query_starts, predictions.query, predictions.rank
+    ceiling = policy.max_confidence(predictions.confidence)
+    verified = np.zeros(len(predictions), bool)
+    open_queries = np.ones(len(starts), bool)
+    for r in range(1, rank.max() + 1):
+        verified |= (rank == r) & open_queries[query]
+        known = np.where(verified[:, None], inliers, np.nan)
+        open_queries = undecided(starts, rescale(predictions, known, policy).confidence, verified, ceiling)
+    assert verified.sum() < len(predictions)  # some candidates were never verified
+    chosen = choose_candidates(predictions, inliers, policy).rows
+    for fill in (0.0, 1e6, np.nan):  # whatever the unverified candidates would have had
+        counts = np.where(verified[:, None], inliers, fill)
+        np.testing.assert_array_equal(choose_candidates(predictions, counts, policy).rows, chosen)
+    assert verified[chosen].all()
+
+
+def test_a_confirmed_first_candidate_decides_its_query():
+    policy = builtin_policy("default", "rootsift")  # boost at 14 to 2/3 + c/3, suppress below 11 to c/3
+    predictions = Predictions(pd.DataFrame({"id": ["a", "a", "b", "b", "c", "c"], "label": list("xyxyxy"),
+                                            "confidence": [0.5, 0.4, 0.5, 0.4, 0.8, 0.1]}))
+    verified = np.array([True, False] * 3)
+    inliers = np.array([[16.0], [np.nan], [2.0], [np.nan], [12.0], [np.nan]])
+    new = rescale(predictions, inliers, policy).confidence
+    # a: boosted to 0.833 >= 2/3 + 0.4/3; b: suppressed to 0.167, rank 2 could reach 0.8; c: 0.8 unchanged, rank 2
+    # could reach 2/3 + 0.1/3 = 0.7 at most
+    decided = ~undecided(predictions.query_starts, new, verified, policy.max_confidence(predictions.confidence))
+    np.testing.assert_array_equal(decided, [True, False, True])
+
+
+def test_frequency_penalty_counts_the_classifiers_first_choices():
+    """A label's share is that of the queries whose first candidate it is, so candidates do not dilute it."""
+    policy = policy_from_dict({"bands": [{"lower": 0, "upper": 1, "k": 1, "min_inliers": 0}],
+                               "frequency_penalty": {"max_share": 0.5, "factor": 0.5, "below_inliers": 10}})
+    predictions = Predictions(pd.DataFrame({"id": ["a", "a", "b", "b", "c"], "label": ["x", "y", "x", "z", "y"],
+                                            "confidence": [0.8, 0.4, 0.6, 0.2, 0.5]}))
+    new = rescale(predictions, np.full((5, 1), 3.0), policy).confidence
+    np.testing.assert_allclose(new, [0.4, 0.4, 0.3, 0.2, 0.5])  # x is first for 2 of 3 queries; y for 1

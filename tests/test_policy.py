@@ -481,3 +481,27 @@ def test_policy_nested_100000_deep_is_one_error_naming_the_file(tmp_path, openin
     with pytest.raises(PolicyError) as info:
         load_policy(path, "rootsift")
     assert str(info.value) == f"{path}: invalid policy: JSON nested too deeply (a policy is a few levels deep)"
+
+
+@given(policy=valid_policies(), data=st.data())
+@settings(max_examples=100, deadline=None, derandomize=True)
+def test_max_confidence_bounds_every_outcome_and_is_reached(policy, data):
+    """The bound ``rerank`` stops verifying candidates on: no inlier counts (or none at all), no label share, can
+    give more, and enough inliers reach it."""
+    n, width = 6, 4
+    confidence = np.array(data.draw(st.lists(_unit, min_size=n, max_size=n)))
+    counts = data.draw(st.lists(st.one_of(st.none(), st.integers(0, 500)), min_size=n * width, max_size=n * width))
+    inliers = np.array([np.nan if c is None else c for c in counts], float).reshape(n, width)
+    share = np.array(data.draw(st.lists(_unit, min_size=n, max_size=n)))
+    ceiling = policy.max_confidence(confidence)
+    assert np.all(ceiling >= confidence) and np.all(ceiling <= 1)
+    assert np.all(policy.apply(confidence, inliers, share)[0] <= ceiling)
+    np.testing.assert_array_equal(policy.apply(confidence, np.full((n, width), 1e9))[0], ceiling)
+
+
+def test_max_confidence_of_the_builtins():
+    confidence = np.array([0.0, 0.3, 0.9])
+    np.testing.assert_allclose(builtin_policy("default", "rootsift").max_confidence(confidence),
+                               2 / 3 + confidence / 3)
+    # seed: the low band is raised to 0.6, the others are never raised
+    np.testing.assert_allclose(builtin_policy("seed", "rootsift").max_confidence(confidence), [0.6, 0.6, 0.9])

@@ -440,8 +440,13 @@ CSV_ERRORS = {
                                  ["unrecognised predictions columns id,landmarks,url", "accepted formats"]),
     "predictions-empty-file": ("predictions", "", ["empty"]),
     "predictions-absent": ("predictions", None, ["not found"]),
-    "predictions-duplicate-id": ("predictions", "id,landmarks\nq1,astronaut 0.5\nq2,camera 0.4\nq1,rocket 0.3\n",
-                                 ["row 4", "duplicate id 'q1'", "row 2"]),
+    # Several rows of an id are its candidates; the same label twice cannot be.
+    "predictions-same-label-twice": ("predictions",
+                                     "id,landmarks\nq1,astronaut 0.5\nq2,camera 0.4\nq1,astronaut 0.3\n",
+                                     ["row 4", "'astronaut' twice for id 'q1'", "row 2"]),
+    # Once read as one label 'astronaut 0.9 camera' with confidence 0.2; a cell must be label-score pairs.
+    "predictions-kaggle-cell-not-pairs": ("predictions", "id,landmarks\nq1,astronaut 0.9 camera\n",
+                                          ["row 2", "'<label> <score>' pairs", "ends with 'camera'"]),
     "predictions-nan": ("predictions", "id,landmarks\nq1,astronaut 0.5\nq2,camera nan\n", ["row 3", "confidence"]),
     "predictions-inf": ("predictions", "id,landmarks\nq1,astronaut inf\n", ["row 2", "confidence"]),
     "predictions-minus-inf": ("predictions", "id,label,confidence\nq1,astronaut,-inf\n", ["row 2", "confidence"]),

@@ -160,11 +160,12 @@ def test_header_only_is_zero_predictions(tmp_path, fmt):
     assert (tmp_path / "out.csv").read_text() == header + "\n"
 
 
-def test_duplicate_id_names_both_rows(tmp_path):
-    path = _write(tmp_path / "p.csv", "id,landmarks\na,x 0.5\nb,y 0.5\nc,z 0.1\nb,x 0.2\n")
+def test_same_label_twice_for_an_id_names_both_rows(tmp_path):
+    """Several rows of an id are its candidates; the same label twice cannot be."""
+    path = _write(tmp_path / "p.csv", "id,landmarks\na,x 0.5\nb,y 0.5\nc,z 0.1\nb,y 0.2\n")
     message = _error(path)
     assert str(path) in message
-    assert "row 5" in message and "row 3" in message and "'b'" in message
+    assert "row 5" in message and "row 3" in message and "'b'" in message and "'y' twice" in message
 
 
 def test_duplicate_id_differing_only_in_spaces_is_an_error(tmp_path):
@@ -225,6 +226,100 @@ def test_non_utf8_file_is_a_table_error(tmp_path):
     path = tmp_path / "p.csv"
     path.write_bytes(b"id,landmarks\na,\xff\xfe 0.5\n")
     assert str(path) in _error(path)
+
+
+# --- candidates: several predictions per id ---------------------------------------------------------------------
+
+def test_long_format_rows_of_an_id_are_its_candidates_best_first(tmp_path):
+    """Rows of an id need not be consecutive nor sorted: they are grouped at the id's first row and ranked by
+    confidence, equal confidences in file order."""
+    text = ("id,label,confidence\nq1,eiffel,0.25\nq2,big ben,0.5\nq1,louvre,0.625\nq3,,\nq1,notre dame,0.25\n"
+            "q2,tower bridge,0.125\n")
+    predictions = read_predictions(_write(tmp_path / "p.csv", text))
+    assert predictions.format == "label_confidence"
+    table = predictions.table
+    assert list(table["id"]) == ["q1", "q1", "q1", "q2", "q2", "q3"]
+    assert list(table["label"]) == ["louvre", "eiffel", "notre dame", "big ben", "tower bridge", ""]
+    assert list(table["confidence"][:5]) == [0.625, 0.25, 0.25, 0.5, 0.125]
+    assert list(predictions.rank) == [1, 2, 3, 1, 2, 1]
+    assert list(predictions.query_starts) == [0, 3, 5] and list(predictions.query) == [0, 0, 0, 1, 1, 2]
+    write_predictions(predictions, tmp_path / "out.csv")  # long in, long out: one row per candidate, best first
+    assert (tmp_path / "out.csv").read_text() == (
+        "id,label,confidence\nq1,louvre,0.625\nq1,eiffel,0.25\nq1,notre dame,0.25\nq2,big ben,0.5\n"
+        "q2,tower bridge,0.125\nq3,,\n")
+    pd.testing.assert_frame_equal(read_predictions(tmp_path / "out.csv").table, table)
+
+
+def test_one_row_per_id_is_kept_exactly_as_read():
+    predictions = read_predictions(SAMPLE / "predictions.csv")
+    assert list(predictions.rank) == [1] * 26 and list(predictions.query_starts) == list(range(26))
+
+
+@pytest.mark.parametrize("cell, pairs", [
+    ("astronaut 0.9 camera 0.2", [("astronaut", 0.9), ("camera", 0.2)]),  # never "astronaut 0.9 camera" 0.2
+    ("camera 0.2 astronaut 0.9", [("astronaut", 0.9), ("camera", 0.2)]),  # ranked by score
+    ("big ben 0.3 eiffel tower 0.6 x 1", [("x", 1.0), ("eiffel tower", 0.6), ("big ben", 0.3)]),
+    ("12 0.5 7 0.25 1 0.125", [("12", 0.5), ("7", 0.25), ("1", 0.125)]),  # Kaggle's integer labels
+    ("landmark 1 0.5 landmark 0 1e-06", [("landmark 1", 0.5), ("landmark 0", 1e-06)]),  # bare 0/1 inside a label
+    ("Paris,  France 1.0", [("Paris,  France", 1.0)]),  # one pair: the label as written
+])
+def test_kaggle_cell_with_several_pairs_gives_candidates(tmp_path, cell, pairs):
+    path = _write(tmp_path / "p.csv", f'id,landmarks\nq0,x 0.5\nq1,"{cell}"\n')
+    table = read_predictions(path).table
+    assert list(zip(table["label"], table["confidence"]))[1:] == pairs
+    assert list(table["id"]) == ["q0"] + ["q1"] * len(pairs)
+
+
+@pytest.mark.parametrize("cell, detail", [
+    ("astronaut 0.9 camera", "ends with 'camera'"),
+    ("astronaut 0.9 0.2", "ends with '0.2'"),
+    ("0.5", "ends with '0.5'"),
+    ("astronaut 0.9 camera 1.5", "confidence '1.5' must be a number in [0, 1]"),
+    ("astronaut 0.9 camera zero", "confidence 'zero' is not a number"),
+])
+def test_kaggle_cell_that_is_not_label_score_pairs_is_an_error(tmp_path, cell, detail):
+    path = _write(tmp_path / "p.csv", f"id,landmarks\nq0,x 0.5\nq1,{cell}\n")
+    message = _error(path)
+    assert str(path) in message and "row 3" in message and detail in message
+
+
+def test_kaggle_candidates_are_written_in_one_cell_and_read_back(tmp_path):
+    text = 'id,landmarks\nq1,eiffel 0.5 louvre 0.25\nq2,\nq3,big ben 0.75\nq4,"Paris, France 1.0 12 0.5"\n'
+    predictions = read_predictions(_write(tmp_path / "p.csv", text))
+    assert list(predictions.rank) == [1, 2, 1, 1, 1, 2]
+    write_predictions(predictions, tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_text() == text
+    pd.testing.assert_frame_equal(read_predictions(tmp_path / "out.csv").table, predictions.table)
+
+
+def test_kaggle_writer_refuses_a_label_that_would_read_back_as_a_score(tmp_path):
+    table = pd.DataFrame({"id": ["a", "a"], "label": ["Pier 0.5", "x"], "confidence": [0.9, 0.1]})
+    with pytest.raises(TableError, match="'Pier 0.5'.*id,label,confidence"):
+        write_predictions(Predictions(table, "kaggle"), tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+    write_predictions(Predictions(table, "label_confidence"), tmp_path / "out.csv")  # the long format takes it
+    assert read_predictions(tmp_path / "out.csv").table["label"].tolist() == ["Pier 0.5", "x"]
+
+
+@pytest.mark.parametrize("text, rows", [
+    ("id,label,confidence\na,x,0.5\nb,,\na,,\n", ("row 4", "row 2")),
+    ("id,landmarks\nb,y 0.5\nb,\n", ("row 3", "row 2")),
+    ("id,landmarks\nb,\nb,\n", ("row 3", "row 2")),
+])
+def test_empty_prediction_beside_candidates_is_an_error(tmp_path, text, rows):
+    message = _error(_write(tmp_path / "p.csv", text))
+    assert all(row in message for row in rows) and ("no prediction" in message or "empty" in message)
+
+
+def test_same_label_twice_in_one_kaggle_cell_is_an_error(tmp_path):
+    message = _error(_write(tmp_path / "p.csv", "id,landmarks\na,x 0.5 y 0.25 x 0.125\n"))
+    assert "row 2" in message and "'x' twice" in message
+
+
+def test_rows_of_an_id_must_be_consecutive_in_a_table_built_by_hand():
+    table = pd.DataFrame({"id": ["a", "b", "a"], "label": ["x", "y", "z"], "confidence": [0.5, 0.5, 0.25]})
+    with pytest.raises(ValueError, match="consecutive"):
+        Predictions(table).rank
 
 
 # --- gallery -------------------------------------------------------------------------------------------------
