@@ -5,7 +5,9 @@ Public API::
     import delfverify
     delfverify.verify_pair("query.jpg", "gallery.jpg")          # Verification(num_inliers=..., ...)
     delfverify.rerank("predictions.csv", gallery="gallery.csv", gallery_images="gallery/",
-                      query_images="queries/", output="reranked.csv")
+                      query_images="queries/", output="reranked.csv", report="report.html")
+    delfverify.write_report(delfverify.read_details("details.csv"), "report.html")  # again (no pictures without
+                                                                                    # photos= and verifier=)
 
 ``import delfverify`` loads nothing heavy: each name below is imported from its module on first use (PEP 562), so
 pandas, SciPy, OpenCV and TensorFlow load only when a function needs them.
@@ -47,6 +49,10 @@ _EXPORTS = {
     "write_predictions": "tables",
     "rerank": "pipeline",
     "RerankResult": "pipeline",
+    "read_details": "report",
+    "write_report": "report",
+    "ReportResult": "report",
+    "RunScores": "report",
     "tune": "tuning",
 }
 
@@ -74,6 +80,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never run
     from .metrics import GapResult, global_average_precision, oracle_gap
     from .pipeline import RerankResult, rerank
     from .policy import Policy, load_policy, save_policy
+    from .report import ReportResult, RunScores, read_details, write_report
     from .tables import Gallery, Predictions, Solution, read_gallery, read_predictions, read_solution, \
         write_predictions
     from .tuning import tune

@@ -4,6 +4,7 @@
     delfverify rerank PREDICTIONS.csv --gallery ... --gallery-images ... --query-images ...
     delfverify gap PREDICTIONS.csv --truth SOLUTION.csv
     delfverify tune PREDICTIONS.csv ... --truth SOLUTION.csv --gallery ... -o POLICY.json
+    delfverify report DETAILS.csv --gallery ... --gallery-images ... --query-images ... -o REPORT.html
 
 A problem with the input or the surroundings (a ``DelfverifyError``: missing file, unreadable image, model not
 loadable, malformed CSV, bad option; or a file system error) prints one line ``delfverify: error: ...`` and exits
@@ -32,6 +33,7 @@ from .store import default_cache_dir
 from .verification import ENGINES, GEOMETRIES, GEOMETRY_SETTINGS, RansacConfig
 
 if TYPE_CHECKING:
+    from .report import ReportResult
     from .tuning import TuneResult
 
 logger = logging.getLogger(__name__)
@@ -95,12 +97,17 @@ def cache_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"cache_dir": args.cache_dir, "cache": not args.no_cache}
 
 
+def add_photo_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """Where the gallery and the photos are (``rerank``, ``tune``, and ``report`` for its pictures)."""
+    parser.add_argument("--gallery", required=required, help="gallery CSV with id,landmark_id[,path]")
+    parser.add_argument("--gallery-images", required=required, metavar="DIR",
+                        help="gallery photos: DIR/<id>.jpg or DIR/a/b/c/<id>.jpg")
+    parser.add_argument("--query-images", required=required, metavar="DIR", help="query photos, same layouts")
+
+
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     """Where the gallery and the photos are, and where the work runs (``rerank`` and ``tune``)."""
-    parser.add_argument("--gallery", required=True, help="gallery CSV with id,landmark_id[,path]")
-    parser.add_argument("--gallery-images", required=True, metavar="DIR",
-                        help="gallery photos: DIR/<id>.jpg or DIR/a/b/c/<id>.jpg")
-    parser.add_argument("--query-images", required=True, metavar="DIR", help="query photos, same layouts")
+    add_photo_options(parser)
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="local worker processes for extraction and verification (default: this machine's "
                              "cores, %(default)s)")
@@ -166,9 +173,10 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         raise CLIError(f"--candidates must be a positive integer, got {args.candidates}")
     output = args.output or f"{os.path.splitext(os.path.basename(args.predictions))[0]}.reranked.csv"
     result = rerank(args.predictions, gallery=args.gallery, gallery_images=args.gallery_images,
-                    query_images=args.query_images, output=output, details=args.details, policy=args.policy,
-                    on_missing=args.on_missing, candidates=args.candidates, keep_candidates=args.keep_candidates,
-                    **verifier_options(args), **cache_options(args), **run_options(args))
+                    query_images=args.query_images, output=output, details=args.details, report=args.report,
+                    truth=args.truth, policy=args.policy, on_missing=args.on_missing, candidates=args.candidates,
+                    keep_candidates=args.keep_candidates, **verifier_options(args), **cache_options(args),
+                    **run_options(args))
     summary = result.summary
     statuses = ", ".join(f"{name} {count}" for name, count in summary.items() if count and name not in
                          ("relabelled", "pairs_computed", "pairs_reused", "features_extracted"))
@@ -180,9 +188,44 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         counted = f"{len(details)} predictions, policy {result.policy.name}): {statuses or 'none'}"
     print(f"wrote {output} ({counted}; pairs verified {summary['pairs_computed']}, reused {summary['pairs_reused']}; "
           f"features extracted {summary['features_extracted']}")
+    if result.scores is not None:
+        print(result.scores.describe())
+    if result.report is not None:
+        print(_describe_report(result.report))
     for row in result.details.itertuples():
         if row.status == "error":
             logger.warning("%s: %s", row.id, row.reason)
+    return 0
+
+
+def _describe_report(report: "ReportResult") -> str:
+    pictures = f"{report.pictures} match pictures in {report.pictures_dir}" if report.pictures else "no match pictures"
+    skipped = f", {report.pictures_skipped} sampled rows without (see the warnings)" if report.pictures_skipped else ""
+    return f"wrote {report.path} ({pictures}{skipped}; {report.bytes / 2**20:.1f} MiB in all)"
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .fileio import check_outputs
+    from .images import ImageDirectory
+    from .pipeline import Photos
+    from .report import read_details, write_report
+    from .tables import read_gallery
+    from .verifier import Verifier
+
+    if bool(args.gallery_images) != bool(args.query_images):
+        raise CLIError("--gallery-images and --query-images go together: the pictures need both")
+    check_outputs([("the report", args.output)], [("the details file", args.details), ("the truth file", args.truth),
+                                                  ("the gallery file", args.gallery)])
+    details = read_details(args.details)
+    photos = verifier = None
+    if args.gallery_images:
+        paths = read_gallery(args.gallery).paths() if args.gallery else {}
+        photos = Photos(ImageDirectory(args.query_images), ImageDirectory(args.gallery_images), paths)
+        verifier = Verifier(**verifier_options(args),
+                            cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()))
+    result = write_report(details, args.output, truth=args.truth, photos=photos, verifier=verifier,
+                          title=f"delfverify report: {os.path.basename(args.details)}")
+    print(_describe_report(result))
     return 0
 
 
@@ -338,6 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("--on-missing", choices=ON_MISSING, default="keep",
                         help="a prediction whose images are missing/unreadable or whose label has no gallery "
                              "photo keeps its confidence, or is suppressed as if 0 inliers (default: %(default)s)")
+    rerank.add_argument("--report", metavar="HTML", help="a visual report of the run: summary, plots, a table of "
+                        "every prediction and match pictures (in <name>_files/ beside it)")
+    rerank.add_argument("--truth", metavar="CSV", help="solution CSV id,landmarks: print GAP before and after, the "
+                        "oracle and the accuracy (and show them in the report)")
     add_data_options(rerank)
     add_verifier_options(rerank)
     rerank.set_defaults(handler=_cmd_rerank)
@@ -379,6 +426,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(tune)
     add_verifier_options(tune)
     tune.set_defaults(handler=_cmd_tune)
+
+    report = commands.add_parser(
+        "report", parents=[common], help="the visual report of a run, again, from its details file",
+        description="Write the report of 'rerank --report' from a details CSV, without verifying anything again: "
+                    "the match pictures are recomputed from the feature store, so give the run's photos, "
+                    "--cache-dir and verification options. Without the photos, the report has no pictures.")
+    report.add_argument("details", help="details CSV written by 'delfverify rerank --details'")
+    report.add_argument("-o", "--output", required=True, metavar="HTML", help="the report")
+    report.add_argument("--truth", metavar="CSV", help="solution CSV id,landmarks: GAP, oracle, accuracy and "
+                        "outcomes in the report")
+    add_photo_options(report, required=False)
+    add_verifier_options(report)
+    report.set_defaults(handler=_cmd_report)
     return parser
 
 

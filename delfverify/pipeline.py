@@ -24,10 +24,11 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,9 +42,12 @@ from .journal import PairJournal, PairRecord
 from .matching import MatchConfig
 from .policy import BUILTINS, SELECTIONS, Policy, load_policy
 from .store import content_hash, default_cache_dir
-from .tables import Gallery, Predictions, read_gallery, read_predictions, write_predictions
+from .tables import Gallery, Predictions, Solution, read_gallery, read_predictions, write_predictions
 from .verification import RansacConfig, unverifiable_reason
 from .verifier import Verifier
+
+if TYPE_CHECKING:
+    from .report import ReportResult, RunScores
 
 logger = logging.getLogger(__name__)
 
@@ -596,6 +600,10 @@ class RerankResult:
     details: pd.DataFrame
     summary: dict[str, int]
     policy: Policy
+    #: With ``truth``: GAP before and after, the oracle and the accuracy.
+    scores: "RunScores | None" = None
+    #: With ``report``: the report's page, pictures and size.
+    report: "ReportResult | None" = None
 
 
 def _details(predictions: Predictions, table: InlierTable, rescaled: Rescaled,
@@ -626,6 +634,8 @@ def rerank(
     query_images: str | os.PathLike | ImageDirectory,
     output: str | os.PathLike | None = None,
     details: str | os.PathLike | None = None,
+    report: str | os.PathLike | None = None,
+    truth: str | os.PathLike | Solution | None = None,
     policy: str | os.PathLike | Policy = "default",
     features: str | Extractor = DEFAULT_EXTRACTOR,
     model: str | None = None,
@@ -660,6 +670,12 @@ def rerank(
         Photo folders (``<id>.jpg`` flat or in the Kaggle nested layout).
     output, details : path, optional
         Where to write the re-ranked predictions (input format and row order) and the details CSV; atomically.
+    report : path, optional
+        Where to write the run's visual report (HTML, with match pictures in ``<name>_files/`` beside it); see
+        ``delfverify.report.write_report``. Its pictures need the feature store (``cache=True``).
+    truth : path or Solution, optional
+        The true landmarks of the queries: the result's ``scores`` (GAP before and after, oracle, accuracy), also
+        shown in the report. Every query must be in it.
     policy : str, path or Policy
         ``"default"``, ``"seed"``, a policy JSON file or a ``Policy``.
     features : str or Extractor
@@ -691,16 +707,20 @@ def rerank(
     Raises
     ------
     OutputError
-        ``output`` or ``details`` would overwrite an input file or each other (the same file through any path or
-        link), or cannot be written; checked before any work.
+        ``output``, ``details`` or ``report`` would overwrite an input file or each other (the same file through any
+        path or link), or cannot be written; checked before any work.
     TableError, PolicyError, ImageLookupError, ModelLoadError
         Bad input files, policy, image folders or model; nothing is written then.
+    ReportError
+        A truth that lacks some of the queries or shows no landmark; nothing is written then.
     """
+    started = time.perf_counter()
     if on_missing not in ON_MISSING:
         raise ValueError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
-    check_outputs([("the output", output), ("the details file", details)],
+    check_outputs([("the output", output), ("the details file", details), ("the report", report)],
                   [("the predictions file", _path_or_none(predictions)), ("the gallery file", _path_or_none(gallery)),
-                   ("the policy file", None if str(policy) in BUILTINS else _path_or_none(policy))])
+                   ("the policy file", None if str(policy) in BUILTINS else _path_or_none(policy)),
+                   ("the truth file", _path_or_none(truth))])
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
         raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
     if not isinstance(predictions, Predictions):
@@ -711,6 +731,10 @@ def rerank(
     if rank.max(initial=0) > candidates:
         predictions = Predictions(predictions.table[rank <= candidates].reset_index(drop=True), predictions.format)
     photos = Photos(_directory(query_images), _directory(gallery_images), gallery.paths())
+    if truth is not None:
+        from .report import load_truth
+
+        truth = load_truth(truth, predictions.ids)
     with open_session(features, model=model, match=match, ransac=ransac, max_side=max_side, cache_dir=cache_dir,
                       cache=cache, workers=workers, scheduler=scheduler) as session:
         extractor = session.verifier.extractor
@@ -744,6 +768,16 @@ def rerank(
     if details is not None:
         with atomic_write(details, "w", newline="", encoding="utf-8") as handle:
             result.details.to_csv(handle, index=False, lineterminator="\n")
+    if truth is not None:
+        from .report import run_scores
+
+        result = replace(result, scores=run_scores(result.details, truth))
+    if report is not None:
+        from .report import write_report
+
+        result = replace(result, report=write_report(
+            result.details, report, summary=summary, truth=truth, photos=photos, verifier=session.verifier,
+            seconds=time.perf_counter() - started))
     return result
 
 

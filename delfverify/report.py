@@ -1,0 +1,559 @@
+"""A visual report of a run: one static HTML page, and a folder of match pictures beside it.
+
+``write_report`` makes it from what a run already has: the details table (a row per prediction, ``rerank``'s
+``RerankResult.details`` or a details CSV read back with ``read_details``; a row per candidate, with ``rank`` and
+``chosen`` columns, when the input had several labels per query), optionally the run's summary and the truth.
+
+- **Summary**: the rows of each status, the pairs and run time when the run's summary is given, and with the truth
+  the GAP before and after, the oracle (top-1, and top-N with candidates) and the accuracy before and after
+  (``run_scores``).
+- **Plots**, inline SVG drawn here (no plotting library): the most inliers of any gallery photo per prediction,
+  as histograms of correct, wrong and non-landmark predictions (with the truth) or per status; and the confidence
+  after against before.
+- **Table**: every row of the details, embedded in the page as compact JSON and shown 100 rows at a time by a small
+  inline script: sort by any column, filter by status (``?status=...``), by id or label (``?q=...``), chosen
+  candidates only (``?chosen=1``). Nothing is loaded from the network.
+- **Match pictures**: for up to ``PICTURES_PER_KIND`` rows of each kind in ``PICTURE_KINDS`` (a seeded random
+  sample, ``sample_pictures``), the query and the gallery photo with the most inliers side by side with the inlier
+  matches drawn, as JPEG files of at most ``PICTURE_SIDE`` pixels in ``<report name>_files/``, linked from their
+  rows. The matches are recomputed from the features in the store with the run's settings; nothing is extracted
+  and the run's results are not changed. A picture whose photo or features are missing is skipped with a
+  warning, and its row says why. The pictures stop at ``PICTURES_MAX_BYTES`` in all.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .errors import DelfverifyError
+from .fileio import atomic_write
+from .images import ImageError, ImageLookupError, load_image, read_bytes
+from .metrics import global_average_precision
+from .pipeline import DETAILS_COLUMNS, STATUSES, Photos
+from .plotting import plot_matches
+from .store import content_hash
+from .tables import Solution, _read_csv, read_solution
+from .verifier import Verifier
+
+logger = logging.getLogger(__name__)
+
+#: The kinds of rows that get match pictures: statuses, and ``relabelled`` (a query's chosen candidate that is not
+#: the classifier's first). ``verified`` is the undecided middle: checked, but the evidence left the confidence
+#: unchanged. Other statuses have no gallery photo to show.
+PICTURE_KINDS = ("boosted", "suppressed", "relabelled", "verified", "error")
+#: At most this many match pictures per kind, whatever the number of rows.
+PICTURES_PER_KIND = 12
+#: Seed of the sample of rows that get pictures.
+PICTURE_SEED = 0
+#: Longest side of a match picture (both photos side by side), in pixels.
+PICTURE_SIDE = 640
+#: No picture is written once the pictures hold this many bytes.
+PICTURES_MAX_BYTES = 8 * 2**20
+#: Rows of the table shown at a time.
+PAGE_ROWS = 100
+#: The inlier histograms put counts at or above this in their last bin.
+HISTOGRAM_TOP = 60
+#: Outcomes of a prediction against the truth.
+OUTCOMES = ("correct", "wrong", "non-landmark")
+
+_COLOURS = {"boosted": "#1a9850", "suppressed": "#d73027", "verified": "#4575b4", "skipped": "#999999",
+            "no_gallery": "#fdae61", "error": "#762a83", "no_prediction": "#cccccc", "stopped": "#8c510a",
+            "correct": "#1a9850", "wrong": "#d73027", "non-landmark": "#fdae61"}
+_SUMMARY_NAMES = {"relabelled": "queries relabelled", "pairs_computed": "pairs verified",
+                  "pairs_reused": "pairs reused from the journal", "features_extracted": "features extracted"}
+
+
+class ReportError(DelfverifyError, ValueError):
+    """A details table or file that cannot be reported, or a truth that does not fit it; the message says which."""
+
+
+@dataclass(frozen=True)
+class RunScores:
+    """How a run did against the truth.
+
+    Attributes
+    ----------
+    gap_before, gap_after : float
+        GAP of the classifier's predictions (each query's first candidate, old confidence) and of the re-ranked
+        ones (each query's chosen candidate, new confidence).
+    oracle : float
+        The best GAP any re-ranking of the classifier's first labels can reach (= ``accuracy_before``).
+    oracle_candidates : float or None
+        With candidates: the share of landmark queries whose true label is among their candidates, the best GAP
+        choosing among them can reach; ``None`` with one label per query.
+    candidates : int
+        The most candidates of any query (1 without candidates).
+    accuracy_before, accuracy_after : float
+        Correct first labels, and correct chosen labels, per landmark query.
+    landmark_queries : int
+        M, the queries of the truth that show a landmark.
+    """
+
+    gap_before: float
+    gap_after: float
+    oracle: float
+    oracle_candidates: float | None
+    candidates: int
+    accuracy_before: float
+    accuracy_after: float
+    landmark_queries: int
+
+    def describe(self) -> str:
+        """One line for the terminal."""
+        top = "" if self.oracle_candidates is None else f", top-{self.candidates} {self.oracle_candidates:.4f}"
+        return (f"GAP {self.gap_before:.4f} -> {self.gap_after:.4f} (oracle {self.oracle:.4f}{top}); accuracy "
+                f"{self.accuracy_before:.4f} -> {self.accuracy_after:.4f} ({self.landmark_queries} landmark queries)")
+
+
+@dataclass(frozen=True)
+class Picture:
+    """The match picture of one row: ``file`` (relative to the page) or why there is none (``why``)."""
+
+    row: int
+    kind: str
+    file: str = ""
+    why: str = ""
+    width: int = 0
+    height: int = 0
+    inliers: int = 0
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What ``write_report`` wrote: the page, the pictures' folder, how many pictures it holds and how many sampled
+    rows have none (a missing photo or features, or the byte budget spent), and the bytes of page and pictures."""
+
+    path: Path
+    pictures_dir: Path
+    pictures: int
+    pictures_skipped: int
+    bytes: int
+
+
+# --- the details -------------------------------------------------------------------------------------------------
+
+
+def read_details(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a details CSV written by ``rerank`` (``DETAILS_COLUMNS``, and ``rank`` and ``chosen`` with candidates).
+
+    Raises
+    ------
+    TableError
+        The file is missing or malformed.
+    ReportError
+        A column is missing, or a confidence or rank is not a number.
+    """
+    frame = _read_csv(path, "details")
+    return _checked(frame, str(path))
+
+
+def _checked(details: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The details with typed columns: confidences float (NaN where none), ``rank`` int, ``chosen`` bool."""
+    missing = [c for c in DETAILS_COLUMNS if c not in details.columns]
+    if missing:
+        raise ReportError(f"{name}: details lack column(s) {', '.join(missing)}; expected {','.join(DETAILS_COLUMNS)}"
+                          f" as written by 'delfverify rerank --details'")
+    details = details.reset_index(drop=True).copy()
+    for column in ("id", "label", "band", "gallery_ids", "inliers", "status", "reason"):
+        details[column] = details[column].fillna("").astype(str)
+    for column in ("old_confidence", "new_confidence"):
+        values = pd.to_numeric(details[column].replace("", np.nan), errors="coerce")
+        bad = values.isna() & details[column].notna() & (details[column].astype(str) != "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ReportError(f"{name}: row {row + 2}: {column} {details[column].iloc[row]!r} is not a number")
+        details[column] = values.astype(float)
+    if "rank" in details.columns:
+        rank = pd.to_numeric(details["rank"], errors="coerce")
+        if rank.isna().any():
+            row = int(np.flatnonzero(rank.isna().to_numpy())[0])
+            raise ReportError(f"{name}: row {row + 2}: rank {details['rank'].iloc[row]!r} is not a number")
+        details["rank"] = rank.astype(int)
+    if "chosen" in details.columns:
+        details["chosen"] = details["chosen"].astype(str).str.lower().isin(("true", "1"))
+    return details
+
+
+def _first_and_chosen(details: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows are the classifier's predictions (each query's first candidate) and which the re-ranked ones."""
+    everything = np.ones(len(details), bool)
+    first = (details["rank"] == 1).to_numpy() if "rank" in details.columns else everything
+    chosen = details["chosen"].to_numpy(bool) if "chosen" in details.columns else everything
+    return first, chosen
+
+
+def _relabelled(details: pd.DataFrame) -> np.ndarray:
+    first, chosen = _first_and_chosen(details)
+    return chosen & ~first
+
+
+def load_truth(truth: str | os.PathLike | Solution, ids: Sequence[str] | None = None) -> Solution:
+    """Read the truth (a solution CSV) or take it as given; refuse one without a landmark query (GAP would be
+    undefined) and, with ``ids``, one that lacks some of them.
+
+    Raises
+    ------
+    TableError
+        The truth file is missing or malformed.
+    ReportError
+        The truth has no landmark query, or some ids are not in it; the message says how many and names a few.
+    """
+    name = "truth" if isinstance(truth, Solution) else str(truth)
+    if not isinstance(truth, Solution):
+        truth = read_solution(truth)
+    if not (truth.table["landmarks"].fillna("").str.strip() != "").any():
+        raise ReportError(f"{name}: no query of the truth shows a landmark, so GAP is undefined")
+    if ids is not None:
+        unknown = pd.Index(pd.unique(np.asarray(ids, object))).difference(pd.Index(truth.table["id"]))
+        if len(unknown):
+            examples = ", ".join(repr(i) for i in unknown[:5])
+            raise ReportError(f"{name}: {len(unknown)} query id(s) of the predictions are not in the truth, e.g. "
+                              f"{examples}")
+    return truth
+
+
+def run_scores(details: pd.DataFrame, truth: str | os.PathLike | Solution) -> RunScores:
+    """GAP before and after, the oracle and the accuracy of a run, from its details and the truth.
+
+    Before: each query's first candidate (every row without candidates) with its old confidence. After: each
+    query's chosen candidate with its new confidence.
+
+    Raises
+    ------
+    TableError
+        The truth file is malformed.
+    ReportError
+        The truth lacks some queries, or holds no landmark query.
+    """
+    details = _checked(details, "details")
+    truth = load_truth(truth, details["id"])
+    first, chosen = _first_and_chosen(details)
+    try:
+        before = global_average_precision(_predictions(details, first, "old_confidence"), truth.table)
+        after = global_average_precision(_predictions(details, chosen, "new_confidence"), truth.table)
+    except ValueError as exc:  # e.g. an id twice in details without candidate columns
+        raise ReportError(f"details against the truth: {exc}") from None
+    candidates = int(details["rank"].max()) if "rank" in details.columns and len(details) else 1
+    among = None
+    if candidates > 1:
+        hit = _outcomes(details, truth) == "correct"
+        among = details["id"][hit].nunique() / before.num_landmark_queries
+    return RunScores(before.gap, after.gap, before.accuracy, among, candidates, before.accuracy, after.accuracy,
+                     before.num_landmark_queries)
+
+
+def _predictions(details: pd.DataFrame, rows: np.ndarray, column: str) -> pd.DataFrame:
+    chosen = details[rows]
+    return pd.DataFrame({"id": chosen["id"], "label": chosen["label"],
+                         "confidence": chosen[column].fillna(0.0)})
+
+
+def _outcomes(details: pd.DataFrame, truth: Solution) -> np.ndarray:
+    """``correct``, ``wrong`` or ``non-landmark`` per row ("" for a row without a label)."""
+    landmarks = dict(zip(truth.table["id"], truth.table["landmarks"]))
+    out = []
+    for pid, label in zip(details["id"], details["label"]):
+        true = landmarks.get(pid, "").split()
+        out.append("" if not label else "non-landmark" if not true else "correct" if label in true else "wrong")
+    return np.array(out, object)
+
+
+@dataclass(frozen=True)
+class _Inliers:
+    """Per row, the most inliers of any gallery photo (``most``, NaN when none was counted) and that photo's position
+    in ``gallery_ids`` (``best``, the first of equals; 0 when none was counted); ``pairs`` counted in all."""
+
+    most: np.ndarray
+    best: np.ndarray
+    pairs: int
+
+
+def _inliers(details: pd.DataFrame) -> _Inliers:
+    cells = details["inliers"].str.split(" ", expand=True)
+    if cells.shape[1] == 0:  # no rows
+        return _Inliers(np.zeros(0), np.zeros(0, int), 0)
+    counts = cells.apply(pd.to_numeric, errors="coerce").to_numpy(float)  # "-", "" and missing cells: NaN
+    best = np.argmax(np.nan_to_num(counts, nan=-1.0), axis=1)
+    return _Inliers(counts[np.arange(len(counts)), best], best, int(np.count_nonzero(~np.isnan(counts))))
+
+
+# --- match pictures ------------------------------------------------------------------------------------------------
+
+
+def sample_pictures(details: pd.DataFrame, per_kind: int = PICTURES_PER_KIND,
+                    seed: int = PICTURE_SEED) -> dict[str, np.ndarray]:
+    """The rows (positions) that get a match picture, per kind of ``PICTURE_KINDS``.
+
+    A kind's rows are those of its status (``relabelled``: chosen candidates that are not their query's first)
+    that name a gallery photo; up to ``per_kind`` of them are drawn at random with ``seed`` and the kind, so the
+    same details always give the same sample. Each kind's rows are returned in table order.
+    """
+    details = _checked(details, "details")
+    has_gallery = (details["gallery_ids"].str.strip() != "").to_numpy()
+    status = details["status"].to_numpy(object)
+    relabelled = _relabelled(details)
+    sample = {}
+    for number, kind in enumerate(PICTURE_KINDS):
+        rows = np.flatnonzero(has_gallery & (relabelled if kind == "relabelled" else status == kind))
+        if len(rows) > per_kind:
+            rows = np.sort(np.random.default_rng([seed, number]).choice(rows, per_kind, replace=False))
+        sample[kind] = rows
+    return sample
+
+
+def _draw_pictures(details: pd.DataFrame, inliers: _Inliers, sample: Mapping[str, np.ndarray], folder: Path,
+                   photos: Photos, verifier: Verifier) -> list[Picture]:
+    """Write the match picture of each sampled row into ``folder``; a ``Picture`` per sampled row."""
+    recorded, best = inliers.most, inliers.best
+    pictures, spent, differ = [], 0, []
+    for kind, rows in sample.items():
+        for number, row in enumerate(rows, start=1):
+            name = f"{kind}-{number:02d}.jpg"
+            query, gallery = details["id"].iloc[row], details["gallery_ids"].iloc[row].split()[best[row]]
+            if spent >= PICTURES_MAX_BYTES:
+                pictures.append(Picture(int(row), kind, why=f"no picture: the pictures reached "
+                                                            f"{PICTURES_MAX_BYTES // 2**20} MiB"))
+                continue
+            try:
+                count = _match_picture(query, gallery, photos, verifier, folder / name)
+            except _NoPicture as exc:
+                logger.warning("report: no match picture for %s (%s): %s", query, kind, exc)
+                pictures.append(Picture(int(row), kind, why=f"no picture: {exc}"))
+                continue
+            if not math.isnan(recorded[row]) and count != recorded[row]:
+                differ.append(f"{query} against {gallery}: {count} inliers now, {recorded[row]:.0f} in the run")
+            spent += (folder / name).stat().st_size
+            with Image.open(folder / name) as image:  # reads the header only
+                width, height = image.size
+            pictures.append(Picture(int(row), kind, f"{folder.name}/{name}", "", width, height, count))
+    if differ:
+        logger.warning("report: %d of %d pictures find other inlier counts than the run (e.g. %s): were the "
+                       "verification settings and the feature store the same?", len(differ), len(pictures), differ[0])
+    return pictures
+
+
+class _NoPicture(Exception):
+    """Why a sampled row has no picture (a photo or its features missing)."""
+
+
+def _match_picture(query: str, gallery: str, photos: Photos, verifier: Verifier, path: Path) -> int:
+    """Write the JPEG picture of a query and a gallery photo (shrunk to ``PICTURE_SIDE``) from the features in the
+    store; its inlier count."""
+    images, features = [], []
+    for what, directory, image_id, relative in (("query", photos.queries, query, ""),
+                                               ("gallery", photos.gallery, gallery,
+                                                photos.gallery_paths.get(gallery, ""))):
+        try:
+            file = directory.find(image_id, relative)
+            data = read_bytes(file)
+        except (ImageError, ImageLookupError) as exc:
+            raise _NoPicture(f"{what} photo: {exc}") from None
+        key = content_hash(data)
+        if not verifier.has_features(key):
+            raise _NoPicture(f"{what} photo {file}: its features are not in the feature store")
+        try:
+            images.append(load_image(data, None, source=str(file)))
+        except ImageError as exc:
+            raise _NoPicture(f"{what} photo: {exc}") from None
+        features.append(verifier.features_of(data, key))
+    result = verifier.verify_features(*features)
+    plot_matches(*images, *features, result, path, max_side=PICTURE_SIDE, image_format="jpeg")
+    return result.num_inliers
+
+
+def _clear_stale_pictures(folder: Path, keep: set[str]) -> None:
+    """Remove pictures of an earlier report from ``folder`` (only files named as this module names them)."""
+    pattern = re.compile(rf"({'|'.join(PICTURE_KINDS)})-\d+\.jpg")
+    if folder.is_dir():
+        for file in folder.iterdir():
+            if pattern.fullmatch(file.name) and file.name not in keep:
+                file.unlink()
+
+
+# --- the page ------------------------------------------------------------------------------------------------------
+
+
+def write_report(
+    details: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    summary: Mapping[str, int] | None = None,
+    truth: str | os.PathLike | Solution | None = None,
+    photos: Photos | None = None,
+    verifier: Verifier | None = None,
+    seconds: float | None = None,
+    title: str = "delfverify report",
+) -> ReportResult:
+    """Write the report of a run: ``path`` (HTML) and its match pictures in ``<path stem>_files/`` beside it.
+
+    Parameters
+    ----------
+    details : pandas.DataFrame
+        ``RerankResult.details`` or ``read_details(file)``.
+    path : path
+        The page; written atomically, as is each picture.
+    summary : mapping, optional
+        ``RerankResult.summary``; without it the counts come from the details.
+    truth : path or Solution, optional
+        Adds GAP, oracle and accuracy, and the plots and table by outcome (correct, wrong, non-landmark).
+    photos, verifier : optional
+        Where the photos are and the run's ``Verifier`` (its settings and feature store); without them, no
+        pictures are drawn.
+    seconds : float, optional
+        The run's time, shown in the summary.
+    title : str
+
+    Returns
+    -------
+    ReportResult
+    """
+    details = _checked(details, "details")
+    path = Path(path)
+    folder = path.with_name(f"{path.stem}_files")
+    scores = outcome = None
+    if truth is not None:
+        truth = load_truth(truth)
+        scores = run_scores(details, truth)
+        outcome = _outcomes(details, truth)
+    inliers = _inliers(details)
+    pictures = []
+    if photos is not None and verifier is not None:
+        pictures = _draw_pictures(details, inliers, sample_pictures(details), folder, photos, verifier)
+    _clear_stale_pictures(folder, {Path(p.file).name for p in pictures if p.file})
+    page = _page(details, inliers, title=title, summary=summary, scores=scores, outcome=outcome, pictures=pictures,
+                 seconds=seconds)
+    with atomic_write(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(page)
+    drawn = [p for p in pictures if p.file]
+    size = path.stat().st_size + sum((path.parent / p.file).stat().st_size for p in drawn)
+    return ReportResult(path, folder, len(drawn), len(pictures) - len(drawn), size)
+
+
+def _page(details: pd.DataFrame, inliers: _Inliers, *, title: str, summary: Mapping[str, int] | None,
+          scores: RunScores | None, outcome: np.ndarray | None, pictures: Sequence[Picture],
+          seconds: float | None) -> str:
+    from .report_page import PAGE, histogram_svg, scatter_svg
+
+    esc = html.escape
+    counts = details["status"].value_counts()
+    statuses = [s for s in STATUSES if s in counts] + sorted(s for s in counts.index if s not in STATUSES)
+    facts = [f'<tr><td><a href="?status={quote(s)}#table">{esc(s)}</a></td><td>{int(counts[s]):,}</td></tr>'
+             for s in statuses]
+    extra = dict(summary or {})
+    if "chosen" in details.columns:
+        extra.setdefault("relabelled", int(_relabelled(details).sum()))
+    else:  # one label per query: nothing can be relabelled
+        extra.pop("relabelled", None)
+    for key, value in extra.items():
+        name = esc(_SUMMARY_NAMES.get(key, key))
+        if key == "relabelled":
+            name = f'<a href="?status=relabelled#table">{name}</a>'
+        if key not in STATUSES:
+            facts.append(f"<tr><td>{name}</td><td>{int(value):,}</td></tr>")
+    recorded = inliers.most
+    facts.append(f"<tr><td>pairs with an inlier count</td><td>{inliers.pairs:,}</td></tr>")
+    if seconds is not None:
+        facts.append(f"<tr><td>run time</td><td>{seconds:,.1f} s</td></tr>")
+    score_rows = ""
+    if scores is not None:
+        rows = [("GAP", f"{scores.gap_before:.4f} &rarr; {scores.gap_after:.4f}"),
+                ("oracle (top-1)", f"{scores.oracle:.4f}")]
+        if scores.oracle_candidates is not None:
+            rows.append((f"oracle (top-{scores.candidates})", f"{scores.oracle_candidates:.4f}"))
+        rows += [("accuracy", f"{scores.accuracy_before:.4f} &rarr; {scores.accuracy_after:.4f}"),
+                 ("landmark queries", f"{scores.landmark_queries:,}")]
+        score_rows = "".join(f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in rows)
+    groups_by = outcome if outcome is not None else details["status"].to_numpy(object)
+    names = OUTCOMES if outcome is not None else tuple(statuses)
+    has_count = ~np.isnan(recorded)
+    histogram = histogram_svg({name: recorded[has_count & (groups_by == name)] for name in names},
+                              _COLOURS, HISTOGRAM_TOP, "most inliers of any gallery photo",
+                              "by outcome" if outcome is not None else "by status")
+    has_both = details[["old_confidence", "new_confidence"]].notna().all(axis=1).to_numpy()
+    scatter = scatter_svg(details["old_confidence"].to_numpy(float)[has_both],
+                          details["new_confidence"].to_numpy(float)[has_both],
+                          groups_by[has_both], _COLOURS)
+    data = _table_json(details, recorded, outcome, pictures)
+    return PAGE.substitute(
+        title=esc(title), facts="".join(facts), scores=score_rows, histogram=histogram, scatter=scatter,
+        gallery=_gallery_html(details, recorded, pictures), data=data, page_rows=PAGE_ROWS, per_kind=PICTURES_PER_KIND,
+        side=PICTURE_SIDE, kinds=", ".join(PICTURE_KINDS), budget=PICTURES_MAX_BYTES // 2**20,
+        score_style="" if scores is not None else "display:none")
+
+
+def _table_json(details: pd.DataFrame, most: np.ndarray, outcome: np.ndarray | None,
+                pictures: Sequence[Picture]) -> str:
+    """The table as compact JSON, column by column: text columns with few distinct values as indices into a list of
+    them, confidences rounded to 4 decimals (null: none); safe inside a ``<script>`` element."""
+    columns: dict[str, list] = {"id": details["id"].tolist()}
+    coded: dict[str, list[str]] = {}
+
+    def code(name: str, values) -> None:
+        codes, uniques = pd.factorize(pd.Series(values, dtype=object), sort=True)
+        columns[name], coded[name] = codes.tolist(), [str(u) for u in uniques]
+
+    if "rank" in details.columns:
+        columns["rank"] = details["rank"].astype(int).tolist()
+    code("label", details["label"])
+    if "chosen" in details.columns:
+        columns["chosen"] = details["chosen"].astype(int).tolist()
+    code("band", details["band"])
+    for name, column in (("old", "old_confidence"), ("new", "new_confidence")):
+        columns[name] = _numbers(details[column].round(4).to_numpy(float))
+    columns["inliers"] = details["inliers"].tolist()
+    columns["top"] = _numbers(most)  # the most inliers, to sort the inliers column by
+    code("status", details["status"])
+    if outcome is not None:
+        code("outcome", outcome)
+    code("reason", details["reason"])
+    picture = np.full(len(details), -1)
+    if pictures:
+        picture[[p.row for p in pictures]] = np.arange(len(pictures))
+    columns["picture"] = picture.tolist()
+    document = {"columns": list(columns), "coded": coded, "data": columns,
+                "pictures": [[p.file, p.why] for p in pictures]}
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _numbers(values: np.ndarray) -> list:
+    """Floats for JSON: whole numbers without a decimal point, NaN as null."""
+    whole = values == np.round(values)
+    return [None if v != v else int(v) if w else v for v, w in zip(values.tolist(), whole.tolist())]
+
+
+def _gallery_html(details: pd.DataFrame, most: np.ndarray, pictures: Sequence[Picture]) -> str:
+    esc = html.escape
+    if not pictures:
+        return "<p>No match pictures: the report was made without the photos and the feature store.</p>"
+    parts = []
+    for kind in PICTURE_KINDS:
+        chosen = [p for p in pictures if p.kind == kind]
+        if not chosen:
+            continue
+        figures = []
+        for p in chosen:
+            pid, label = details["id"].iloc[p.row], details["label"].iloc[p.row]
+            link = f'<a href="?q={quote(pid, safe="")}#table">{esc(pid)}</a> &middot; {esc(label)}'
+            ran = f" (the run: {most[p.row]:.0f})" if p.inliers != most[p.row] and most[p.row] == most[p.row] else ""
+            if p.file:
+                figures.append(f'<figure><a href="{esc(quote(p.file))}"><img src="{esc(quote(p.file))}" '
+                               f'width="{p.width}" height="{p.height}" loading="lazy" alt="matches of {esc(pid)}">'
+                               f'</a><figcaption>{link} &middot; {p.inliers} inliers{ran}</figcaption></figure>')
+            else:
+                figures.append(f'<figure class="none"><figcaption>{link}<br>{esc(p.why)}</figcaption></figure>')
+        parts.append(f'<h3>{esc(kind)} ({len(chosen)})</h3><div class="pictures">{"".join(figures)}</div>')
+    return "".join(parts)
