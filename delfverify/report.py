@@ -51,9 +51,10 @@ from .verifier import Verifier
 logger = logging.getLogger(__name__)
 
 #: The kinds of rows that get match pictures: statuses, and ``relabelled`` (a query's chosen candidate that is not
-#: the classifier's first). ``verified`` is the undecided middle: checked, but the evidence left the confidence
-#: unchanged. Other statuses have no gallery photo to show.
-PICTURE_KINDS = ("boosted", "suppressed", "relabelled", "verified", "error")
+#: the classifier's first). ``unverifiable``: a photo with too few keypoints to give evidence either way;
+#: ``verified`` is the undecided middle: checked, but the evidence left the confidence unchanged. Other statuses
+#: have no gallery photo to show.
+PICTURE_KINDS = ("boosted", "suppressed", "relabelled", "unverifiable", "verified", "error")
 #: At most this many match pictures per kind, whatever the number of rows.
 PICTURES_PER_KIND = 12
 #: Seed of the sample of rows that get pictures.
@@ -69,7 +70,8 @@ HISTOGRAM_TOP = 60
 #: Outcomes of a prediction against the truth.
 OUTCOMES = ("correct", "wrong", "non-landmark")
 
-_COLOURS = {"boosted": "#1a9850", "suppressed": "#d73027", "verified": "#4575b4", "skipped": "#999999",
+_COLOURS = {"boosted": "#1a9850", "suppressed": "#d73027", "verified": "#4575b4", "unverifiable": "#abd9e9",
+            "skipped": "#999999",
             "no_gallery": "#fdae61", "error": "#762a83", "no_prediction": "#cccccc", "stopped": "#8c510a",
             "correct": "#1a9850", "wrong": "#d73027", "non-landmark": "#fdae61"}
 _SUMMARY_NAMES = {"relabelled": "queries relabelled", "pairs_computed": "pairs verified",

@@ -72,8 +72,8 @@ def synthetic_details(n: int, seed: int = 0, candidates: int = 1, gallery_ids=No
     ids = np.repeat([f"{v:016x}" for v in rng.integers(0, 2**63, queries)], candidates)
     gallery_ids = np.array(gallery_ids or [f"{v:016x}" for v in rng.integers(0, 2**63, 3000)], object)
     old = np.round(rng.beta(2, 3, n), 4)
-    status = rng.choice(["boosted", "suppressed", "verified", "skipped", "no_gallery", "error"], n,
-                        p=[0.3, 0.4, 0.15, 0.05, 0.05, 0.05]).astype(object)
+    status = rng.choice(["boosted", "suppressed", "verified", "unverifiable", "skipped", "no_gallery", "error"], n,
+                        p=[0.3, 0.35, 0.15, 0.05, 0.05, 0.05, 0.05]).astype(object)
     if candidates > 1:
         status[(np.arange(n) % candidates >= 3) & (rng.random(n) < 0.5)] = "stopped"
     new = np.where(status == "boosted", 2 / 3 + old / 3, np.where(status == "suppressed", old / 3, old))
