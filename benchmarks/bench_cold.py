@@ -8,7 +8,9 @@ For one dev prediction file, each measured ``--repeats`` times (median reported)
 - cold: ``delfverify.rerank`` from an empty cache, in this process (1 worker) and with N worker processes;
 - pairs only: the features are in the store but the journal is gone, so every pair is matched and verified again
   (matching, RANSAC, I/O, start-up of the workers);
-- warm: the same run again (nothing extracted or verified).
+- warm: the same run again (nothing extracted or verified);
+- previous settings: a cold run with the verification defaults before the hard-photo work (1,000 keypoints,
+  affine RANSAC), in one process: today's cold run must cost at most 1.3x that.
 
 Also the cost of choosing gallery photos: ``plan_pairs`` for one prediction whose label has 40,000 gallery photos,
 against one with a single photo.
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from _common import DEV_DATA, require_dev_data
+from bench_quality import PREVIOUS, PREVIOUS_POLICY
 from delfverify import rerank
 from delfverify.extractors import make_extractor
 from delfverify.images import DEFAULT_MAX_SIDE, ImageDirectory, decode_image
@@ -78,9 +81,9 @@ def main() -> None:
     predictions = data / args.file
     gallery = read_gallery(data / "gallery.csv")
 
-    def run(cache: Path, workers: int):
+    def run(cache: Path, workers: int, **settings):
         return rerank(predictions, gallery=gallery, gallery_images=data / "gallery", query_images=data / "queries",
-                      cache_dir=cache, workers=workers)
+                      cache_dir=cache, workers=workers, **settings)
 
     figures: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,6 +103,9 @@ def main() -> None:
                 shutil.rmtree(cache)
             files = _images(result.details, data)
             figures.setdefault("floor (decode + extract, 1 process)", []).append(_floor(files))
+            previous, _ = _timed(lambda: run(Path(tmp) / f"{repeat}-previous", 1, policy=PREVIOUS_POLICY,
+                                             **PREVIOUS))
+            figures.setdefault("cold, previous settings, 1 worker", []).append(previous)
     median = {name: statistics.median(values) for name, values in figures.items()}
     floor = median["floor (decode + extract, 1 process)"]
     print(f"{args.file}: {len(files)} images, {result.summary['pairs_computed']} pairs; median of {args.repeats}")
@@ -110,6 +116,8 @@ def main() -> None:
         print(f"{workers} worker(s): cold / floor {cold / floor:.2f} (target <= 1.15); pairs only / cold "
               f"{median[f'pairs only, {workers} worker(s)'] / cold:.1%} (target <= 12%); warm "
               f"{cold / median[f'warm, {workers} worker(s)']:.0f}x faster than cold (target >= 10x)")
+    print(f"today's settings / previous settings, cold, 1 worker: "
+          f"{median['cold, 1 worker(s)'] / median['cold, previous settings, 1 worker']:.2f}x (target <= 1.3x)")
     big, one = _selection_cost()
     print(f"gallery selection: one label with 40,000 photos {big * 1000:.0f} ms, with 1 photo {one * 1000:.1f} ms "
           f"(target: under a second added)")

@@ -5,10 +5,10 @@
 RootSIFT features of the dev photos are extracted once (kept in ``--cache-dir``, default a temporary folder).
 Each query is paired with ``--per-landmark`` seeded gallery photos of every landmark. Putative matches are
 computed once per pair (``match_descriptors`` with RootSIFT's ``MatchConfig``); then each pair's matches go
-through ``ransac_affine`` with the ``opencv`` and the ``skimage`` engine, both with the research's settings
+through ``fit_geometry`` (affine model) with the ``opencv`` and the ``skimage`` engine, both with the research's settings
 (residual 20 px, 1000 trials, 3 samples) and the same seed, in the same run. Reported: milliseconds per pair
 for each engine, the speed ratio (skimage / opencv; target >= 100x), the fraction of pairs where both engines
-make the same accept/reject decision at RootSIFT's ``accept_inliers`` (target >= 95%), and the mean absolute
+make the same accept/reject decision at RootSIFT's affine acceptance threshold (target >= 95%), and the mean absolute
 difference of their inlier counts.
 """
 
@@ -25,7 +25,7 @@ import pandas as pd
 from _common import DEV_DATA, require_dev_data, roc_auc
 from delfverify import Verifier
 from delfverify.matching import match_descriptors
-from delfverify.verification import ENGINES, RansacConfig, ransac_affine
+from delfverify.verification import ENGINES, RansacConfig, fit_geometry
 
 SPEED_TARGET = 100.0
 AGREEMENT_TARGET = 0.95
@@ -50,9 +50,9 @@ def build_pairs(data: Path, per_landmark: int, seed: int) -> pd.DataFrame:
 
 
 def time_engine(src: np.ndarray, dst: np.ndarray, config: RansacConfig) -> tuple[float, int]:
-    """Milliseconds for one ``ransac_affine`` call and its inlier count."""
+    """Milliseconds for one ``fit_geometry`` call and its inlier count."""
     start = time.perf_counter()
-    _, mask = ransac_affine(src, dst, config)
+    _, mask = fit_geometry(src, dst, config)
     return (time.perf_counter() - start) * 1000.0, int(mask.sum())
 
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, cache_dir: Path) -> None:
     }
     warm = np.random.default_rng(0).uniform(0, 100, size=(20, 2))
     for config in configs.values():  # first calls pay for imports
-        ransac_affine(warm, warm + 1.0, config)
+        fit_geometry(warm, warm + 1.0, config)
 
     results = {engine: ([], []) for engine in ENGINES}
     for src, dst in matches:
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace, cache_dir: Path) -> None:
         pairs[f"{engine}_inliers"] = inliers
     pairs["putative"] = [len(src) for src, _ in matches]
 
-    accept = verifier.extractor.accept_inliers
+    accept = verifier.extractor.thresholds["affine"].accept
     same = (pairs["opencv_inliers"] >= accept) == (pairs["skimage_inliers"] >= accept)
     diff = (pairs["opencv_inliers"] - pairs["skimage_inliers"]).abs()
     ratio = pairs["skimage_ms"].mean() / pairs["opencv_ms"].mean()
