@@ -1,6 +1,7 @@
 """Where a cold ``rerank`` spends its time, as ratios measured in one run (issue: cold run close to the floor).
 
     python benchmarks/bench_cold.py [--data DIR] [--file predictions/00.csv] [--repeats 3] [--workers 2]
+                                    [--settings today|previous]
 
 For one dev prediction file, each measured ``--repeats`` times (median reported):
 
@@ -51,8 +52,7 @@ def _images(details: pd.DataFrame, data: Path) -> list[Path]:
     return [queries.find(q) for q in verified["id"]] + [gallery.find(g) for g in sorted(photos)]
 
 
-def _floor(files: list[Path]) -> float:
-    extractor = make_extractor("rootsift")
+def _floor(files: list[Path], extractor) -> float:
     start = time.perf_counter()
     for file in files:
         extractor.extract(decode_image(file, DEFAULT_MAX_SIDE).pixels)
@@ -76,7 +76,10 @@ def main() -> None:
     parser.add_argument("--file", default="predictions/00.csv")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--settings", choices=("today", "previous"), default="today",
+                        help="verification settings of every run but the comparison line (default: today's)")
     args = parser.parse_args()
+    settings = {} if args.settings == "today" else {**PREVIOUS, "policy": PREVIOUS_POLICY}
     data = require_dev_data(Path(args.data))
     predictions = data / args.file
     gallery = read_gallery(data / "gallery.csv")
@@ -90,25 +93,27 @@ def main() -> None:
         for repeat in range(args.repeats):
             for workers in (1, args.workers):
                 cache = Path(tmp) / f"{repeat}-{workers}"
-                cold, result = _timed(lambda: run(cache, workers))
+                cold, result = _timed(lambda: run(cache, workers, **settings))
                 figures.setdefault(f"cold, {workers} worker(s)", []).append(cold)
                 (cache / "journal.sqlite").unlink()
                 for suffix in ("-wal", "-shm"):
                     Path(f"{cache / 'journal.sqlite'}{suffix}").unlink(missing_ok=True)
-                pairs, again = _timed(lambda: run(cache, workers))
+                pairs, again = _timed(lambda: run(cache, workers, **settings))
                 assert again.summary["features_extracted"] == 0 and again.summary["pairs_computed"] > 0
                 figures.setdefault(f"pairs only, {workers} worker(s)", []).append(pairs)
-                warm, _ = _timed(lambda: run(cache, workers))
+                warm, _ = _timed(lambda: run(cache, workers, **settings))
                 figures.setdefault(f"warm, {workers} worker(s)", []).append(warm)
                 shutil.rmtree(cache)
             files = _images(result.details, data)
-            figures.setdefault("floor (decode + extract, 1 process)", []).append(_floor(files))
+            extractor = settings.get("features", make_extractor("rootsift"))
+            figures.setdefault("floor (decode + extract, 1 process)", []).append(_floor(files, extractor))
             previous, _ = _timed(lambda: run(Path(tmp) / f"{repeat}-previous", 1, policy=PREVIOUS_POLICY,
                                              **PREVIOUS))
             figures.setdefault("cold, previous settings, 1 worker", []).append(previous)
     median = {name: statistics.median(values) for name, values in figures.items()}
     floor = median["floor (decode + extract, 1 process)"]
-    print(f"{args.file}: {len(files)} images, {result.summary['pairs_computed']} pairs; median of {args.repeats}")
+    print(f"{args.file}: {len(files)} images, {result.summary['pairs_computed']} pairs; median of {args.repeats}; "
+          f"{args.settings}'s settings")
     for name, value in median.items():
         print(f"  {name:38s} {value:7.2f} s   {value / floor:5.2f}x floor")
     for workers in (1, args.workers):

@@ -6,8 +6,9 @@ Synthetic labelled sets from ``tests/tuning_cases.py`` (two prediction files eac
 
 - ``noise``: correctness independent of both the confidence and the inlier counts, so no candidate is better than
   ``default`` except by chance; every "tuned" decision is a false one.
-- ``separable``: correct predictions have 7-40 inliers, wrong ones 0-6, so suppressing below 7 instead of 5 is a
-  real gain; every "kept default" decision is a missed one.
+- ``separable``: correct predictions have ``CUT``-40 inliers and wrong ones fewer (``CUT``: three inliers above
+  RootSIFT's default suppress threshold, 14), so suppressing below ``CUT`` is a real gain; every "kept default"
+  decision is a missed one.
 
 For each, prints the share of data sets where step 1 of the rule (``select``: best candidate beats ``default`` by
 more than one standard error) passes, and the share finally tuned when the nested held-out gain must exceed one
