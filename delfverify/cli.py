@@ -207,7 +207,7 @@ def _describe_report(report: "ReportResult") -> str:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .fileio import check_outputs
     from .images import ImageDirectory
-    from .pipeline import Photos
+    from .measuring import Photos
     from .report import read_details, write_report
     from .tables import read_gallery
     from .verifier import Verifier
@@ -255,7 +255,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from .fileio import check_outputs
     from .images import ImageDirectory
     from .metrics import match_predictions
-    from .pipeline import Photos, open_session
+    from .measuring import Photos, open_session
     from .plotting import plot_tuning
     from .policy import MAX_K, save_policy
     from .tables import read_gallery, read_predictions, read_solution
@@ -356,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_verifier_options(verify)
     verify.set_defaults(handler=_cmd_verify)
 
-    from .pipeline import DEFAULT_CANDIDATES, ON_MISSING
+    from .candidates import DEFAULT_CANDIDATES
+    from .rescaling import ON_MISSING
 
     rerank = commands.add_parser(
         "rerank", parents=[common], help="re-rank a classifier's predictions by geometric verification",

@@ -42,7 +42,9 @@ from .errors import DelfverifyError
 from .fileio import atomic_write
 from .images import ImageError, ImageLookupError, load_image, read_bytes
 from .metrics import global_average_precision
-from .pipeline import DETAILS_COLUMNS, STATUSES, Photos
+from .measuring import Photos
+from .pipeline import DETAILS_COLUMNS
+from .rescaling import STATUSES
 from .plotting import plot_matches
 from .store import content_hash
 from .tables import Solution, _read_csv, read_solution

@@ -14,8 +14,7 @@ import pytest
 
 from delfverify.extractors import RootSIFT
 from delfverify.metrics import global_average_precision
-from delfverify.pipeline import CANDIDATE_DETAILS_COLUMNS, DETAILS_COLUMNS, STATUSES, best_candidates, \
-    choose_candidates, gallery_order, plan_pairs, rerank, rescale, undecided
+from delfverify.pipeline import CANDIDATE_DETAILS_COLUMNS, DETAILS_COLUMNS, STATUSES, rerank
 from delfverify.policy import builtin_policy, policy_from_dict
 from delfverify.tables import Predictions, read_gallery, read_predictions, read_solution, write_predictions
 
@@ -156,58 +155,6 @@ def test_seed_policy_skips_confident_predictions(warm_cache):
 
 # --- gallery photo selection ----------------------------------------------------------------------------------------
 
-def test_gallery_order_first_keeps_gallery_order():
-    ids = [f"g{i}" for i in range(7)]
-    assert gallery_order(ids, "first", 0, "x") == ids
-
-
-def test_gallery_order_spread_for_eight_photos():
-    ids = [f"g{i}" for i in range(8)]
-    order = gallery_order(ids, "spread", 0, "x")
-    assert order == ["g0", "g4", "g2", "g6", "g1", "g5", "g3", "g7"]
-    assert order[:2] == ["g0", "g4"]
-    assert sorted(order[:4]) == ["g0", "g2", "g4", "g6"]
-
-
-@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 8, 13, 64, 100])
-def test_gallery_order_spread_is_a_permutation_with_spread_prefixes(n):
-    ids = [f"g{i:03d}" for i in range(n)]
-    order = [ids.index(g) for g in gallery_order(ids, "spread", 0, "x")]
-    assert sorted(order) == list(range(n))
-    if n >= 2:
-        assert order[:2] == [0, n // 2]
-    for k in (2, 4, 8):
-        if n >= 2 * k:  # the first k photos leave no gap larger than about two k-ths of the class
-            positions = sorted(order[:k]) + [n]
-            assert max(np.diff(positions)) <= -(-n // k) + 1
-
-
-def _spread_by_definition(n: int) -> list[int]:
-    """Positions 0, n/2, n/4, 3n/4, ...: each t's mirrored bits times n, first visits only, then the rest."""
-    order: list[int] = []
-    for t in range(4 * n):
-        mirrored = sum(((t >> b) & 1) / 2 ** (b + 1) for b in range(t.bit_length()))
-        if int(mirrored * n) not in order:
-            order.append(int(mirrored * n))
-    return order + [i for i in range(n) if i not in order]
-
-
-@pytest.mark.parametrize("n", [0, 1, 2, 3, 6, 7, 9, 31, 100, 257])
-def test_gallery_order_spread_follows_its_definition(n):
-    ids = [f"g{i:03d}" for i in range(n)]
-    assert gallery_order(ids, "spread", 0, "x") == [ids[i] for i in _spread_by_definition(n)]
-
-
-def test_gallery_order_random_is_seeded_and_deterministic():
-    ids = [f"g{i}" for i in range(20)]
-    order = gallery_order(ids, "random", 3, "eiffel")
-    assert sorted(order) == sorted(ids)
-    assert gallery_order(ids, "random", 3, "eiffel") == order  # same seed and label: same order
-    assert gallery_order(list(ids), "random", 3, "eiffel") == order
-    assert gallery_order(ids, "random", 4, "eiffel") != order  # another seed
-    assert gallery_order(ids, "random", 3, "big ben") != order  # another label
-    assert order != ids
-
 
 def test_gallery_order_selection_is_prefix_consistent(warm_cache):
     """A band with more photos verifies the same photos first: k=2 is a prefix of k=3 (random selection)."""
@@ -219,11 +166,6 @@ def test_gallery_order_selection_is_prefix_consistent(warm_cache):
     three = _run(warm_cache, policy=policy(3)).details["gallery_ids"].str.split()
     for a, b in zip(two, three):
         assert len(a) == 2 and len(b) == 3 and b[:2] == a
-
-
-def test_gallery_order_unknown_method():
-    with pytest.raises(ValueError, match="selection"):
-        gallery_order(["a", "b"], "best", 0, "x")
 
 
 # --- missing labels, images and predictions -------------------------------------------------------------------------
@@ -361,47 +303,6 @@ def test_no_predictions_at_all(warm_cache, tmp_path):
 
 # --- the steps on their own ----------------------------------------------------------------------------------------
 
-def test_plan_pairs_is_a_pure_function_of_its_inputs():
-    predictions = read_predictions(DATA / "predictions.csv")
-    gallery = read_gallery(DATA / "gallery.csv")
-    k = np.where(predictions.has_label, 3, 0)
-    k[:4] = [0, 1, 2, 5]
-    first = plan_pairs(predictions, gallery, k, "random", 7)
-    again = plan_pairs(read_predictions(DATA / "predictions.csv"), read_gallery(DATA / "gallery.csv"), k.copy(),
-                       "random", 7)
-    assert first == again
-    ids_by_label = gallery.ids_by_label()
-    for label, count, chosen in zip(predictions.labels, k, first.gallery_ids):
-        assert chosen == gallery_order(ids_by_label[label], "random", 7, label)[:count]
-    assert first.gallery_ids[0] == [] and len(first.gallery_ids[3]) == min(5, len(ids_by_label[predictions.labels[3]]))
-    assert first.width == max(len(c) for c in first.gallery_ids)
-
-
-def test_plan_pairs_leaves_out_labels_without_gallery_and_checks_k():
-    predictions = _with_labels({ASTRONAUT_QUERY: "atlantis", DISTRACTOR_QUERY: ""})
-    gallery = read_gallery(DATA / "gallery.csv")
-    plan = plan_pairs(predictions, gallery, np.full(len(predictions), 2))
-    rows = dict(zip(predictions.ids, plan.gallery_ids))
-    assert rows[ASTRONAUT_QUERY] == [] and rows[DISTRACTOR_QUERY] == []
-    with pytest.raises(ValueError, match="one count per prediction"):
-        plan_pairs(predictions, gallery, np.ones(3))
-
-
-def test_rescale_gives_policy_confidences_and_statuses():
-    predictions = Predictions(pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "label": ["x", "x", "y", "z", ""],
-                                            "confidence": [0.6, 0.3, 0.9, 0.5, np.nan]}))
-    inliers = np.array([[14.0], [2.0], [np.nan], [np.nan], [np.nan]])
-    policy = builtin_policy("default", "rootsift")  # boost at 14, suppress below 11
-    out = rescale(predictions, inliers, policy, errors=["", "", "query image: gone", "", ""],
-                  gallery_labels={"x", "y"})
-    np.testing.assert_allclose(out.confidence[:4], [2 / 3 + 0.6 / 3, 0.3 / 3, 0.9, 0.5])
-    assert np.isnan(out.confidence[4])
-    assert list(out.status) == ["boosted", "suppressed", "error", "no_gallery", "no_prediction"]
-    assert list(out.reason) == ["", "", "query image: gone", "label has no gallery photo", ""]
-    suppressed = rescale(predictions, inliers, policy, errors=["", "", "query image: gone", "", ""],
-                         gallery_labels={"x", "y"}, on_missing="suppress")
-    np.testing.assert_allclose(suppressed.confidence[2:4], [0.9 / 3, 0.5 / 3])
-
 
 def test_rerank_accepts_tables_or_paths_and_writes_both_files(first_run, warm_cache, tmp_path):
     result = _run(warm_cache, predictions=read_predictions(DATA / "predictions.csv"),
@@ -418,27 +319,6 @@ def test_rerank_in_one_process_takes_an_extractor_object(first_run, warm_cache):
     result = _run(warm_cache, features=RootSIFT())
     assert result.summary["pairs_reused"] == 26 * 3
     pd.testing.assert_frame_equal(result.details, first_run[0].details)
-
-
-def test_a_cold_run_reads_each_image_file_once(tmp_path, monkeypatch):
-    """Each photo is read once: the bytes read to hash it are the ones decoded."""
-    import collections
-
-    from delfverify import images, pipeline, verifier
-
-    reads = collections.Counter()
-    original = images.read_bytes
-
-    def counting(image):
-        if not isinstance(image, bytes):
-            reads[str(image)] += 1
-        return original(image)
-
-    monkeypatch.setattr(pipeline, "read_bytes", counting)
-    monkeypatch.setattr(verifier, "read_bytes", counting)
-    result = _run(tmp_path)
-    assert result.summary["features_extracted"] == 26 + 15
-    assert len(reads) == 26 + 15 and set(reads.values()) == {1}
 
 
 # --- several candidates per query ------------------------------------------------------------------------------------
@@ -570,84 +450,3 @@ def test_candidates_must_be_a_positive_integer(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_best_candidates_by_hand():
-    starts = np.array([0, 3, 4, 6])
-    confidence = np.array([0.2, 0.7, 0.7, np.nan, 0.1, 0.1, 0.0])
-    # query 0: a tie goes to the earlier row; 1: no prediction; 2: a tie again; 3: one candidate
-    np.testing.assert_array_equal(best_candidates(starts, confidence), [1, 3, 4, 6])
-    assert best_candidates(np.zeros(0, int), np.zeros(0)).size == 0
-
-
-def _synthetic_candidates(rng, queries: int) -> tuple[Predictions, np.ndarray]:
-    """Queries with 1-5 candidates at decreasing confidences, and inlier tables (K = 3, some missing)."""
-    ids, confidence = [], []
-    for q in range(queries):
-        count = int(rng.integers(1, 6))
-        ids += [f"q{q:03d}"] * count
-        confidence += sorted(np.round(rng.random(count), 3), reverse=True)
-    n = len(ids)
-    predictions = Predictions(pd.DataFrame({"id": ids, "label": [f"l{i}" for i in range(n)],
-                                            "confidence": confidence}))
-    inliers = rng.poisson(rng.choice([2.0, 7.0, 20.0], n)[:, None], (n, 3)).astype(float)
-    inliers[rng.random((n, 3)) < 0.1] = np.nan
-    return predictions, inliers
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_best_candidates_is_the_argmax_with_ties_to_the_classifier(seed):
-    rng = np.random.default_rng(seed)
-    predictions, inliers = _synthetic_candidates(rng, 60)
-    policy = builtin_policy("default", "rootsift")
-    choice = choose_candidates(predictions, inliers, policy)
-    new = choice.rescaled.confidence
-    for q, start in enumerate(predictions.query_starts):
-        rows = np.flatnonzero(predictions.ids == predictions.ids[start])
-        assert choice.rows[q] == rows[np.argmax(new[rows])]  # np.argmax: the first of equal maxima
-
-
-@pytest.mark.parametrize("policy_name", ["default", "seed", "additive"])
-@pytest.mark.parametrize("seed", range(4))
-def test_early_stop_rule_never_changes_a_choice(policy_name, seed):
-    """Verifying rank by rank and stopping where ``undecided`` says so gives the choice of verifying everything,
-    whatever inliers the candidates never verified would have had."""
-    rng = np.random.default_rng(seed)
-    predictions, inliers = _synthetic_candidates(rng, 80)
-    policy = (policy_from_dict({"mode": "additive", "fusion": {"k": 3, "min_inliers": 4, "cap": 30, "weight": 1}})
-              if policy_name == "additive" else builtin_policy(policy_name, "rootsift"))
-    starts, query, rank = predictions.query_starts, predictions.query, predictions.rank
-    ceiling = policy.max_confidence(predictions.confidence)
-    verified = np.zeros(len(predictions), bool)
-    open_queries = np.ones(len(starts), bool)
-    for r in range(1, rank.max() + 1):
-        verified |= (rank == r) & open_queries[query]
-        known = np.where(verified[:, None], inliers, np.nan)
-        open_queries = undecided(starts, rescale(predictions, known, policy).confidence, verified, ceiling)
-    assert verified.sum() < len(predictions)  # some candidates were never verified
-    chosen = choose_candidates(predictions, inliers, policy).rows
-    for fill in (0.0, 1e6, np.nan):  # whatever the unverified candidates would have had
-        counts = np.where(verified[:, None], inliers, fill)
-        np.testing.assert_array_equal(choose_candidates(predictions, counts, policy).rows, chosen)
-    assert verified[chosen].all()
-
-
-def test_a_confirmed_first_candidate_decides_its_query():
-    policy = builtin_policy("default", "rootsift")  # boost at 14 to 2/3 + c/3, suppress below 11 to c/3
-    predictions = Predictions(pd.DataFrame({"id": ["a", "a", "b", "b", "c", "c"], "label": list("xyxyxy"),
-                                            "confidence": [0.5, 0.4, 0.5, 0.4, 0.8, 0.1]}))
-    verified = np.array([True, False] * 3)
-    inliers = np.array([[16.0], [np.nan], [2.0], [np.nan], [12.0], [np.nan]])
-    new = rescale(predictions, inliers, policy).confidence
-    # a: boosted to 0.833 >= 2/3 + 0.4/3; b: suppressed to 0.167, rank 2 could reach 0.8; c: 0.8 unchanged, rank 2
-    # could reach 2/3 + 0.1/3 = 0.7 at most
-    decided = ~undecided(predictions.query_starts, new, verified, policy.max_confidence(predictions.confidence))
-    np.testing.assert_array_equal(decided, [True, False, True])
-
-
-def test_frequency_penalty_counts_the_classifiers_first_choices():
-    """A label's share is that of the queries whose first candidate it is, so candidates do not dilute it."""
-    policy = policy_from_dict({"bands": [{"lower": 0, "upper": 1, "k": 1, "min_inliers": 0}],
-                               "frequency_penalty": {"max_share": 0.5, "factor": 0.5, "below_inliers": 10}})
-    predictions = Predictions(pd.DataFrame({"id": ["a", "a", "b", "b", "c"], "label": ["x", "y", "x", "z", "y"],
-                                            "confidence": [0.8, 0.4, 0.6, 0.2, 0.5]}))
-    new = rescale(predictions, np.full((5, 1), 3.0), policy).confidence
-    np.testing.assert_allclose(new, [0.4, 0.4, 0.3, 0.2, 0.5])  # x is first for 2 of 3 queries; y for 1

@@ -4,7 +4,6 @@ tables, every malformed input reported with the file and row, and atomic output.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np

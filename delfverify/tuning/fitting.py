@@ -30,7 +30,9 @@ import pandas as pd
 
 from ..extractors import DEFAULT_EXTRACTOR, extractor_class
 from ..metrics import global_average_precision, oracle_gap
-from ..pipeline import Photos, Session, measure, plan_pairs, rescale
+from ..measuring import Photos, Session, measure
+from ..planning import plan_pairs
+from ..rescaling import rescale
 from ..policy import BUILTINS, Policy, PolicyError, builtin_policy, combine_inliers, policy_from_dict
 from ..tables import Gallery, Predictions, Solution
 from .crossval import LabelledData, collect, fold_scorer, repeated_folds
