@@ -100,7 +100,7 @@ def report(name: str, features: float, result: dict) -> None:
 
 def crossover(repeat: int, rng: np.random.Generator) -> None:
     sizes = (50, 100, 200, 400, 1000, 4000)
-    print(f"\nKD-tree / brute time, square sizes (> 1: brute force faster; * marks auto's choice of brute)")
+    print("\nKD-tree / brute time, square sizes (> 1: brute force faster; * marks auto's choice of brute)")
     print(f"{'dim':>4} " + " ".join(f"{n:>7}" for n in sizes))
     for dim in (2, 4, 6, 8, 16, 40, 128):
         cells = []
