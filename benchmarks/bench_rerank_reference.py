@@ -30,7 +30,7 @@ import numpy as np
 
 from _common import DEV_DATA, require_dev_data
 from delfverify import Verifier, rerank
-from delfverify.images import ImageDirectory, load_image
+from delfverify.images import ImageDirectory, decode_image
 from delfverify.policy import load_policy
 from delfverify.tables import read_gallery
 
@@ -60,11 +60,15 @@ def reference(pairs, data: Path, gallery) -> tuple[float, list[int]]:
     extractor = verifier.extractor
     queries, gallery_images = ImageDirectory(data / "queries"), ImageDirectory(data / "gallery")
     paths = gallery.paths()
+    def extract(file: Path):
+        decoded = decode_image(file, verifier.max_side)
+        return extractor.extract(decoded.pixels).in_original_pixels(decoded.scale_yx, decoded.original_shape)
+
     counts = []
     start = time.perf_counter()
     for query_id, gallery_id, _ in pairs:
-        query = extractor.extract(load_image(queries.find(query_id), verifier.max_side))
-        photo = extractor.extract(load_image(gallery_images.find(gallery_id, paths[gallery_id]), verifier.max_side))
+        query = extract(queries.find(query_id))
+        photo = extract(gallery_images.find(gallery_id, paths[gallery_id]))
         counts.append(verifier.verify_features(query, photo).num_inliers)
     return time.perf_counter() - start, counts
 
