@@ -114,3 +114,38 @@ def noise(seed: int = 0, n: int = 240, files: int = 2):
         inliers.append(rng.integers(0, 16, (n, 5)).astype(float))
     return truth, tables, inliers
 
+
+#: ``second_choice``'s evidence of a true second candidate: from three inliers below the RootSIFT ``default``'s boost
+#: threshold up to one below it. ``default`` does not boost it; a boost threshold three steps lower, inside the small
+#: grid, does.
+WEAK = range(builtin_policy("default", "rootsift").bands[0].boost_inliers - 3,
+             builtin_policy("default", "rootsift").bands[0].boost_inliers)
+
+
+def second_choice(seed: int = 0, n: int = 240, files: int = 2):
+    """Candidates files where tuning for the choice matters: every query has two candidates. Half the landmark
+    queries have the true label first (14-40 inliers), the other half second (``WEAK`` inliers); every wrong
+    candidate has fewer inliers than ``default``'s suppress threshold. On the first candidates alone ``default`` is
+    already perfect, while the choice gains from a lower boost threshold.
+
+    Returns (Solution, list of Predictions, list of inlier arrays (2 n, 5)).
+    """
+    rng = np.random.default_rng(seed)
+    ids = [f"q{i:04d}" for i in range(n)]
+    landmark = rng.random(n) < 0.7
+    truth = Solution(pd.DataFrame({"id": ids, "landmarks": np.where(landmark, "a", "")}))
+    suppress = builtin_policy("default", "rootsift").bands[0].min_inliers
+    tables, inliers = [], []
+    for _ in range(files):
+        second = landmark & (rng.random(n) < 0.5)
+        first = landmark & ~second
+        first_confidence = np.round(rng.uniform(0.5, 1.0, n), 4)
+        confidence = np.stack([first_confidence, np.round(first_confidence * rng.random(n), 4)], axis=1)
+        labels = np.stack([np.where(first, "a", "b"), np.where(second, "a", "c")], axis=1)
+        count = rng.integers(0, suppress, (n, 2))
+        count[first, 0] = rng.integers(14, 41, int(first.sum()))
+        count[second, 1] = rng.integers(WEAK.start, WEAK.stop, int(second.sum()))
+        tables.append(Predictions(pd.DataFrame({"id": np.repeat(ids, 2), "label": labels.reshape(-1),
+                                                "confidence": confidence.reshape(-1)})))
+        inliers.append(np.repeat(count.reshape(-1, 1), 5, axis=1).astype(float))
+    return truth, tables, inliers
