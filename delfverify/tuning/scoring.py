@@ -48,13 +48,13 @@ class PolicyScorer:
         Which ranking each prediction belongs to (e.g. file x fold), 0 .. G-1.
     num_landmark_queries : int array (G,)
         M of each ranking, at least 1.
-    candidate : int array (n,), optional
-        Each row's rank among its query's candidates in the classifier's order (1: its first choice); the pair
-        (query_rank, candidate) is unique within a ranking. None: one row per query.
     decimals : int or None
         Rank confidences rounded to this many decimals, as ``delfverify rerank`` writes them (6), so that the GAP
         is that of the written file; None: compare them at the finest binary resolution that fits the sort key
         (``2**-resolution_bits``, about ``2**-40`` for 100,000 rows).
+    candidate : int array (n,), optional
+        Each row's rank among its query's candidates in the classifier's order (1: its first choice); the pair
+        (query_rank, candidate) is unique within a ranking. None: one row per query.
 
     Notes
     -----
