@@ -254,12 +254,12 @@ def _cmd_gap(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from .fileio import check_outputs
     from .images import ImageDirectory
-    from .metrics import match_predictions
     from .measuring import Photos, open_session
     from .plotting import plot_tuning
     from .policy import MAX_K, save_policy
     from .tables import read_gallery, read_predictions, read_solution
     from .tuning import SPACES, TuneConfig, assign_folds, measure_builtin_inliers, measure_inliers, tune
+    from .tuning.crossval import match_candidates
 
     if args.folds < 2:
         raise CLIError(f"--folds must be an integer >= 2, got {args.folds}")
@@ -280,7 +280,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     truth = read_solution(args.truth)
     for path, table in zip(args.predictions, predictions):  # ids missing from the truth: fail before any work
         try:
-            match_predictions(table.table, truth.table)
+            match_candidates(table, truth)
         except ValueError as exc:
             raise CLIError(f"{path} against {args.truth}: {exc}") from None
     try:
@@ -316,8 +316,11 @@ def format_summary(result: "TuneResult") -> str:
     selection = result.selection
     means = result.gaps.drop(columns="file").mean()
     builtins = ", ".join(f"{name} {value:.4f}" for name, value in result.baseline_scores.items())
+    labels = tuned_on["labels_per_query"]
     lines = [
-        f"tuned on {tuned_on['predictions']} predictions of {tuned_on['queries']} queries "
+        f"tuned on {tuned_on['predictions']} predictions"
+        + (f" (up to {labels} candidate labels per query, scored by the choice among them)" if labels > 1 else "")
+        + f" of {tuned_on['queries']} queries "
         f"({tuned_on['landmark_queries']} landmarks, {len(result.gaps)} file(s)); {tuned_on['search']} search, "
         f"{result.candidates_evaluated} candidates, {tuned_on['repeats']} x {tuned_on['folds']} folds",
         f"best candidate vs default on the folds: {selection.best_margin:+.4f} GAP, standard error "

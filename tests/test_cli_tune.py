@@ -1,14 +1,18 @@
 """``delfverify tune`` end to end on the sample data: it writes a policy (with its decision) and a plot that
-``rerank`` uses, searches small or wide, has the library's defaults, and its errors are one line."""
+``rerank`` uses, searches small or wide, has the library's defaults, tunes a candidates file for the choice among
+candidates, and its errors are one line."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from delfverify import cli
+from delfverify.metrics import global_average_precision
+from delfverify.tables import read_predictions, read_solution
 from delfverify.tuning import SPACES, TuneConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,3 +114,44 @@ def test_cli_tune_missing_truth_is_named(capsys, tmp_path):
     args[1] = tmp_path / "missing.csv"
     status, _, err = _run(capsys, "tune", SAMPLE / "predictions.csv", *args, "-o", tmp_path / "p.json")
     assert status == 2 and "missing.csv" in err and "not found" in err
+
+
+def _sample_candidates(path: Path) -> Path:
+    """The sample predictions with a second candidate per query at half the confidence: the true label where the
+    first is wrong, another gallery label elsewhere (``id,label,confidence``)."""
+    first = read_predictions(SAMPLE / "predictions.csv").table
+    truth = dict(zip(*read_solution(SAMPLE / "truth.csv").table[["id", "landmarks"]].to_numpy().T))
+    labels = sorted(set(first["label"]))
+    rows = []
+    for pid, label, confidence in first.itertuples(index=False):
+        true = truth[pid]
+        second = true if true and true != label else labels[(labels.index(label) + 1) % len(labels)]
+        rows += [(pid, label, confidence), (pid, second, round(confidence / 2, 4))]
+    pd.DataFrame(rows, columns=["id", "label", "confidence"]).to_csv(path, index=False)
+    return path
+
+
+def test_cli_tune_on_a_candidates_file_scores_the_choice_rerank_makes(sample_tuned, tmp_path, capsys):
+    cache = sample_tuned[5]
+    predictions = _sample_candidates(tmp_path / "candidates.csv")
+    policy = tmp_path / "policy.json"
+    status, out, err = _run(capsys, "tune", predictions, *_sample_args(cache), "-o", policy, "--workers", "1",
+                            "--repeats", "2", "-q")
+    assert status == 0, err
+    info = json.loads(policy.read_text())["info"]
+    assert info["tuned_on"]["labels_per_query"] == 2 and info["tuned_on"]["predictions"] == 52
+    (row,) = info["gap"]["per_file"]
+    first = global_average_precision(read_predictions(SAMPLE / "predictions.csv").table,
+                                     read_solution(SAMPLE / "truth.csv").table)
+    assert row["before"] == first.gap and row["oracle"] == first.accuracy  # the classifier's first labels
+    assert row["oracle_top_n"] == 1.0 and "oracle_top_n 1.0000" in out
+    assert "52 predictions (up to 2 candidate labels per query, scored by the choice among them) of 26" in out
+    # tune verified every candidate: rerank, which verifies all of them with --keep-candidates, verifies none
+    for extra in (["--keep-candidates"], []):
+        output = tmp_path / "reranked.csv"
+        status, out, err = _run(capsys, "rerank", predictions, *_sample_args(cache)[2:], "--policy", policy,
+                                "-o", output, "--workers", "1", *extra)
+        assert status == 0, err
+        assert "pairs verified 0" in out
+    status, out, _ = _run(capsys, "gap", output, "--truth", SAMPLE / "truth.csv", "--json")
+    assert json.loads(out)["gap"] == pytest.approx(row["tuned"], abs=1e-6) and row["tuned"] > row["oracle"]

@@ -1,15 +1,17 @@
 """delfverify.tuning.crossval: folds are seeded, stratified and follow the ids, and repeat with other seeds;
-``collect`` lays every file's labelled predictions in one table; the scorer ranks each repeat on its own."""
+``collect`` lays every file's labelled predictions in one table, every candidate of a query with its own counts;
+the scorer ranks each repeat on its own."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from tuning_cases import candidates, random_case, separable
+from tuning_cases import candidates, random_candidates_case, random_case, separable
 
-from delfverify.tables import Solution
-from delfverify.tuning.crossval import assign_folds, collect, fold_scorer, repeated_folds
+from delfverify.metrics import oracle_gap
+from delfverify.tables import Predictions, Solution
+from delfverify.tuning.crossval import assign_folds, collect, fold_scorer, match_candidates, repeated_folds
 
 
 def test_folds_are_seeded_stratified_and_follow_the_ids():
@@ -66,3 +68,41 @@ def test_fold_scorer_over_repeats_scores_each_repeat_as_its_own_scorer():
         gaps = together.gaps(policy).reshape(2, 2, 3)  # repeat, file, fold
         for r in range(2):
             np.testing.assert_array_equal(gaps[r].reshape(-1), fold_scorer(data, assignments[r], 3).gaps(policy))
+
+
+def test_collect_keeps_every_candidate_with_its_truth_row_and_its_own_counts():
+    frame, table, correct, inliers = random_candidates_case(7, 60, most=4)
+    truth = Solution(frame)
+    n = len(table)
+    data = collect([table, table], truth, [inliers, inliers[:, :2]])
+    assert data.num_files == 2 and data.inliers.shape == (2 * n, 3)
+    np.testing.assert_array_equal(data.file, np.repeat([0, 1], n))
+    np.testing.assert_array_equal(data.truth_row, np.tile(table.query, 2))  # truth row q is query q
+    np.testing.assert_array_equal(data.rank, np.tile(table.rank, 2))
+    np.testing.assert_array_equal(data.correct, np.tile(correct, 2))
+    np.testing.assert_array_equal(data.confidence, np.tile(table.confidence, 2))
+    np.testing.assert_array_equal(data.inliers[:n], inliers)
+    np.testing.assert_array_equal(data.inliers[n:, :2], inliers[:, :2])
+    assert np.isnan(data.inliers[n:, 2:]).all()
+    # M of a fold counts its landmark queries, not their candidate rows
+    folds = assign_folds(truth, 3, seed=2)
+    landmark = (frame["landmarks"] != "").to_numpy()
+    np.testing.assert_array_equal(fold_scorer(data, folds, 3).num_landmark_queries,
+                                  np.tile(np.bincount(folds[landmark], minlength=3), 2))
+
+
+def test_match_candidates_matches_each_rank_and_gives_the_top_n_oracle():
+    truth = Solution(pd.DataFrame({"id": ["a", "b", "c", "d"], "landmarks": ["x", "y", "", "z w"]}))
+    table = Predictions(pd.DataFrame({"id": ["b", "b", "b", "a", "c", "c", "d"],
+                                      "label": ["x", "u", "y", "x", "x", "y", "v"],
+                                      "confidence": [0.9, 0.5, 0.4, 0.3, 0.8, 0.1, 0.7]}))
+    matched = match_candidates(table, truth)
+    np.testing.assert_array_equal(matched.prediction_rows, np.arange(7))
+    np.testing.assert_array_equal(matched.truth_rows, [1, 1, 1, 0, 2, 2, 3])
+    np.testing.assert_array_equal(matched.rank, [1, 2, 3, 1, 1, 2, 1])
+    np.testing.assert_array_equal(matched.correct, [False, False, True, True, False, False, False])
+    assert matched.top_n_oracle == 2 / 3  # a and b (at rank 3) of the landmark queries a, b, d
+    one_label = Predictions(table.table[table.rank == 1].reset_index(drop=True))
+    assert match_candidates(one_label, truth).top_n_oracle == oracle_gap(one_label.table, truth.table)
+    with pytest.raises(ValueError, match="not in truth"):
+        match_candidates(Predictions(table.table.assign(id=table.table["id"] + "?")), truth)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tuning_cases import CUT, noise, separable
+from tuning_cases import CUT, noise, second_choice, separable
 
 from delfverify.metrics import global_average_precision, oracle_gap
-from delfverify.pipeline import rescale
+from delfverify.pipeline import choose_candidates, rescale
 from delfverify.policy import Action, builtin_policy, describe_policy, load_policy, policy_from_dict, save_policy
 from delfverify.tables import Predictions, read_predictions, read_solution
 from delfverify.tuning import (DECISIONS, RULE, SearchSpace, SmallSpace, TuneConfig, corrected_se, grid_candidates,
@@ -57,6 +57,46 @@ def test_tune_keeps_default_on_pure_noise(seed):
     assert result.policy.bands == default.bands and result.policy.combine == default.combine
     assert result.policy.info["same_as_builtin"] == "default"
     assert result.gaps["tuned"].tolist() == result.gaps["default"].tolist()
+
+
+def _chosen_gap(table: Predictions, counts: np.ndarray, policy, truth) -> float:
+    """GAP of ``rerank``'s choice among each query's candidates."""
+    choice = choose_candidates(table, counts, policy)
+    chosen = table.table.iloc[choice.rows].assign(confidence=choice.rescaled.confidence[choice.rows])
+    return global_average_precision(chosen, truth.table).gap
+
+
+def test_tune_on_candidates_files_tunes_the_choice_among_candidates():
+    """The true label is often the second candidate with weak evidence that ``default`` leaves alone. On the first
+    candidates alone ``default`` is perfect and kept; on the candidates, tuning lowers the boost threshold so that
+    the true second candidates win their queries, and that holds on queries it never saw."""
+    truth, tables, inliers = second_choice()
+    default = builtin_policy("default", "rootsift")
+    firsts = [Predictions(t.table[t.rank == 1].reset_index(drop=True)) for t in tables]
+    first_only = tune(firsts, truth, [c[t.rank == 1] for t, c in zip(tables, inliers)],
+                      config=TuneConfig(workers=1))
+    assert first_only.selection.decision == "kept default"
+    result = tune(tables, truth, inliers, config=TuneConfig(workers=1), names=["a.csv", "b.csv"])
+    assert result.selection.decision == "tuned" and result.cv_margin > 2 * result.cv_margin_se
+    (band,) = result.policy.bands
+    assert band.boost_inliers < default.bands[0].boost_inliers
+    info = result.policy.info
+    assert info["tuned_on"]["labels_per_query"] == 2 and info["tuned_on"]["predictions"] == 4 * len(truth.table)
+    gaps = result.gaps
+    assert gaps.columns.tolist() == ["file", "before", "seed", "default", "tuned", "oracle", "oracle_top_n"]
+    for row, table, counts in zip(gaps.itertuples(), tables, inliers):
+        first = table.table[table.rank == 1]
+        assert row.before == global_average_precision(first, truth.table).gap  # the classifier's first labels
+        assert row.oracle == oracle_gap(first, truth.table)
+        assert row.oracle_top_n == 1.0  # every landmark query has its true label among its two candidates
+        assert row.tuned == pytest.approx(_chosen_gap(table, counts, result.policy, truth), abs=1e-15)
+        assert row.default == pytest.approx(_chosen_gap(table, counts, default, truth), abs=1e-15)
+        assert row.tuned > row.oracle  # above what re-ranking the first labels could ever reach
+    assert info["gap"]["mean"]["oracle_top_n"] == 1.0
+    fresh_truth, fresh, fresh_inliers = second_choice(seed=9)
+    for table, counts in zip(fresh, fresh_inliers):
+        tuned, kept = (_chosen_gap(table, counts, p, fresh_truth) for p in (result.policy, default))
+        assert tuned > kept + 0.05
 
 
 def test_fewer_queries_stay_closer_to_default():
@@ -118,7 +158,8 @@ def test_tune_records_what_it_was_tuned_on_and_what_it_decided():
     info = result.policy.info
     assert result.policy.name == "tuned" and result.policy.extractor == "delf"
     assert info["tuned_on"] == {
-        "files": ["a.csv", "b.csv"], "extractor": "delf", "geometry": "affine", "predictions": 200, "queries": 100,
+        "files": ["a.csv", "b.csv"], "extractor": "delf", "geometry": "affine", "predictions": 200,
+        "labels_per_query": 1, "queries": 100,
         "landmark_queries": int((truth.table["landmarks"] != "").sum()), "max_k": 5, "selection": "spread",
         "folds": 3, "repeats": 2, "seed": 1, "search": "small", "candidates": result.candidates_evaluated,
         "candidates_invalid": result.candidates_invalid,

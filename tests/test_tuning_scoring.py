@@ -1,5 +1,6 @@
 """delfverify.tuning.scoring: the fast ``PolicyScorer`` gives exactly ``rescale``'s confidences and the GAP of
-``delfverify.metrics`` for every ranking, with ties, unicode ids and threads."""
+``delfverify.metrics`` for every ranking, with ties, unicode ids and threads, and with several candidates per query
+the GAP of ``pipeline.choose_candidates``'s choice."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tuning_cases import candidates, query_rank, random_case
+from tuning_cases import candidates, query_rank, random_candidates_case, random_case
 
 from delfverify.metrics import global_average_precision
-from delfverify.pipeline import rescale
+from delfverify.pipeline import choose_candidates, rescale
 from delfverify.tables import Predictions, format_confidence
 from delfverify.tuning import PolicyScorer, SearchSpace, random_policies
 
@@ -85,7 +86,38 @@ def test_scorer_rejects_bad_input():
         PolicyScorer(confidence + 1, inliers, correct, rank, np.zeros(20, int), [5])
     with pytest.raises(ValueError, match="unique within each ranking"):
         PolicyScorer(confidence, inliers, correct, np.zeros(20, int), np.zeros(20, int), [5])
+    with pytest.raises(ValueError, match="unique within each ranking"):  # one query's candidate 1 twice
+        PolicyScorer(confidence, inliers, correct, rank // 2, np.zeros(20, int), [5], candidate=np.ones(20, int))
+    PolicyScorer(confidence, inliers, correct, rank // 2, np.zeros(20, int), [5], candidate=rank % 2 + 1)
+    with pytest.raises(ValueError, match="candidate >= 1"):
+        PolicyScorer(confidence, inliers, correct, rank // 2, np.zeros(20, int), [5], candidate=rank % 2)
     with pytest.raises(ValueError, match="num_landmark_queries"):
         PolicyScorer(confidence, inliers, correct, rank, np.zeros(20, int), [0])
     with pytest.raises(ValueError, match="decimals"):
         PolicyScorer(confidence, inliers, correct, rank, np.zeros(20, int), [5], decimals=-1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), queries=st.integers(3, 120), most=st.integers(1, 5),
+       policy_seed=st.integers(0, 10_000), decimals=st.sampled_from([None, 1, 2]))
+def test_scorer_gaps_equal_metrics_of_choose_candidates_on_random_candidate_tables(seed, queries, most, policy_seed,
+                                                                                   decimals):
+    """With several candidates per query the scorer chooses, per ranking, what ``rerank`` chooses: its GAP per
+    ranking equals ``global_average_precision`` of the rows ``pipeline.choose_candidates`` picks, with their new
+    confidences as ``rerank`` writes them."""
+    truth, predictions, correct, inliers = random_candidates_case(seed, queries, most, decimals)
+    frame = predictions.table
+    fold_of_query = np.random.default_rng(seed + 1).integers(0, 3, queries)
+    fold_of_query[:3] = [0, 1, 2]  # landmark queries: every fold has M >= 1
+    m = np.bincount(fold_of_query[truth["landmarks"].to_numpy() != ""], minlength=3)
+    fold = fold_of_query[predictions.query]
+    scorer = PolicyScorer(frame["confidence"], inliers, correct, query_rank(truth["id"])[predictions.query], fold,
+                          m, candidate=predictions.rank)
+    for policy in candidates(20, policy_seed):
+        np.testing.assert_array_equal(scorer.confidences(policy), rescale(predictions, inliers, policy).confidence)
+        choice = choose_candidates(predictions, inliers, policy)
+        written = [float(format_confidence(c)) for c in choice.rescaled.confidence[choice.rows]]
+        chosen = frame.iloc[choice.rows].assign(confidence=written)
+        expected = [global_average_precision(chosen[fold_of_query == f], truth[fold_of_query == f]).gap
+                    for f in range(3)]
+        assert scorer.gaps(policy) == pytest.approx(expected, abs=1e-12), policy.to_dict()

@@ -6,6 +6,9 @@ id is in the same fold in every predictions file. The score of a candidate on a 
 GAP on that fold's rows, with M counted from the fold's truth rows. Repeats partition the same queries again with
 other seeds, which averages out the luck of one partition (``delfverify.tuning.selection`` explains what repeats
 cannot do).
+
+A candidates file (several labels per query, ``delfverify.tables.Predictions``) keeps every candidate as a row of
+its query, in its query's fold; the scorer chooses among them per policy as ``rerank`` does.
 """
 
 from __future__ import annotations
@@ -71,13 +74,65 @@ def repeated_folds(truth: Solution, folds: int, repeats: int, seed: int = 0) -> 
 
 
 @dataclass(frozen=True)
+class MatchedCandidates:
+    """Every labelled row of a predictions table, a query's candidates each, checked against the truth (see
+    ``match_candidates``); rows in the table's order."""
+
+    prediction_rows: np.ndarray  # (n,) int, position in the predictions table
+    truth_rows: np.ndarray  # (n,) int, position of the row's id in the truth
+    confidence: np.ndarray  # (n,) float
+    correct: np.ndarray  # (n,) bool
+    rank: np.ndarray  # (n,) int, the candidate's rank in its query (1: the classifier's first)
+    truth_ids: pd.Index  # (T,) the truth's ids, in its order
+    is_landmark: np.ndarray  # (T,) bool
+
+    @property
+    def top_n_oracle(self) -> float:
+        """The share of landmark queries whose true label is among their candidates (the top-1 oracle without
+        candidates)."""
+        found = np.zeros(self.is_landmark.size, bool)
+        found[self.truth_rows[self.correct]] = True
+        return int(found.sum()) / int(self.is_landmark.sum())
+
+
+def match_candidates(predictions: Predictions, truth: Solution) -> MatchedCandidates:
+    """``delfverify.metrics.match_predictions`` for a table with several candidates per query: the candidates of
+    each rank, at most one per query, are matched on their own.
+
+    Raises
+    ------
+    ValueError
+        The errors of ``match_predictions``: ids not in the truth, a truth without landmarks, malformed frames.
+    """
+    rank = predictions.rank
+    parts = []
+    for r in range(1, max(int(rank.max(initial=0)), 1) + 1):
+        rows = np.flatnonzero(rank == r)
+        matched = match_predictions(predictions.table.iloc[rows], truth.table)
+        parts.append((rows[matched.prediction_rows], matched))
+    prediction_rows = np.concatenate([rows for rows, _ in parts])
+    order = np.argsort(prediction_rows, kind="stable")
+    first = parts[0][1]
+    return MatchedCandidates(
+        prediction_rows=prediction_rows[order],
+        truth_rows=np.concatenate([m.truth_rows for _, m in parts])[order],
+        confidence=np.concatenate([m.confidence for _, m in parts])[order],
+        correct=np.concatenate([m.correct for _, m in parts])[order],
+        rank=rank[prediction_rows[order]],
+        truth_ids=first.truth_ids,
+        is_landmark=first.is_landmark,
+    )
+
+
+@dataclass(frozen=True)
 class LabelledData:
-    """All labelled predictions of all files, one row each (see ``collect``)."""
+    """All labelled predictions of all files, one row each, a query's candidates each (see ``collect``)."""
 
     file: np.ndarray  # (n,) int
     truth_row: np.ndarray  # (n,) int
     confidence: np.ndarray  # (n,) float
     correct: np.ndarray  # (n,) bool
+    rank: np.ndarray  # (n,) int, the candidate's rank in its query (1: the classifier's first)
     inliers: np.ndarray  # (n, K) float
     query_rank: np.ndarray  # (T,) int, rank of each truth id in string order
     is_landmark: np.ndarray  # (T,) bool
@@ -86,7 +141,8 @@ class LabelledData:
 
 def collect(predictions: Sequence[Predictions], truth: Solution, inliers: Sequence[np.ndarray],
             what: str = "inliers") -> LabelledData:
-    """All labelled predictions of all files in one table, with their inlier counts padded to the widest."""
+    """All labelled predictions of all files in one table, every candidate of a query with its own inlier counts,
+    padded to the widest."""
     tables = [p.table for p in predictions]
     if not tables:
         raise ValueError("give at least one predictions table")
@@ -101,8 +157,8 @@ def collect(predictions: Sequence[Predictions], truth: Solution, inliers: Sequen
         arrays.append(counts)
         width = max(width, counts.shape[1])
     parts = []
-    for i, (table, counts) in enumerate(zip(tables, arrays)):
-        matched = match_predictions(table, truth.table)
+    for table, counts in zip(predictions, arrays):
+        matched = match_candidates(table, truth)
         padded = np.full((len(matched.truth_rows), width), np.nan)
         padded[:, : counts.shape[1]] = counts[matched.prediction_rows]
         parts.append((matched, padded))
@@ -115,6 +171,7 @@ def collect(predictions: Sequence[Predictions], truth: Solution, inliers: Sequen
         truth_row=np.concatenate([m.truth_rows for m, _ in parts]).astype(np.int64),
         confidence=np.concatenate([m.confidence for m, _ in parts]),
         correct=np.concatenate([m.correct for m, _ in parts]),
+        rank=np.concatenate([m.rank for m, _ in parts]),
         inliers=np.concatenate([p for _, p in parts]),
         query_rank=query_rank,
         is_landmark=first.is_landmark,
@@ -135,5 +192,5 @@ def fold_scorer(data: LabelledData, fold_of_truth: np.ndarray, folds: int) -> Po
     return PolicyScorer(
         np.tile(data.confidence, repeats), np.tile(data.inliers, (repeats, 1)), np.tile(data.correct, repeats),
         np.tile(data.query_rank[data.truth_row], repeats), ranking,
-        np.repeat(m[:, None, :], data.num_files, axis=1).reshape(-1),
+        np.repeat(m[:, None, :], data.num_files, axis=1).reshape(-1), candidate=np.tile(data.rank, repeats),
     )

@@ -15,6 +15,10 @@ Selecting among many candidates is itself fitting, so the cross-validated estima
 fold, the search and the rule are run again on that repeat's other folds only, and their choice is scored on the
 held-out fold. That honest held-out GAP is ``TuneResult.cv_gap``; ``cv_margin`` is its mean difference to
 ``default`` on the same folds, with its standard error.
+
+A candidates file (several labels per query) is tuned for ``rerank``'s choice among them: every candidate is
+verified (no early stop: the search needs every candidate's counts), and a policy's score is the GAP of the
+candidate each query would get under it (``delfverify.pipeline.choose_candidates``).
 """
 
 from __future__ import annotations
@@ -30,12 +34,12 @@ import pandas as pd
 
 from ..extractors import DEFAULT_EXTRACTOR, extractor_class
 from ..metrics import global_average_precision, oracle_gap
+from ..candidates import choose_candidates
 from ..measuring import Photos, Session, measure
 from ..planning import plan_pairs
-from ..rescaling import rescale
 from ..policy import BUILTINS, Policy, PolicyError, builtin_policy, combine_inliers, policy_from_dict
 from ..tables import Gallery, Predictions, Solution
-from .crossval import LabelledData, collect, fold_scorer, repeated_folds
+from .crossval import LabelledData, collect, fold_scorer, match_candidates, repeated_folds
 from .grid import SmallSpace, grid_candidates
 from .scoring import PolicyScorer
 from .search import CandidatePool, SearchSpace, as_candidate, candidate_key, climb, doc_distance, mean_over_folds, \
@@ -166,14 +170,17 @@ class TuneResult:
         Candidates skipped because ``policy_from_dict`` rejected them.
     gaps : pandas.DataFrame
         One row per predictions file (``file``, ``before``, ``default``, ``seed``, ``tuned``, ``oracle``): GAP on
-        all queries, computed with ``delfverify.metrics`` (the tuned column is in-sample).
+        all queries, computed with ``delfverify.metrics`` (the tuned column is in-sample). ``before`` and
+        ``oracle`` (the top-1 oracle) are those of the classifier's first candidates; the policies' columns are
+        the GAP of each query's chosen candidate. When a file has several candidates per query, ``oracle_top_n``
+        too: the share of landmark queries whose true label is among their candidates.
     baseline_scores : dict
         Mean held-out score of the built-ins (when evaluated on the tuning table).
     curves : tuple of Curve
         GAP against each band's ``min_inliers`` (fusion: ``fusion.min_inliers``).
     inliers_by_outcome : dict of str to float array
         Combined inlier counts, as the chosen policy combines them, of correct, wrong (landmark query) and
-        non-landmark predictions (predictions without a count are left out).
+        non-landmark predictions, every candidate of a query each (predictions without a count are left out).
     """
 
     policy: Policy
@@ -196,7 +203,8 @@ class TuneResult:
 
 def _measure(predictions: Predictions, gallery: Gallery, k: np.ndarray, width: int, selection: str, seed: int,
              session: Session, photos: Photos, progress: bool) -> np.ndarray:
-    """Inlier counts (n, width) of the labelled predictions against their first ``k`` gallery photos."""
+    """Inlier counts (n, width) of the labelled predictions, every candidate of a query (no early stop), against
+    their first ``k`` gallery photos."""
     k = np.where(predictions.has_label, k, 0)
     table = measure(predictions, plan_pairs(predictions, gallery, k, selection, seed), session, photos,
                     progress=progress)
@@ -212,8 +220,10 @@ def _measure(predictions: Predictions, gallery: Gallery, k: np.ndarray, width: i
 def measure_inliers(predictions: Sequence[Predictions], gallery: Gallery, session: Session, photos: Photos, *,
                     space: SmallSpace | SearchSpace = SmallSpace(), progress: bool = False) -> list[np.ndarray]:
     """Inlier counts of every labelled prediction against the first ``space.max_k`` gallery photos of its label
-    (``space.selection``): one table serves every candidate of the search. Images already in the session's store
-    are not extracted again, and no journaled pair is verified twice (across files, runs and ``rerank``).
+    (``space.selection``): one table serves every candidate of the search. In a candidates file every candidate
+    label of a query is verified, none left out as ``rerank`` stops early, since each policy of the search chooses
+    among them on its own. Images already in the session's store are not extracted again, and no journaled pair
+    is verified twice (across files, runs and ``rerank``).
 
     Returns
     -------
@@ -231,7 +241,8 @@ def measure_builtin_inliers(predictions: Sequence[Predictions], gallery: Gallery
     """Inlier tables for the built-in policies that the tuning table cannot serve (another ``selection``, or a
     larger ``k`` than ``space.max_k``), for ``tune(baseline_inliers=...)``: the comparison is then exact.
 
-    Each is measured as ``rerank`` measures it for that policy (its own ``k`` per band, skipped bands not at all).
+    Each is measured as ``rerank`` measures it for that policy (its own ``k`` per band, skipped bands not at all),
+    every candidate of a query as in ``measure_inliers``.
     """
     out: dict[str, list[np.ndarray]] = {}
     for name in BUILTINS:
@@ -244,12 +255,19 @@ def measure_builtin_inliers(predictions: Sequence[Predictions], gallery: Gallery
 
 def _exact_gaps(predictions: Sequence[Predictions], truth: Solution, policy: Policy,
                 inliers: Sequence[np.ndarray]) -> list[float]:
-    """GAP per file of ``policy`` as ``rerank`` applies it (on_missing keep), via ``delfverify.metrics``."""
+    """GAP per file of ``policy`` as ``rerank`` applies it (on_missing keep; each query's chosen candidate), via
+    ``delfverify.metrics``."""
     out = []
     for table, counts in zip(predictions, inliers):
-        new = rescale(table, np.where(table.has_label[:, None], counts, np.nan), policy).confidence
-        out.append(global_average_precision(table.with_confidence(new).table, truth.table).gap)
+        choice = choose_candidates(table, np.where(table.has_label[:, None], counts, np.nan), policy)
+        chosen = table.table.iloc[choice.rows].assign(confidence=choice.rescaled.confidence[choice.rows])
+        out.append(global_average_precision(chosen, truth.table).gap)
     return out
+
+
+def _first_candidates(table: Predictions) -> pd.DataFrame:
+    """The classifier's predictions: each query's first candidate."""
+    return table.table[table.rank == 1]
 
 
 def _curves(policy: Policy, scorer: PolicyScorer, space: SearchSpace) -> tuple[Curve, ...]:
@@ -359,12 +377,13 @@ def tune(
     Parameters
     ----------
     predictions : sequence of Predictions
-        One or more predictions tables for the queries of ``truth``.
+        One or more predictions tables for the queries of ``truth``; a query may have several candidate labels,
+        and each policy is then scored on the candidate it would choose (``pipeline.choose_candidates``).
     truth : Solution
         The true landmarks (``delfverify.tables.read_solution``).
     inliers : sequence of float array (n_i, K)
-        Per table, the inlier counts against its first K gallery photos chosen by ``config.space.selection``
-        (``measure_inliers``); K should be at least ``config.space.max_k``.
+        Per table, the inlier counts of every row (every candidate) against its first K gallery photos chosen by
+        ``config.space.selection`` (``measure_inliers``); K should be at least ``config.space.max_k``.
     extractor : str
         The extractor the counts come from (the built-in ``default`` policy's thresholds depend on it).
     geometry : str, optional
@@ -397,6 +416,7 @@ def tune(
     if len(names) != len(tables):
         raise ValueError(f"names: {len(names)} names for {len(tables)} predictions tables")
     data = collect(tables, truth, inliers)
+    labels_per_query = int(data.rank.max(initial=1))
     if data.inliers.shape[1] < space.max_k:
         logger.warning("inlier tables have %d columns, fewer than max_k %d: larger k use what there is",
                        data.inliers.shape[1], space.max_k)
@@ -438,7 +458,7 @@ def tune(
     # GAP per file on all queries, exactly as rerank would give it.
     baseline_inliers = dict(baseline_inliers or {})
     gaps = {"file": names,
-            "before": [global_average_precision(t.table, truth.table).gap for t in tables]}
+            "before": [global_average_precision(_first_candidates(t), truth.table).gap for t in tables]}
     compared_on = {}
     for name, policy in builtins.items():
         own = baseline_inliers.get(name)
@@ -451,7 +471,9 @@ def tune(
             compared_on[name] = f"tuning inlier table ({space.selection} selection, K {data.inliers.shape[1]})"
         gaps[name] = _exact_gaps(tables, truth, policy, own)
     gaps["tuned"] = _exact_gaps(tables, truth, chosen, inliers)
-    gaps["oracle"] = [oracle_gap(t.table, truth.table) for t in tables]
+    gaps["oracle"] = [oracle_gap(_first_candidates(t), truth.table) for t in tables]
+    if labels_per_query > 1:
+        gaps["oracle_top_n"] = [match_candidates(t, truth).top_n_oracle for t in tables]
     gap_table = pd.DataFrame(gaps)
     baseline_scores, same_as = {}, []
     for name, policy in builtins.items():
@@ -477,6 +499,7 @@ def tune(
             "extractor": extractor,
             "geometry": geometry,
             "predictions": int(data.confidence.size),
+            "labels_per_query": labels_per_query,
             "queries": int(len(data.is_landmark)),
             "landmark_queries": int(data.is_landmark.sum()),
             "max_k": space.max_k,

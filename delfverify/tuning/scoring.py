@@ -8,6 +8,11 @@ GAP of the file the policy would produce. Rows whose confidence one monotone map
 keys form a few sorted runs that numpy's merge sort ranks in near-linear time. The GAP of each ranking then comes
 from ``delfverify.metrics.ranked_gap``. About 3 ms per candidate for 100,000 predictions
 (``benchmarks/bench_tune.py``). ``frequency_penalty`` is not supported.
+
+A query may have several candidate labels in a ranking (a candidates file, one row each). The scorer then makes
+``rerank``'s choice among them before ranking: per query, the candidate with the highest new confidence, ties to
+the classifier's order (``delfverify.pipeline.best_candidates``, the rule of ``choose_candidates``), and ranks only
+the chosen rows.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from ..metrics import ranked_gap
+from ..pipeline import best_candidates
 from ..policy import Policy, combine_inliers
 
 #: ``delfverify rerank`` writes confidences with this many decimals (``tables.format_confidence``); tuning ranks
@@ -37,7 +43,7 @@ class PolicyScorer:
     correct : bool array (n,)
         Whether each prediction is correct.
     query_rank : int array (n,)
-        Rank of each prediction's query id in string order (the Kaggle tie-break); unique within a ranking.
+        Rank of each prediction's query id in string order (the Kaggle tie-break).
     ranking : int array (n,)
         Which ranking each prediction belongs to (e.g. file x fold), 0 .. G-1.
     num_landmark_queries : int array (G,)
@@ -46,13 +52,16 @@ class PolicyScorer:
         Rank confidences rounded to this many decimals, as ``delfverify rerank`` writes them (6), so that the GAP
         is that of the written file; None: compare them at the finest binary resolution that fits the sort key
         (``2**-resolution_bits``, about ``2**-40`` for 100,000 rows).
+    candidate : int array (n,), optional
+        Each row's rank among its query's candidates in the classifier's order (1: its first choice); the pair
+        (query_rank, candidate) is unique within a ranking. None: one row per query.
 
     Notes
     -----
     ``confidences(policy)`` equals ``delfverify.pipeline.rescale``'s confidences (``frequency_penalty`` is not
     supported); ``gaps(policy)`` equals ``global_average_precision`` of each ranking with those confidences
     rounded to ``decimals`` (up to exact half-way cases), or unrounded when they do not lie closer than the
-    resolution.
+    resolution, on the rows ``delfverify.pipeline.choose_candidates`` chooses (every row without candidates).
     """
 
     def __init__(
@@ -64,6 +73,7 @@ class PolicyScorer:
         ranking: np.ndarray,
         num_landmark_queries: np.ndarray,
         decimals: int | None = CONFIDENCE_DECIMALS,
+        candidate: np.ndarray | None = None,
     ):
         confidence = np.asarray(confidence, np.float64)
         n = confidence.size
@@ -74,14 +84,16 @@ class PolicyScorer:
         query_rank = np.asarray(query_rank, np.int64)
         ranking = np.asarray(ranking, np.int64)
         m = np.atleast_1d(np.asarray(num_landmark_queries, np.int64))
-        if confidence.ndim != 1 or any(a.shape != (n,) for a in (correct, query_rank, ranking)):
-            raise ValueError("confidence, correct, query_rank and ranking must be 1-D arrays of one length")
+        candidate = np.ones(n, np.int64) if candidate is None else np.asarray(candidate, np.int64)
+        if confidence.ndim != 1 or any(a.shape != (n,) for a in (correct, query_rank, ranking, candidate)):
+            raise ValueError("confidence, correct, query_rank, ranking and candidate must be 1-D arrays of one "
+                             "length")
         if inliers.shape[0] != n:
             raise ValueError(f"inliers must have one row per prediction ({n}), got shape {inliers.shape}")
         if n and (np.isnan(confidence).any() or confidence.min() < 0 or confidence.max() > 1):
             raise ValueError("confidence must lie in [0, 1] (no NaN)")
-        if n and (query_rank.min() < 0 or ranking.min() < 0 or ranking.max() >= m.size):
-            raise ValueError(f"query_rank must be >= 0 and ranking in [0, {m.size})")
+        if n and (query_rank.min() < 0 or ranking.min() < 0 or ranking.max() >= m.size or candidate.min() < 1):
+            raise ValueError(f"query_rank must be >= 0, ranking in [0, {m.size}) and candidate >= 1")
         if np.any(m < 1):
             raise ValueError("num_landmark_queries must be at least 1 for every ranking")
         id_bits = max(1, int(query_rank.max(initial=0)).bit_length())
@@ -103,12 +115,18 @@ class PolicyScorer:
         base = (ranking << self._ranking_shift) | (np.int64(top) << self._confidence_shift) \
             | (query_rank << 1) | correct.astype(np.int64)
         key = base - (self._quantise(confidence) << self._confidence_shift)
-        if np.unique((ranking << id_bits) | query_rank).size != n:
-            raise ValueError("query_rank must be unique within each ranking")
+        query = (ranking << id_bits) | query_rank
+        by_query = np.lexsort((candidate, query))  # each query's rows together, in the classifier's order
+        query, candidate = query[by_query], candidate[by_query]
+        if np.any((query[1:] == query[:-1]) & (candidate[1:] == candidate[:-1])):
+            raise ValueError("query_rank (with candidate) must be unique within each ranking")
         # Canonical layout: rows in their original rank order, so that a monotone map keeps runs sorted.
         self._order = np.argsort(key, kind="stable")
         self._inverse = np.empty(n, np.intp)
         self._inverse[self._order] = np.arange(n)
+        starts = np.flatnonzero(np.append(True, query[1:] != query[:-1])) if n else np.zeros(0, np.intp)
+        #: (canonical rows query after query, each query's first position) when a query has several candidates.
+        self._queries = (self._inverse[by_query], starts) if starts.size < n else None
         self._base = base[self._order]
         self.confidence = confidence[self._order]
         self._inliers = inliers[self._order]
@@ -198,11 +216,20 @@ class PolicyScorer:
         return self._apply(policy)[0][self._inverse]
 
     def gaps(self, policy: Policy) -> np.ndarray:
-        """GAP of each ranking, float (G,)."""
+        """GAP of each ranking, float (G,), of each query's chosen candidate."""
         new, segments, order = self._apply(policy)
         if order is None:
             order = np.argsort(segments, kind="stable")
+        if self._queries is not None:
+            order = order[self._chosen(new)[order]]
         return self._ranked_gaps(new, order)
+
+    def _chosen(self, new: np.ndarray) -> np.ndarray:
+        """Whether each row (canonical layout) is its query's choice among its candidates under ``new``."""
+        rows, starts = self._queries
+        chosen = np.zeros(self.size, bool)
+        chosen[rows[best_candidates(starts, new[rows])]] = True
+        return chosen
 
     def _ranked_gaps(self, new: np.ndarray, order: np.ndarray) -> np.ndarray:
         """GAP of each ranking from new confidences (canonical layout) of the rows ``order`` lists, run after run.
