@@ -44,7 +44,7 @@ def build(root: Path, n: int, gallery_size: int, seed: int) -> None:
         desc = rng.normal(size=(count, 128)).astype(np.float32)
         desc /= np.linalg.norm(desc, axis=1, keepdims=True)
         return Features((rng.random((count, 2)) * 500).astype(np.float32), desc,
-                        np.ones(count, np.float32), np.ones(count, np.float32))
+                        np.ones(count, np.float32), np.ones(count, np.float32), image_shape=(500, 500))
 
     with open(root / "gallery.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
