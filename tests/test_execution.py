@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from delfverify import Verifier, execution, pipeline, rerank
+from delfverify import Verifier, execution, measuring, rerank
 from delfverify.execution import ImageItem, Runner, WorkerError, batched, default_workers, extract_batch
 from delfverify.extractors import RootSIFT
 
@@ -249,7 +249,7 @@ def _extract_but_die_once(verifier, items):
 def test_rerank_with_a_worker_killed_gives_the_serial_result(serial, tmp_path, monkeypatch):
     marker = tmp_path / "died"
     monkeypatch.setenv("DELFVERIFY_TEST_DIE_ONCE", str(marker))  # the workers inherit it
-    monkeypatch.setattr(pipeline, "extract_batch", _extract_but_die_once)
+    monkeypatch.setattr(measuring, "extract_batch", _extract_but_die_once)
     result = _rerank(tmp_path / "cache", workers=2)
     assert marker.exists()  # a worker did die
     assert result.predictions.table.equals(serial.predictions.table)
