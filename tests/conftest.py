@@ -12,6 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run and machine (the brief: seeded randomness, results repeat).
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.load_profile("repeatable")
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data"

@@ -276,13 +276,13 @@ def _silent_port():
 
 def test_a_dask_scheduler_that_never_answers_is_an_error_within_the_connect_timeout(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
-    monkeypatch.setattr(execution, "DASK_CONNECT_TIMEOUT", 2.0)
+    monkeypatch.setattr(execution, "DASK_CONNECT_TIMEOUT", 1.0)
     with _silent_port() as port:
         address = f"tcp://127.0.0.1:{port}"
         with pytest.raises(WorkerError) as info:
             with Runner(Verifier("rootsift", cache_dir=tmp_path), scheduler=address):
                 pass
-    assert str(info.value).startswith(f"cannot connect to the Dask scheduler at {address} within 2 s (")
+    assert str(info.value).startswith(f"cannot connect to the Dask scheduler at {address} within 1 s (")
     assert str(info.value).endswith("); check the address and that the scheduler runs")
 
 

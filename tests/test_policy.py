@@ -404,7 +404,7 @@ def valid_policies(draw):
 
 
 @given(policy=valid_policies(), data=st.data())
-@settings(max_examples=100, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None)
 def test_apply_is_monotone_in_inliers_and_stays_in_unit_interval(policy, data):
     n, width = 6, 4
     confidence = np.array(data.draw(st.lists(_unit, min_size=n, max_size=n)))
@@ -426,7 +426,7 @@ def test_apply_is_monotone_in_inliers_and_stays_in_unit_interval(policy, data):
 
 
 @given(policy=valid_policies(), confidence=st.lists(_unit, min_size=1, max_size=8))
-@settings(max_examples=100, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None)
 def test_to_dict_round_trips_random_policies(policy, confidence):
     again = policy_from_dict(json.loads(json.dumps(policy.to_dict())))
     assert again == policy
@@ -484,7 +484,7 @@ def test_policy_nested_100000_deep_is_one_error_naming_the_file(tmp_path, openin
 
 
 @given(policy=valid_policies(), data=st.data())
-@settings(max_examples=100, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None)
 def test_max_confidence_bounds_every_outcome_and_is_reached(policy, data):
     """The bound ``rerank`` stops verifying candidates on: no inlier counts (or none at all), no label share, can
     give more, and enough inliers reach it."""

@@ -97,7 +97,7 @@ def test_scorer_rejects_bad_input():
         PolicyScorer(confidence, inliers, correct, rank, np.zeros(20, int), [5], decimals=-1)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 2**31), queries=st.integers(3, 120), most=st.integers(1, 5),
        policy_seed=st.integers(0, 10_000), decimals=st.sampled_from([None, 1, 2]))
 def test_scorer_gaps_equal_metrics_of_choose_candidates_on_random_candidate_tables(seed, queries, most, policy_seed,
@@ -113,7 +113,7 @@ def test_scorer_gaps_equal_metrics_of_choose_candidates_on_random_candidate_tabl
     fold = fold_of_query[predictions.query]
     scorer = PolicyScorer(frame["confidence"], inliers, correct, query_rank(truth["id"])[predictions.query], fold,
                           m, candidate=predictions.rank)
-    for policy in candidates(20, policy_seed):
+    for policy in candidates(10, policy_seed):
         np.testing.assert_array_equal(scorer.confidences(policy), rescale(predictions, inliers, policy).confidence)
         choice = choose_candidates(predictions, inliers, policy)
         written = [float(format_confidence(c)) for c in choice.rescaled.confidence[choice.rows]]
