@@ -305,7 +305,7 @@ _put = journal.PairJournal.put
 
 def put(self, *args):
     _put(self, *args)
-    time.sleep(0.05)
+    time.sleep(0.02)
 
 journal.PairJournal.put = put
 sys.exit(cli.main(sys.argv[1:]))
