@@ -17,7 +17,7 @@ from typing import Collection, Sequence
 
 import numpy as np
 
-from .measuring import InlierTable, Photos, Session, measure
+from .measuring import ImageCache, InlierTable, Photos, Session, measure
 from .planning import plan_pairs
 from .policy import Policy
 from .rescaling import Rescaled, rescale
@@ -104,13 +104,17 @@ def verify_in_rounds(predictions: Predictions, gallery: Gallery, policy: Policy,
                       *, early_stop: bool, on_missing: str, progress: bool) -> tuple[InlierTable, np.ndarray]:
     """Plan and measure the candidates of rank 1 of every query, then of rank 2 of the queries still ``undecided``
     (every query when not ``early_stop``), and so on. Returns the inlier table of all rows (none for rows never
-    verified) and which rows were verified."""
+    verified) and which rows were verified.
+
+    The gallery's labels and their ``gallery_order`` are built once for all rounds, and with several rounds each
+    image file is read and hashed once (an ``ImageCache`` shared by the rounds)."""
     n = len(predictions)
     starts, query, rank = predictions.query_starts, predictions.query, predictions.rank
     confidence = np.nan_to_num(predictions.confidence)
     k = np.where(predictions.has_label, policy.k_for(confidence), 0)
     ceiling = np.where(predictions.has_label, policy.max_confidence(confidence), -np.inf)
-    gallery_labels = set(gallery.table["landmark_id"])
+    by_label = gallery.ids_by_label()
+    orders: dict[str, list[str]] = {}
     inliers = np.full((n, max(policy.max_k, 1)), np.nan)
     gallery_ids: list[list[str]] = [[] for _ in range(n)]
     errors, unverifiable = [""] * n, [""] * n
@@ -118,6 +122,7 @@ def verify_in_rounds(predictions: Predictions, gallery: Gallery, policy: Policy,
     verified = np.zeros(n, bool)
     open_queries = np.ones(len(starts), bool)
     last = int(rank.max(initial=0))
+    images = ImageCache() if last > 1 else None  # one round: measure keeps query images per chunk, memory bounded
     for r in range(1, last + 1):
         rows = np.flatnonzero((rank == r) & open_queries[query])
         if not len(rows):
@@ -126,15 +131,15 @@ def verify_in_rounds(predictions: Predictions, gallery: Gallery, policy: Policy,
             logger.info("candidates of rank %d: verifying %d of %d queries", r, len(rows), len(starts))
         batch = predictions if len(rows) == n else Predictions(predictions.table.iloc[rows].reset_index(drop=True),
                                                               predictions.format)
-        table = measure(batch, plan_pairs(batch, gallery, k[rows], policy.selection, policy.seed), session, photos,
-                        progress=progress)
+        plan = plan_pairs(batch, gallery, k[rows], policy.selection, policy.seed, by_label=by_label, orders=orders)
+        table = measure(batch, plan, session, photos, progress=progress, images=images)
         inliers[rows, : table.inliers.shape[1]] = table.inliers
         for row, ids, error, doubt in zip(rows.tolist(), table.gallery_ids, table.errors, table.unverifiable):
             gallery_ids[row], errors[row], unverifiable[row] = ids, error, doubt
         counts.update(computed=table.pairs_computed, reused=table.pairs_reused, extracted=table.features_extracted)
         verified[rows] = True
         if early_stop and r < last:
-            new = rescale(predictions, inliers, policy, errors=errors, gallery_labels=gallery_labels,
+            new = rescale(predictions, inliers, policy, errors=errors, gallery_labels=by_label.keys(),
                           on_missing=on_missing).confidence
             open_queries = undecided(starts, new, verified, ceiling)
     return InlierTable(inliers, gallery_ids, errors, unverifiable, counts["computed"], counts["reused"],

@@ -119,11 +119,22 @@ class InlierTable:
     features_extracted: int = 0
 
 
+@dataclass
+class ImageCache:
+    """The images looked up so far, by id: each one's ``ImageItem`` (content hash and file), or why it cannot be
+    read. One passed to every ``measure`` call of a run reads and hashes each file at most once in the run; it
+    holds an entry per gallery photo and per query verified."""
+
+    gallery: dict[str, ImageItem | str] = field(default_factory=dict)
+    queries: dict[str, ImageItem | str] = field(default_factory=dict)
+
+
 class _Gather:
     """The state of one ``measure`` call: the table being filled, errors and counters, and the images looked up
-    so far (gallery images for the whole run, bounded by the gallery; query images per chunk)."""
+    so far (``images`` when given; else gallery images for the whole call, bounded by the gallery, and query
+    images per chunk)."""
 
-    def __init__(self, n: int, width: int, session: Session, photos: Photos):
+    def __init__(self, n: int, width: int, session: Session, photos: Photos, images: ImageCache | None):
         self.table = np.full((n, width), np.nan)
         self.doubts = np.full((n, width), "", object)  # why a verified pair gives no evidence
         self.errors: list[list[str]] = [[] for _ in range(n)]
@@ -131,7 +142,8 @@ class _Gather:
         self.session = session
         self.photos = photos
         self.fingerprint = session.verifier.pair_fingerprint
-        self.gallery_images: dict[str, ImageItem | str] = {}
+        self.images = images
+        self.gallery_images = images.gallery if images is not None else {}
         self.kept: dict[str, bytes] = {}  # bytes of images to extract, read to hash them (this chunk)
         self.kept_size = 0
 
@@ -155,7 +167,7 @@ class _Gather:
 
     def look_up(self, ids: Sequence[str], plan: PairPlan, rows: range) -> "_Pending":
         """Fill in the journaled pairs of these rows; the pairs still to verify, with their cells."""
-        query_images: dict[str, ImageItem | str] = {}
+        query_images = self.images.queries if self.images is not None else {}
         pending = _Pending()
         journal = self.session.journal
         for i in rows:
@@ -242,19 +254,21 @@ class _Pending:
 
 
 def measure(predictions: Predictions, plan: PairPlan, session: Session, photos: Photos, *,
-            progress: bool = False, chunk_size: int = CHUNK_SIZE) -> InlierTable:
+            progress: bool = False, chunk_size: int = CHUNK_SIZE,
+            images: ImageCache | None = None) -> InlierTable:
     """Verify each prediction against its planned gallery photos.
 
     Predictions are processed in chunks of ``chunk_size`` so that memory stays bounded. Within a chunk, pairs
     already in the journal are reused; every image missing from the store is extracted once; the remaining
-    pairs are verified by the session's runner and each result is journaled as soon as it arrives.
+    pairs are verified by the session's runner and each result is journaled as soon as it arrives. Pass the
+    same ``images`` to several calls (rounds of one run) so that no image file is read and hashed again.
     """
     from tqdm import tqdm
 
     n = len(predictions)
     if len(plan.gallery_ids) != n:
         raise ValueError(f"plan has {len(plan.gallery_ids)} rows for {n} predictions")
-    gather = _Gather(n, plan.width, session, photos)
+    gather = _Gather(n, plan.width, session, photos, images)
     ids = predictions.ids
     with tqdm(total=n, unit="prediction", disable=not progress, desc="verifying") as bar:
         for start in range(0, n, chunk_size):

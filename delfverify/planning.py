@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -66,16 +66,22 @@ class PairPlan:
 
 
 def plan_pairs(predictions: Predictions, gallery: Gallery, k: np.ndarray, selection: str = "spread",
-               seed: int = 0) -> PairPlan:
+               seed: int = 0, *, by_label: Mapping[str, Sequence[str]] | None = None,
+               orders: dict[str, list[str]] | None = None) -> PairPlan:
     """Choose, for each prediction, the first ``k[i]`` gallery photos of its label in ``gallery_order``.
 
-    Predictions without a label, with ``k[i] == 0``, or whose label has no gallery photo get none.
+    Predictions without a label, with ``k[i] == 0``, or whose label has no gallery photo get none. A caller that
+    plans several batches against the same gallery can pass ``by_label`` (``gallery.ids_by_label()``) and
+    ``orders``, a dict filled with each label's ``gallery_order``, to build both once: the same ``orders`` only
+    with the same gallery, ``selection`` and ``seed``.
     """
     k = np.asarray(k)
     if k.shape != (len(predictions),):
         raise ValueError(f"k must hold one count per prediction ({len(predictions)}), got shape {k.shape}")
-    by_label = gallery.ids_by_label()
-    orders: dict[str, list[str]] = {}
+    if by_label is None:
+        by_label = gallery.ids_by_label()
+    if orders is None:
+        orders = {}
     chosen: list[list[str]] = []
     for label, count in zip(predictions.labels, k.tolist()):
         if count <= 0 or label not in by_label:

@@ -6,18 +6,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from delfverify import rerank
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+LABELS = ("astronaut", "camera", "chelsea", "coffee", "rocket")
 
 
-def _run(cache_dir, **options):
-    return rerank(DATA / "predictions.csv", gallery=DATA / "gallery.csv", gallery_images=DATA / "gallery",
+def _run(cache_dir, predictions=DATA / "predictions.csv", **options):
+    return rerank(predictions, gallery=DATA / "gallery.csv", gallery_images=DATA / "gallery",
                   query_images=DATA / "queries", cache_dir=cache_dir, **options)
 
 
-def test_a_cold_run_reads_each_image_file_once(tmp_path, monkeypatch):
-    """Each photo is read once: the bytes read to hash it are the ones decoded."""
+def _two_candidates(path: Path) -> Path:
+    """The sample predictions with a second candidate each: the next sample label, at half the score."""
+    lines = ["id,landmarks"]
+    for row in (DATA / "predictions.csv").read_text().splitlines()[1:]:
+        pid, cell = row.split(",")
+        label, score = cell.split()
+        lines.append(f"{pid},{cell} {LABELS[(LABELS.index(label) + 1) % len(LABELS)]} {float(score) / 2}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("candidates", [False, True], ids=["top1", "candidates"])
+def test_a_cold_run_reads_each_image_file_once(tmp_path, monkeypatch, candidates):
+    """Each photo is read once: the bytes read to hash it are the ones decoded. With candidates (here every one
+    verified, in two rounds), the rounds share the photos read."""
     import collections
 
     from delfverify import images, measuring, verifier
@@ -32,6 +48,7 @@ def test_a_cold_run_reads_each_image_file_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(measuring, "read_bytes", counting)
     monkeypatch.setattr(verifier, "read_bytes", counting)
-    result = _run(tmp_path)
+    predictions = _two_candidates(tmp_path / "candidates.csv") if candidates else DATA / "predictions.csv"
+    result = _run(tmp_path / "cache", predictions, keep_candidates=candidates)
     assert result.summary["features_extracted"] == 26 + 15
     assert len(reads) == 26 + 15 and set(reads.values()) == {1}
