@@ -340,9 +340,13 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     return Predictions(table=table, format=fmt)
 
 
+#: Decimals of every confidence written (``format_confidence``); tuning ranks confidences rounded to as many.
+CONFIDENCE_DECIMALS = 6
+
+
 def format_confidence(value: float) -> str:
-    """The confidence rounded to 6 decimals, in the shortest text that reads back as that number."""
-    return repr(round(float(value), 6))
+    """The confidence rounded to ``CONFIDENCE_DECIMALS`` decimals, in the shortest text that reads back as it."""
+    return repr(round(float(value), CONFIDENCE_DECIMALS))
 
 
 def write_predictions(predictions: Predictions, path: str | os.PathLike) -> None:

@@ -139,21 +139,20 @@ class LabelledData:
     num_files: int
 
 
-def collect(predictions: Sequence[Predictions], truth: Solution, inliers: Sequence[np.ndarray],
-            what: str = "inliers") -> LabelledData:
+def collect(predictions: Sequence[Predictions], truth: Solution, inliers: Sequence[np.ndarray]) -> LabelledData:
     """All labelled predictions of all files in one table, every candidate of a query with its own inlier counts,
     padded to the widest."""
     tables = [p.table for p in predictions]
     if not tables:
         raise ValueError("give at least one predictions table")
     if len(inliers) != len(tables):
-        raise ValueError(f"{what}: one inlier table per predictions table, got {len(inliers)} for {len(tables)}")
+        raise ValueError(f"inliers: one inlier table per predictions table, got {len(inliers)} for {len(tables)}")
     width = 1
     arrays = []
     for i, (table, counts) in enumerate(zip(tables, inliers)):
         counts = np.asarray(counts, np.float64)
         if counts.ndim != 2 or counts.shape[0] != len(table) or counts.shape[1] < 1:
-            raise ValueError(f"{what}[{i}]: expected shape ({len(table)}, K) with K >= 1, got {counts.shape}")
+            raise ValueError(f"inliers[{i}]: expected shape ({len(table)}, K) with K >= 1, got {counts.shape}")
         arrays.append(counts)
         width = max(width, counts.shape[1])
     parts = []

@@ -42,8 +42,8 @@ from ..tables import Gallery, Predictions, Solution
 from .crossval import LabelledData, collect, fold_scorer, match_candidates, repeated_folds
 from .grid import SmallSpace, grid_candidates
 from .scoring import PolicyScorer
-from .search import CandidatePool, SearchSpace, as_candidate, candidate_key, climb, doc_distance, mean_over_folds, \
-    random_candidate, with_min_inliers
+from .search import CandidatePool, SearchSpace, Space, _variants, as_candidate, candidate_key, climb, doc_distance, \
+    mean_over_folds, random_candidate
 from .selection import RULE, Selection, confirm, select
 
 logger = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ def _measure(predictions: Predictions, gallery: Gallery, k: np.ndarray, width: i
 
 
 def measure_inliers(predictions: Sequence[Predictions], gallery: Gallery, session: Session, photos: Photos, *,
-                    space: SmallSpace | SearchSpace = SmallSpace(), progress: bool = False) -> list[np.ndarray]:
+                    space: Space = SmallSpace(), progress: bool = False) -> list[np.ndarray]:
     """Inlier counts of every labelled prediction against the first ``space.max_k`` gallery photos of its label
     (``space.selection``): one table serves every candidate of the search. In a candidates file every candidate
     label of a query is verified, none left out as ``rerank`` stops early, since each policy of the search chooses
@@ -236,7 +236,7 @@ def measure_inliers(predictions: Sequence[Predictions], gallery: Gallery, sessio
 
 def measure_builtin_inliers(predictions: Sequence[Predictions], gallery: Gallery, session: Session, photos: Photos,
                             *, extractor: str = DEFAULT_EXTRACTOR, geometry: str | None = None,
-                            space: SmallSpace | SearchSpace = SmallSpace(),
+                            space: Space = SmallSpace(),
                             progress: bool = False) -> dict[str, list[np.ndarray]]:
     """Inlier tables for the built-in policies that the tuning table cannot serve (another ``selection``, or a
     larger ``k`` than ``space.max_k``), for ``tune(baseline_inliers=...)``: the comparison is then exact.
@@ -291,10 +291,7 @@ def _curves(policy: Policy, scorer: PolicyScorer, space: SearchSpace) -> tuple[C
         for i, band in enumerate(policy.bands):
             if band.skip:
                 continue
-            variants = []
-            for m in space.min_inliers:
-                variants.append((m, with_min_inliers(json.loads(json.dumps(doc)), i, m, space)))
-            values, gaps = score(variants)
+            values, gaps = score(list(zip(space.min_inliers, _variants(doc, "min_inliers", i, space))))
             curves.append(Curve(f"{band.lower:g}-{band.upper:g}", "min_inliers", tuple(values), tuple(gaps),
                                 float(band.min_inliers or 0)))
     else:

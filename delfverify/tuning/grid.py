@@ -23,23 +23,21 @@ from typing import Any
 
 import numpy as np
 
-from ..policy import DEFAULT_EVIDENCE_WEIGHT, SELECTIONS, Policy, tier_actions
-from .search import as_candidate, candidate_key
+from ..policy import DEFAULT_EVIDENCE_WEIGHT, Policy, tier_actions
+from .search import Space, as_candidate, candidate_key
 
 #: The grid's parameters, in the order of ``GridCandidates.steps`` columns.
 PARAMETERS = ("k", "min_inliers", "boost_inliers", "suppress_weight", "boost_weight")
 
 
 @dataclass(frozen=True)
-class SmallSpace:
+class SmallSpace(Space):
     """``default``'s neighbourhood; see the module docstring.
 
     Attributes
     ----------
-    max_k : int
-        Inlier counts are measured against this many gallery photos per prediction; no candidate uses more.
-    selection : {"first", "random", "spread"}
-        How the gallery photos are chosen (fixed: the inlier table depends on it).
+    max_k, selection
+        As in ``delfverify.tuning.search.Space``.
     ks : tuple of int
         Gallery photos per prediction; values above ``max_k`` are dropped. One grid step between neighbours.
     threshold_offsets : tuple of int
@@ -48,17 +46,12 @@ class SmallSpace:
         Suppress and boost weights (each independently), increasing; must hold ``default``'s 2.
     """
 
-    max_k: int = 5
-    selection: str = "spread"
     ks: tuple[int, ...] = (1, 2, 3, 4, 5)
     threshold_offsets: tuple[int, ...] = (-3, -2, -1, 0, 1, 2, 3)
     weights: tuple[float, ...] = (1.0, 2.0, 3.0)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.max_k, int) and self.max_k >= 1):
-            raise ValueError(f"max_k must be a positive integer, got {self.max_k!r}")
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        super().__post_init__()
         if not self.ks or list(self.ks) != sorted(set(self.ks)) or any(
                 not (isinstance(k, int) and k >= 1) for k in self.ks):
             raise ValueError(f"ks must be increasing positive integers, got {self.ks!r}")
@@ -69,11 +62,6 @@ class SmallSpace:
                 or min(self.weights) <= 0:
             raise ValueError(f"weights must be increasing positive numbers holding {DEFAULT_EVIDENCE_WEIGHT:g}, "
                              f"got {self.weights!r}")
-
-    @property
-    def usable_ks(self) -> tuple[int, ...]:
-        """``ks`` without values above ``max_k`` (``max_k`` itself when none is left)."""
-        return tuple(k for k in self.ks if k <= self.max_k) or (self.max_k,)
 
 
 @dataclass(frozen=True)

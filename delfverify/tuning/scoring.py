@@ -25,10 +25,7 @@ import numpy as np
 from ..metrics import ranked_gap
 from ..pipeline import best_candidates
 from ..policy import Policy, combine_inliers
-
-#: ``delfverify rerank`` writes confidences with this many decimals (``tables.format_confidence``); tuning ranks
-#: them as written.
-CONFIDENCE_DECIMALS = 6
+from ..tables import CONFIDENCE_DECIMALS  # rerank writes confidences so rounded; tuning ranks them as written
 
 
 class PolicyScorer:

@@ -26,8 +26,10 @@ _FUSION_MODES = ("additive", "multiplicative")
 
 
 @dataclass(frozen=True)
-class SearchSpace:
-    """The policies the search may try; every tuple is a set of values to choose from.
+class Space:
+    """What every search space (``SearchSpace``, ``delfverify.tuning.grid.SmallSpace``) fixes: the inlier table.
+
+    Each subclass adds its own ``ks``, the gallery photos per prediction its candidates may use.
 
     Attributes
     ----------
@@ -35,6 +37,31 @@ class SearchSpace:
         Inlier counts are measured against this many gallery photos per prediction; no candidate uses more.
     selection : {"first", "random", "spread"}
         How the gallery photos are chosen (fixed: the inlier table depends on it).
+    """
+
+    max_k: int = 5
+    selection: str = "spread"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.max_k, int) and self.max_k >= 1):
+            raise ValueError(f"max_k must be a positive integer, got {self.max_k!r}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+
+    @property
+    def usable_ks(self) -> tuple[int, ...]:
+        """``ks`` without values above ``max_k`` (``max_k`` itself when none is left)."""
+        return tuple(k for k in self.ks if k <= self.max_k) or (self.max_k,)  # ks: each subclass's own field
+
+
+@dataclass(frozen=True)
+class SearchSpace(Space):
+    """The policies the search may try; every tuple is a set of values to choose from.
+
+    Attributes
+    ----------
+    max_k, selection
+        As in ``Space``.
     ks : tuple of int
         Gallery photos per band (or for fusion); values above ``max_k`` are dropped.
     combines : tuple of str
@@ -59,8 +86,6 @@ class SearchSpace:
         At most this many passes of coordinate ascent over all parameters.
     """
 
-    max_k: int = 5
-    selection: str = "spread"
     ks: tuple[int, ...] = (1, 2, 3, 5)
     combines: tuple[str, ...] = ("max", "second", "mean")
     band_edges: tuple[tuple[float, ...], ...] = ((), (0.5,), (0.4, 0.8), (0.4, 0.6, 0.8))
@@ -77,10 +102,7 @@ class SearchSpace:
     coordinate_rounds: int = 3
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.max_k, int) and self.max_k >= 1):
-            raise ValueError(f"max_k must be a positive integer, got {self.max_k!r}")
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        super().__post_init__()
         if not self.ks or any(not (isinstance(k, int) and k >= 1) for k in self.ks):
             raise ValueError(f"ks must be positive integers, got {self.ks!r}")
         if not self.combines or any(c not in COMBINES for c in self.combines):
@@ -102,11 +124,6 @@ class SearchSpace:
         for name in ("random_candidates", "coordinate_rounds"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
                 raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
-
-    @property
-    def usable_ks(self) -> tuple[int, ...]:
-        """``ks`` without values above ``max_k`` (``max_k`` itself when none is left)."""
-        return tuple(k for k in self.ks if k <= self.max_k) or (self.max_k,)
 
 
 def candidate_key(doc: Mapping[str, Any]) -> str:
@@ -157,7 +174,7 @@ def random_candidate(space: SearchSpace, rng: np.random.Generator) -> dict[str, 
     return {"name": "tuned", "mode": "bands", "combine": combine, "selection": space.selection, "bands": bands}
 
 
-def as_candidate(policy: Policy, space: SearchSpace) -> dict[str, Any]:
+def as_candidate(policy: Policy, space: Space) -> dict[str, Any]:
     """A built-in as a candidate: the search's selection, k clipped to ``max_k``."""
     doc = policy.to_dict()
     doc.pop("extractor", None)
