@@ -85,23 +85,18 @@ class LabelledSet:
 
 
 def measure_tables(data: Path, files, session) -> dict[str, list[np.ndarray]]:
-    """The inlier tables of ``files`` (Predictions) of the set in ``data``, per selection in ``TABLE_SELECTIONS``."""
+    """The inlier tables of ``files`` (Predictions) of the set in ``data``, per selection in ``TABLE_SELECTIONS``:
+    ``tune``'s own measurement (``measure_inliers``) with ``k = TABLE_K``."""
     from delfverify.images import ImageDirectory
-    from delfverify.pipeline import Photos, measure, plan_pairs
+    from delfverify.pipeline import Photos
     from delfverify.tables import read_gallery
+    from delfverify.tuning import SmallSpace, measure_inliers
 
     gallery = read_gallery(data / "gallery.csv")
     photos = Photos(ImageDirectory(data / "queries"), ImageDirectory(data / "gallery"), gallery.paths())
-    out = {}
-    for selection in TABLE_SELECTIONS:
-        out[selection] = []
-        for predictions in files:
-            k = np.where(predictions.has_label, TABLE_K, 0)
-            table = measure(predictions, plan_pairs(predictions, gallery, k, selection), session, photos)
-            counts = np.full((len(predictions), TABLE_K), np.nan)
-            counts[:, : table.inliers.shape[1]] = table.inliers[:, :TABLE_K]
-            out[selection].append(counts)
-    return out
+    return {selection: measure_inliers(files, gallery, session, photos,
+                                       space=SmallSpace(max_k=TABLE_K, selection=selection))
+            for selection in TABLE_SELECTIONS}
 
 
 def labelled_set(data: Path, cache_dir: Path, workers: int = 1) -> LabelledSet:

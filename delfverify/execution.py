@@ -136,7 +136,7 @@ def verify_batch(verifier: Verifier, items: Sequence[PairItem]) -> VerifiedBatch
     return VerifiedBatch(results, verifier.extracted - extracted_before)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class WorkerSpec:
     """A verifier's settings sent to worker processes, and a key naming them (equal keys: equal verifiers).
 
@@ -145,14 +145,8 @@ class WorkerSpec:
     """
 
     key: str
-    settings: Mapping[str, Any]
-    concurrent: int | None = None
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, WorkerSpec) and other.key == self.key
-
-    def __hash__(self) -> int:
-        return hash(self.key)
+    settings: Mapping[str, Any] = field(compare=False)
+    concurrent: int | None = field(default=None, compare=False)
 
 
 @functools.lru_cache(maxsize=4)

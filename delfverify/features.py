@@ -123,6 +123,20 @@ class Extractor(Protocol):
         ...
 
 
+def measured_thresholds(extractor: Extractor | type, geometry: str) -> Thresholds:
+    """The thresholds measured for an extractor (object or class) with a geometric model.
+
+    Raises
+    ------
+    ValueError
+        If they were not measured for this extractor and model.
+    """
+    if geometry not in extractor.thresholds:
+        raise ValueError(f"no thresholds for {extractor.name} features with the {geometry} model (measured: "
+                         f"{', '.join(extractor.thresholds)})")
+    return extractor.thresholds[geometry]
+
+
 def fingerprint(extractor: Extractor) -> str:
     """A stable short hash of an extractor's name and parameters, used in cache keys."""
     return short_hash({"name": extractor.name, "params": extractor.params()})

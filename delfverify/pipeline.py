@@ -243,7 +243,8 @@ def rerank(
         from .report import write_report
 
         result = replace(result, report=write_report(
-            result.details, report, summary=summary, truth=truth, photos=photos, verifier=session.verifier,
+            result.details, report, summary=summary, truth=truth, scores=result.scores, photos=photos,
+            verifier=session.verifier,
             seconds=time.perf_counter() - started))
     return result
 

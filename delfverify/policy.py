@@ -473,13 +473,13 @@ def tier_actions(weight: float) -> tuple[Action, Action]:
 
 def _default_policy(extractor: str | Any, geometry: str | None = None) -> Policy:
     from .extractors import extractor_class
+    from .features import measured_thresholds
 
     cls = extractor_class(extractor) if isinstance(extractor, str) else extractor
-    geometry = geometry or cls.ransac.geometry
-    if geometry not in cls.thresholds:
-        raise PolicyError(f"the default policy has no thresholds for {extractor} features with the {geometry} "
-                          f"model (measured: {', '.join(cls.thresholds)}); give a policy file")
-    thresholds = cls.thresholds[geometry]
+    try:
+        thresholds = measured_thresholds(cls, geometry or cls.ransac.geometry)
+    except ValueError as exc:
+        raise PolicyError(f"the default policy has {exc}; give a policy file") from None
     suppress, boost = tier_actions(DEFAULT_EVIDENCE_WEIGHT)
     return Policy(
         name="default",

@@ -396,6 +396,7 @@ def write_report(
     *,
     summary: Mapping[str, int] | None = None,
     truth: str | os.PathLike | Solution | None = None,
+    scores: RunScores | None = None,
     photos: Photos | None = None,
     verifier: Verifier | None = None,
     seconds: float | None = None,
@@ -413,6 +414,8 @@ def write_report(
         ``RerankResult.summary``; without it the counts come from the details.
     truth : path or Solution, optional
         Adds GAP, oracle and accuracy, and the plots and table by outcome (correct, wrong, non-landmark).
+    scores : RunScores, optional
+        ``run_scores(details, truth)`` when the caller has it already (``rerank`` does); computed otherwise.
     photos, verifier : optional
         Where the photos are and the run's ``Verifier`` (its settings and feature store); without them, no
         pictures are drawn.
@@ -427,10 +430,10 @@ def write_report(
     details = _checked(details, "details")
     path = Path(path)
     folder = path.with_name(f"{path.stem}_files")
-    scores = outcome = None
+    outcome = None
     if truth is not None:
         truth = load_truth(truth)
-        scores = run_scores(details, truth)
+        scores = scores if scores is not None else run_scores(details, truth)
         outcome = _outcomes(details, truth)
     inliers = _inliers(details)
     pictures = []

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .extractors import DEFAULT_EXTRACTOR, resolve_extractor
-from .features import Extractor, Features, fingerprint, short_hash
+from .features import Extractor, Features, fingerprint, measured_thresholds, short_hash
 from .images import DEFAULT_MAX_SIDE, ImageInput, decode_image, read_bytes
 from .matching import MatchConfig
 from .store import FeatureStore, content_hash
@@ -84,11 +84,7 @@ class Verifier:
         ValueError
             If they were not measured for this extractor and model.
         """
-        measured = self.extractor.thresholds
-        if self.ransac.geometry not in measured:
-            raise ValueError(f"no inlier thresholds measured for {self.extractor.name} features with the "
-                             f"{self.ransac.geometry} model (measured: {', '.join(measured)})")
-        return measured[self.ransac.geometry]
+        return measured_thresholds(self.extractor, self.ransac.geometry)
 
     @property
     def pair_fingerprint(self) -> str:
