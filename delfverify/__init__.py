@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _EXPORTS = {
     "DelfverifyError": "errors",
-    "Extractor": "features",
+    "Extractor": "extractors.base",
     "Features": "features",
     "GapResult": "metrics",
     "global_average_precision": "metrics",
@@ -74,7 +74,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs; never run
     from .errors import DelfverifyError
     from .extractors import make_extractor
-    from .features import Extractor, Features
+    from .extractors.base import Extractor
+    from .features import Features
     from .images import ImageDirectory, ImageError, load_image
     from .matching import MatchConfig
     from .metrics import GapResult, global_average_precision, oracle_gap

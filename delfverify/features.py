@@ -1,24 +1,14 @@
-"""Local features: the ``Features`` result, the extractor interface and extractor fingerprints.
-
-An extractor turns an RGB ``uint8`` image into ``Features``. Each extractor also says how its descriptors are
-matched (``match``), which geometric model verifies them (``ransac``) and how many inliers decide (``thresholds``),
-because all three depend on the descriptor: DELF's 40-D PCA-whitened descriptors and RootSIFT's 128-D ones have
-different distance scales and inlier statistics. The extractors live in ``delfverify.extractors``.
-"""
+"""Local features: the ``Features`` result of an extractor (``delfverify.extractors``), and ``short_hash``, the
+stable hash that names features and pair results in the caches."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
-
-from .matching import MatchConfig
-
-if TYPE_CHECKING:
-    from .verification import RansacConfig, Thresholds
 
 #: The array fields of ``Features``, in order.
 ARRAY_FIELDS = ("locations", "descriptors", "scales", "scores")
@@ -93,53 +83,6 @@ class Features:
     def locations_xy_extracted(self) -> np.ndarray:
         """Keypoint centres as (x, y) in the pixels of the image the extractor saw (float64 [N, 2])."""
         return self.locations[:, ::-1].astype(np.float64) * np.array(self.extraction_scale[::-1])
-
-
-@runtime_checkable
-class Extractor(Protocol):
-    """What every extractor provides. Extractors sent to worker processes must be picklable."""
-
-    #: Registry name, e.g. ``"rootsift"``.
-    name: str
-    #: Descriptor length D.
-    dim: int
-    #: How this extractor's descriptors are matched.
-    match: MatchConfig
-    #: The geometric model and RANSAC settings its thresholds were measured with.
-    ransac: RansacConfig
-    #: Per geometric model, the inlier counts that decide (measured on what unrelated photos reach).
-    thresholds: Mapping[str, Thresholds]
-
-    def params(self) -> dict[str, Any]:
-        """Parameters and model identity: everything that changes the features."""
-        ...
-
-    def extract(self, image: np.ndarray) -> Features:
-        """Features of an RGB ``uint8`` image ``[H, W, 3]``, locations in its pixels."""
-        ...
-
-    def limit_threads(self, threads: int) -> None:
-        """Use at most ``threads`` threads (worker processes call it so that they do not oversubscribe cores)."""
-        ...
-
-
-def measured_thresholds(extractor: Extractor | type, geometry: str) -> Thresholds:
-    """The thresholds measured for an extractor (object or class) with a geometric model.
-
-    Raises
-    ------
-    ValueError
-        If they were not measured for this extractor and model.
-    """
-    if geometry not in extractor.thresholds:
-        raise ValueError(f"no thresholds for {extractor.name} features with the {geometry} model (measured: "
-                         f"{', '.join(extractor.thresholds)})")
-    return extractor.thresholds[geometry]
-
-
-def fingerprint(extractor: Extractor) -> str:
-    """A stable short hash of an extractor's name and parameters, used in cache keys."""
-    return short_hash({"name": extractor.name, "params": extractor.params()})
 
 
 def short_hash(doc: Any) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 
 from .execution import ImageItem, PairItem, Runner, batched, extract_batch, verify_batch
 from .extractors import DEFAULT_EXTRACTOR
-from .features import Extractor
+from .extractors.base import Extractor
 from .images import DEFAULT_MAX_SIDE, ImageDirectory, ImageError, ImageLookupError, read_bytes
 from .journal import PairJournal, PairRecord
 from .matching import MatchConfig

@@ -26,7 +26,7 @@ import pandas as pd
 from .candidates import (DEFAULT_CANDIDATES, Choice, best_candidates, choose_candidates, mark_stopped, undecided,
                          verify_in_rounds)
 from .extractors import DEFAULT_EXTRACTOR
-from .features import Extractor
+from .extractors.base import Extractor
 from .fileio import atomic_write, check_outputs
 from .images import DEFAULT_MAX_SIDE, ImageDirectory
 from .matching import MatchConfig

@@ -473,7 +473,7 @@ def tier_actions(weight: float) -> tuple[Action, Action]:
 
 def _default_policy(extractor: str | Any, geometry: str | None = None) -> Policy:
     from .extractors import extractor_class
-    from .features import measured_thresholds
+    from .extractors.base import measured_thresholds
 
     cls = extractor_class(extractor) if isinstance(extractor, str) else extractor
     try:

@@ -122,22 +122,6 @@ GEOMETRY_SETTINGS = {
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    """Inlier counts that decide, for one extractor and model, anchored on what unrelated photos reach.
-
-    Attributes
-    ----------
-    support : int
-        Fewer inliers are no geometric support (the default policy's bottom tier).
-    accept : int
-        At least this many: the two photos show the same place (``verify``'s decision, the top tier).
-    """
-
-    support: int
-    accept: int
-
-
-@dataclass(frozen=True)
 class Verification:
     """The result of verifying two photos.
 

@@ -15,11 +15,12 @@ from dataclasses import asdict
 from typing import Any
 
 from .extractors import DEFAULT_EXTRACTOR, resolve_extractor
-from .features import Extractor, Features, fingerprint, measured_thresholds, short_hash
+from .extractors.base import Extractor, Thresholds, fingerprint, measured_thresholds
+from .features import Features, short_hash
 from .images import DEFAULT_MAX_SIDE, ImageInput, decode_image, read_bytes
 from .matching import MatchConfig
 from .store import FeatureStore, content_hash
-from .verification import RansacConfig, Thresholds, Verification, verify_features
+from .verification import RansacConfig, Verification, verify_features
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ pytest.importorskip("tensorflow_hub")
 
 from delfverify import Verifier, make_extractor  # noqa: E402
 from delfverify.extractors.delf import DELF, ModelLoadError  # noqa: E402
-from delfverify.features import Features, fingerprint  # noqa: E402
+from delfverify.extractors.base import fingerprint
+from delfverify.features import Features  # noqa: E402
 
 GRID = 8  # the tiny model returns at most GRID * GRID features
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from delfverify.extractors import EXTRACTORS, RootSIFT, extractor_class, make_extractor, resolve_extractor
-from delfverify.features import Extractor, fingerprint
+from delfverify.extractors.base import Extractor, fingerprint
 
 
 def test_registry_knows_each_extractor_by_name():

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from delfverify.extractors import RootSIFT
-from delfverify.features import Features, fingerprint, short_hash
+from delfverify.extractors.base import fingerprint
+from delfverify.features import Features, short_hash
 
 
 def _features(n: int = 4, dim: int = 8) -> Features:

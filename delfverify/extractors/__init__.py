@@ -1,7 +1,7 @@
 """Extractor plug-ins, one module each, and the registry of extractors by name.
 
 ``from delfverify.extractors import RootSIFT, DELF`` gives the classes (each module is imported on first use, so
-TensorFlow loads only when DELF is used). Wherever delfverify takes a ``features=`` argument, it accepts a name
+TensorFlow loads only when DELF is used); ``base`` holds the interface every extractor provides and its thresholds. Wherever delfverify takes a ``features=`` argument, it accepts a name
 from ``EXTRACTORS`` or an extractor object (``resolve_extractor``).
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .base import Extractor, Thresholds, fingerprint, measured_thresholds
+
 #: Extractor names accepted by ``make_extractor`` and the CLI's ``--features``, with the class of each.
 _CLASSES = {"rootsift": ("rootsift", "RootSIFT"), "delf": ("delf", "DELF")}
 EXTRACTORS = tuple(_CLASSES)
@@ -17,8 +19,8 @@ EXTRACTORS = tuple(_CLASSES)
 #: The extractor used when none is named: RootSIFT needs no model download.
 DEFAULT_EXTRACTOR = "rootsift"
 
-__all__ = ["DEFAULT_EXTRACTOR", "DELF", "EXTRACTORS", "RootSIFT", "extractor_class", "make_extractor",
-           "resolve_extractor"]
+__all__ = ["DEFAULT_EXTRACTOR", "DELF", "EXTRACTORS", "Extractor", "RootSIFT", "Thresholds", "extractor_class",
+           "fingerprint", "make_extractor", "measured_thresholds", "resolve_extractor"]
 
 
 def extractor_class(name: str) -> type:
@@ -56,8 +58,6 @@ def resolve_extractor(features: Any, model: str | None = None):
         If the name is unknown, ``model`` is given with an object or with a name other than ``"delf"``, or the
         object lacks the extractor interface (``delfverify.features.Extractor``).
     """
-    from ..features import Extractor
-
     if isinstance(features, str):
         if model is not None and features != "delf":
             raise ValueError(f"model is only used with the delf extractor, not {features!r}")

@@ -28,7 +28,8 @@ import numpy as np
 from ..errors import DelfverifyError
 from ..features import Features
 from ..matching import MatchConfig
-from ..verification import GEOMETRY_SETTINGS, Thresholds
+from ..verification import GEOMETRY_SETTINGS
+from .base import Thresholds
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..features import Features
 from ..matching import MatchConfig
-from ..verification import GEOMETRY_SETTINGS, Thresholds
+from ..verification import GEOMETRY_SETTINGS
+from .base import Thresholds
 
 
 class RootSIFT:
