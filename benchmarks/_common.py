@@ -108,6 +108,7 @@ def labelled_set(data: Path, cache_dir: Path, workers: int = 1) -> LabelledSet:
     """
     from delfverify.fileio import atomic_write
     from delfverify.pipeline import open_session
+    from delfverify.settings import RunSettings
     from delfverify.tables import read_predictions, read_solution
 
     data = require_dev_data(Path(data))
@@ -117,7 +118,7 @@ def labelled_set(data: Path, cache_dir: Path, workers: int = 1) -> LabelledSet:
     digest = hashlib.sha256()
     for path in [data / "gallery.csv", *paths]:
         digest.update(path.read_bytes())
-    with open_session(cache_dir=cache_dir, workers=workers) as session:
+    with open_session(run=RunSettings(cache_dir=cache_dir, workers=workers)) as session:
         fingerprint = session.verifier.pair_fingerprint
         cached = Path(cache_dir) / "benchmark-inliers" / f"{data.name}-{fingerprint}-{digest.hexdigest()[:12]}.npz"
         if cached.is_file():

@@ -26,6 +26,7 @@ from _common import REPO, compare_policies, roc_auc
 from delfverify.extractors import RootSIFT
 from delfverify.images import ImageDirectory
 from delfverify.pipeline import Photos, measure, open_session, plan_pairs
+from delfverify.settings import RunSettings, VerifySettings
 from delfverify.policy import load_policy, policy_from_dict
 from delfverify.tables import Predictions, read_gallery, read_predictions, read_solution
 from delfverify.verification import GEOMETRY_SETTINGS
@@ -48,7 +49,7 @@ def pair_inliers(data: Path, cache: Path, workers: int, **settings) -> pd.DataFr
     k = np.array([len(gallery.ids_by_label()[label]) for label in rows["label"]])
     plan = plan_pairs(everything, gallery, k, "first")
     photos = Photos(ImageDirectory(data / "queries"), ImageDirectory(data / "gallery"), gallery.paths())
-    with open_session(cache_dir=cache, workers=workers, **settings) as session:
+    with open_session(VerifySettings(**settings), RunSettings(cache_dir=cache, workers=workers)) as session:
         table = measure(everything, plan, session, photos)
     truth_of = dict(zip(truth["id"], truth["landmarks"]))
     out = []

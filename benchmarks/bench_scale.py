@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from _common import DEV_DATA, require_dev_data
-from delfverify import Verifier
+from delfverify import RunSettings, Verifier
 from delfverify.execution import ImageItem, Runner, batched, extract_batch
 
 
@@ -28,7 +28,7 @@ def measure(images: list[Path], features: str, workers: int = 1, scheduler=None,
         verifier = Verifier(features, cache_dir=store)
         items = [ImageItem(verifier.key(path), str(path)) for path in images]
         start = time.perf_counter()
-        with Runner(verifier, workers, scheduler, in_process=in_process) as runner:
+        with Runner(verifier, RunSettings(workers=workers, scheduler=scheduler), in_process=in_process) as runner:
             warm, rest = items[: runner.parallelism], items[runner.parallelism :]
             done = sum(len(r) for r in runner.map(extract_batch, [[item] for item in warm]))
             steady_start = time.perf_counter()

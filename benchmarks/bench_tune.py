@@ -31,7 +31,8 @@ from delfverify.metrics import global_average_precision
 from delfverify.pipeline import best_candidates
 from delfverify.policy import builtin_policy
 from delfverify.tables import Solution
-from delfverify.tuning import CONFIDENCE_DECIMALS, PolicyScorer, SearchSpace, assign_folds, random_policies
+from delfverify.tables import CONFIDENCE_DECIMALS
+from delfverify.tuning import PolicyScorer, SearchSpace, assign_folds, random_policies
 
 
 def synthetic(n: int, k: int, folds: int, seed: int, per_query: int = 1):

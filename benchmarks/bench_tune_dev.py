@@ -24,7 +24,8 @@ from delfverify.images import ImageDirectory
 from delfverify.pipeline import Photos, open_session
 from delfverify.policy import load_policy, save_policy
 from delfverify.tables import read_gallery, read_predictions, read_solution
-from delfverify.tuning import SPACES, TuneConfig, measure_builtin_inliers, measure_inliers, tune
+from delfverify.settings import RunSettings, VerifySettings
+from delfverify.tuning import SPACES, TuneConfig, fit_policy, measure_builtin_inliers, measure_inliers
 
 TUNE_FILES = ("00", "01", "02", "03", "04")
 TEST_FILES = ("05", "06", "07", "08", "09")
@@ -39,14 +40,14 @@ def evaluate(data: Path, cache: Path, features: str = "rootsift", config: TuneCo
     photos = Photos(ImageDirectory(data / "queries"), ImageDirectory(data / "gallery"), gallery.paths())
     space = config.space
     tuning = [read_predictions(data / "predictions" / f"{name}.csv") for name in TUNE_FILES]
-    with open_session(features, cache_dir=cache, workers=workers) as session:
+    with open_session(VerifySettings(features), RunSettings(cache_dir=cache, workers=workers)) as session:
         start = time.perf_counter()
         inliers = measure_inliers(tuning, gallery, session, photos, space=space)
-        baselines = measure_builtin_inliers(tuning, gallery, session, photos, extractor=features, space=space)
+        baselines = measure_builtin_inliers(tuning, gallery, session, photos, space=space)
         measured = time.perf_counter() - start
         start = time.perf_counter()
-        result = tune(tuning, truth, inliers, extractor=features, config=config, baseline_inliers=baselines,
-                      names=[f"{name}.csv" for name in TUNE_FILES])
+        result = fit_policy(tuning, truth, inliers, extractor=features, config=config, baseline_inliers=baselines,
+                            names=[f"{name}.csv" for name in TUNE_FILES])
         searched = time.perf_counter() - start
     policy_file = cache / "tuned.json"
     save_policy(result.policy, policy_file)

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from _common import REPO
-from delfverify.tuning import SPACES, TuneConfig, tune
+from delfverify.tuning import SPACES, TuneConfig, fit_policy
 
 sys.path.insert(0, str(REPO / "tests"))
 from tuning_cases import noise, separable  # noqa: E402
@@ -53,7 +53,7 @@ def main() -> None:
             start = time.perf_counter()
             for seed in args.seeds:
                 truth, tables, inliers = case(seed=seed, n=n)
-                selection = tune(tables, truth, inliers, config=config).selection
+                selection = fit_policy(tables, truth, inliers, config=config).selection
                 passes.append(selection.best_margin > selection.best_se)
                 if selection.nested_se > 0:
                     ratios.append(selection.nested_margin / selection.nested_se)

@@ -34,7 +34,7 @@ from delfverify.pipeline import rescale
 from delfverify.policy import Policy, builtin_policy, describe_policy
 from delfverify.store import default_cache_dir
 from delfverify.tables import Predictions, Solution
-from delfverify.tuning import SPACES, TuneConfig, TuneResult, tune
+from delfverify.tuning import SPACES, TuneConfig, TuneResult, fit_policy
 
 
 def restricted(data: LabelledSet, half: int | None) -> LabelledSet:
@@ -53,7 +53,7 @@ def restricted(data: LabelledSet, half: int | None) -> LabelledSet:
 
 
 def tuned_on(data: LabelledSet, config: TuneConfig) -> TuneResult:
-    return tune(data.files, data.truth, data.inliers["spread"], config=config,
+    return fit_policy(data.files, data.truth, data.inliers["spread"], config=config,
                 baseline_inliers={"seed": data.inliers["first"]},
                 names=[f"{i:02d}.csv" for i in range(len(data.files))])
 

@@ -21,6 +21,7 @@ from _common import REPO, require_dev_data
 
 from delfverify.images import ImageDirectory
 from delfverify.pipeline import Photos, measure, open_session, plan_pairs
+from delfverify.settings import RunSettings
 from delfverify.policy import builtin_policy
 from delfverify.tables import Predictions, read_gallery, read_solution
 
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     out = {}
-    with open_session(cache_dir=args.cache_dir, workers=args.workers) as session:
+    with open_session(run=RunSettings(cache_dir=args.cache_dir, workers=args.workers)) as session:
         for name in SETS:
             tables = all_pairs_inliers(require_dev_data(REPO.parent / "shared" / "data" / name), session)
             out.update({f"{name}/{key}": value for key, value in tables.items()})

@@ -19,6 +19,7 @@ import numpy as np
 from _common import DEV_DATA, REPO, TABLE_K, TABLE_SELECTIONS, measure_tables, require_dev_data
 
 from delfverify.pipeline import open_session
+from delfverify.settings import RunSettings
 from delfverify.tables import read_predictions
 
 OUTPUT = REPO / "tests" / "data" / "dev_inliers.npz"
@@ -30,7 +31,7 @@ def dev_inlier_tables(data: Path, cache_dir: str | None, workers: int) -> dict[s
     ids = files[0].ids.astype(str)
     if any(not np.array_equal(p.ids.astype(str), ids) for p in files):
         raise SystemExit("dev prediction files list different queries")
-    with open_session(cache_dir=cache_dir, workers=workers) as session:
+    with open_session(run=RunSettings(cache_dir=cache_dir, workers=workers)) as session:
         tables = measure_tables(data, files, session)
     return {"ids": ids, **{selection: np.stack(t) for selection, t in tables.items()}}
 

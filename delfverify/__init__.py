@@ -6,6 +6,8 @@ Public API::
     delfverify.verify_pair("query.jpg", "gallery.jpg")          # Verification(num_inliers=..., ...)
     delfverify.rerank("predictions.csv", gallery="gallery.csv", gallery_images="gallery/",
                       query_images="queries/", output="reranked.csv", report="report.html")
+    delfverify.tune(["predictions.csv"], truth="truth.csv", gallery="gallery.csv", gallery_images="gallery/",
+                    query_images="queries/", output="policy.json")
     delfverify.write_report(delfverify.read_details("details.csv"), "report.html")  # again (no pictures without
                                                                                     # photos= and verifier=)
 
@@ -13,10 +15,8 @@ Public API::
 pandas, SciPy, OpenCV and TensorFlow load only when a function needs them.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING
+import importlib as _importlib
+import typing as _typing
 
 __version__ = "0.1.0"
 
@@ -28,6 +28,7 @@ _EXPORTS = {
     "GapResult": "metrics",
     "global_average_precision": "metrics",
     "oracle_gap": "metrics",
+    "RunScores": "metrics",
     "ImageDirectory": "images",
     "ImageError": "images",
     "load_image": "images",
@@ -38,6 +39,8 @@ _EXPORTS = {
     "save_policy": "policy",
     "RansacConfig": "verification",
     "Verification": "verification",
+    "RunSettings": "settings",
+    "VerifySettings": "settings",
     "Verifier": "verifier",
     "verify_pair": "verifier",
     "Predictions": "tables",
@@ -49,11 +52,12 @@ _EXPORTS = {
     "write_predictions": "tables",
     "rerank": "pipeline",
     "RerankResult": "pipeline",
-    "read_details": "report",
+    "read_details": "details",
     "write_report": "report",
     "ReportResult": "report",
-    "RunScores": "report",
     "tune": "tuning",
+    "TuneConfig": "tuning",
+    "TuneResult": "tuning",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -61,29 +65,31 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        value = getattr(_importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return [*__all__, "__version__"]
 
 
-if TYPE_CHECKING:  # for type checkers and IDEs; never run
-    from .errors import DelfverifyError
-    from .extractors import make_extractor
-    from .extractors.base import Extractor
-    from .features import Features
-    from .images import ImageDirectory, ImageError, load_image
-    from .matching import MatchConfig
-    from .metrics import GapResult, global_average_precision, oracle_gap
-    from .pipeline import RerankResult, rerank
-    from .policy import Policy, load_policy, save_policy
-    from .report import ReportResult, RunScores, read_details, write_report
-    from .tables import Gallery, Predictions, Solution, read_gallery, read_predictions, read_solution, \
-        write_predictions
-    from .tuning import tune
-    from .verification import RansacConfig, Verification
-    from .verifier import Verifier, verify_pair
+if _typing.TYPE_CHECKING:  # for type checkers and IDEs; never run
+    from .details import read_details  # noqa: F401
+    from .errors import DelfverifyError  # noqa: F401
+    from .extractors import make_extractor  # noqa: F401
+    from .extractors.base import Extractor  # noqa: F401
+    from .features import Features  # noqa: F401
+    from .images import ImageDirectory, ImageError, load_image  # noqa: F401
+    from .matching import MatchConfig  # noqa: F401
+    from .metrics import GapResult, RunScores, global_average_precision, oracle_gap  # noqa: F401
+    from .pipeline import RerankResult, rerank  # noqa: F401
+    from .policy import Policy, load_policy, save_policy  # noqa: F401
+    from .report import ReportResult, write_report  # noqa: F401
+    from .settings import RunSettings, VerifySettings  # noqa: F401
+    from .tables import (Gallery, Predictions, Solution, read_gallery, read_predictions,  # noqa: F401
+                         read_solution, write_predictions)
+    from .tuning import TuneConfig, TuneResult, tune  # noqa: F401
+    from .verification import RansacConfig, Verification  # noqa: F401
+    from .verifier import Verifier, verify_pair  # noqa: F401

@@ -1,11 +1,14 @@
 """Step 4 of the pipeline: several candidate labels per query, and the one the photos confirm.
 
-Each candidate is rescaled as a top-1 prediction would be (``rescale``), and the query's prediction is the one with
-the highest rescaled confidence (ties: the classifier's order): ``choose_candidates``; ``best_candidates`` is that
-choice on any confidences, vectorised. ``verify_in_rounds`` verifies candidates in rounds of rank (every query's
-first, then the second of the queries still ``undecided``, ...), each round through ``measure``; a query is decided,
-and its later candidates never verified, once its best rescaled confidence is at least the most the policy could
-give any candidate left (``Policy.max_confidence``): stopping changes no choice.
+``decide`` is the step as ``rerank`` runs it: it verifies candidates in rounds of rank (every query's first, then the
+second of the queries still ``undecided``, ...), each round through ``measure``, and returns the final choice with
+every candidate's status. A query is decided, and its later candidates never verified (status ``stopped``), once its
+best rescaled confidence is at least the most the policy could give any candidate left (``Policy.max_confidence``,
+computed once): stopping changes no choice.
+
+The rule itself, on known inlier counts: each candidate is rescaled as a top-1 prediction would be (``rescale``),
+and the query's prediction is the one with the highest rescaled confidence (ties: the classifier's order):
+``choose_candidates``, once per round; ``best_candidates`` is that choice on any confidences, vectorised.
 """
 
 from __future__ import annotations
@@ -13,20 +16,19 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Collection, Sequence
+from typing import Any
 
 import numpy as np
 
-from .measuring import ImageCache, InlierTable, Photos, Session, measure
+from .images import Photos
+from .measuring import ImageCache, InlierTable, Session, measure
 from .planning import plan_pairs
 from .policy import Policy
 from .rescaling import Rescaled, rescale
+from .settings import RunSettings
 from .tables import Gallery, Predictions
 
 logger = logging.getLogger(__name__)
-
-#: The first this many candidates of each query are verified (``rerank(candidates=...)``, ``--candidates``).
-DEFAULT_CANDIDATES = 5
 
 
 def best_candidates(starts: np.ndarray, confidence: np.ndarray) -> np.ndarray:
@@ -65,24 +67,15 @@ class Choice:
     rescaled: Rescaled
 
 
-def choose_candidates(
-    predictions: Predictions,
-    inliers: np.ndarray,
-    policy: Policy,
-    *,
-    errors: Sequence[str] | None = None,
-    unverifiable: Sequence[str] | None = None,
-    gallery_labels: Collection[str] | None = None,
-    on_missing: str = "keep",
-) -> Choice:
-    """Rescale every candidate by its inlier counts as a top-1 prediction would be (``rescale``, same parameters),
-    and choose per query the candidate with the highest rescaled confidence (ties: the classifier's order).
+def choose_candidates(predictions: Predictions, inliers: np.ndarray, policy: Policy, **options: Any) -> Choice:
+    """Rescale every candidate by its inlier counts as a top-1 prediction would be (``rescale``, with the same
+    keywords: ``errors``, ``unverifiable``, ``gallery_labels``, ``on_missing``), and choose per query the candidate
+    with the highest rescaled confidence (ties: the classifier's order).
 
     With one row per query, every row is chosen. A candidate whose images failed, or that was not verified,
     keeps its confidence under ``on_missing="keep"``, as a top-1 prediction would.
     """
-    rescaled = rescale(predictions, inliers, policy, errors=errors, unverifiable=unverifiable,
-                       gallery_labels=gallery_labels, on_missing=on_missing)
+    rescaled = rescale(predictions, inliers, policy, **options)
     return Choice(best_candidates(predictions.query_starts, rescaled.confidence), rescaled)
 
 
@@ -100,11 +93,22 @@ def undecided(starts: np.ndarray, confidence: np.ndarray, verified: np.ndarray, 
     return np.maximum.reduceat(left, starts) > np.maximum.reduceat(found, starts)
 
 
-def verify_in_rounds(predictions: Predictions, gallery: Gallery, policy: Policy, session: Session, photos: Photos,
-                      *, early_stop: bool, on_missing: str, progress: bool) -> tuple[InlierTable, np.ndarray]:
-    """Plan and measure the candidates of rank 1 of every query, then of rank 2 of the queries still ``undecided``
-    (every query when not ``early_stop``), and so on. Returns the inlier table of all rows (none for rows never
-    verified) and which rows were verified.
+@dataclass(frozen=True)
+class Decision:
+    """What step 4 decided: every candidate's inlier counts (``table``; none for those never verified), which were
+    ``verified``, and the ``choice``, where a candidate left unverified because its query was decided has status
+    ``stopped`` and a reason naming the candidate that decided it."""
+
+    table: InlierTable
+    verified: np.ndarray
+    choice: Choice
+
+
+def decide(predictions: Predictions, gallery: Gallery, policy: Policy, session: Session, photos: Photos,
+           run: RunSettings) -> Decision:
+    """Verify the candidates of rank 1 of every query, then of rank 2 of the queries still ``undecided`` (every
+    query with ``run.keep_candidates``), and so on; rescale and choose after each round, and return the last
+    round's choice.
 
     The gallery's labels and their ``gallery_order`` are built once for all rounds, and with several rounds each
     image file is read and hashed once (an ``ImageCache`` shared by the rounds)."""
@@ -123,6 +127,7 @@ def verify_in_rounds(predictions: Predictions, gallery: Gallery, policy: Policy,
     open_queries = np.ones(len(starts), bool)
     last = int(rank.max(initial=0))
     images = ImageCache() if last > 1 else None  # one round: measure keeps query images per chunk, memory bounded
+    choice = None
     for r in range(1, last + 1):
         rows = np.flatnonzero((rank == r) & open_queries[query])
         if not len(rows):
@@ -132,30 +137,34 @@ def verify_in_rounds(predictions: Predictions, gallery: Gallery, policy: Policy,
         batch = predictions if len(rows) == n else Predictions(predictions.table.iloc[rows].reset_index(drop=True),
                                                               predictions.format)
         plan = plan_pairs(batch, gallery, k[rows], policy.selection, policy.seed, by_label=by_label, orders=orders)
-        table = measure(batch, plan, session, photos, progress=progress, images=images)
+        table = measure(batch, plan, session, photos, progress=run.progress, images=images)
         inliers[rows, : table.inliers.shape[1]] = table.inliers
         for row, ids, error, doubt in zip(rows.tolist(), table.gallery_ids, table.errors, table.unverifiable):
             gallery_ids[row], errors[row], unverifiable[row] = ids, error, doubt
         counts.update(computed=table.pairs_computed, reused=table.pairs_reused, extracted=table.features_extracted)
         verified[rows] = True
-        if early_stop and r < last:
-            new = rescale(predictions, inliers, policy, errors=errors, gallery_labels=by_label.keys(),
-                          on_missing=on_missing).confidence
-            open_queries = undecided(starts, new, verified, ceiling)
-    return InlierTable(inliers, gallery_ids, errors, unverifiable, counts["computed"], counts["reused"],
-                       counts["extracted"]), verified
+        choice = None
+        if not run.keep_candidates and r < last:
+            choice = choose_candidates(predictions, inliers, policy, errors=errors, unverifiable=unverifiable,
+                                       gallery_labels=by_label.keys(), on_missing=run.on_missing)
+            open_queries = undecided(starts, choice.rescaled.confidence, verified, ceiling)
+    if choice is None:
+        choice = choose_candidates(predictions, inliers, policy, errors=errors, unverifiable=unverifiable,
+                                   gallery_labels=by_label.keys(), on_missing=run.on_missing)
+    table = InlierTable(inliers, gallery_ids, errors, unverifiable, counts["computed"], counts["reused"],
+                        counts["extracted"])
+    return Decision(table, verified, _mark_stopped(predictions, choice, verified, ceiling))
 
 
-def mark_stopped(predictions: Predictions, choice: Choice, verified: np.ndarray, policy: Policy) -> Rescaled:
+def _mark_stopped(predictions: Predictions, choice: Choice, verified: np.ndarray, ceiling: np.ndarray) -> Choice:
     """Status ``stopped`` and the reason for candidates left unverified because their query was decided."""
     stopped = np.flatnonzero(~verified & predictions.has_label)
     if not len(stopped):
-        return choice.rescaled
+        return choice
     chosen = choice.rows[predictions.query[stopped]]
     status, reason = choice.rescaled.status.copy(), choice.rescaled.reason.copy()
     status[stopped] = "stopped"
-    ceiling = policy.max_confidence(predictions.confidence[stopped])
     rank, found = predictions.rank[chosen], choice.rescaled.confidence[chosen]
     reason[stopped] = [f"not verified: candidate {r} reached {v:.4f}, this one could reach at most {c:.4f}"
-                       for r, v, c in zip(rank, found, ceiling)]
-    return replace(choice.rescaled, status=status, reason=reason)
+                       for r, v, c in zip(rank, found, ceiling[stopped])]
+    return replace(choice, rescaled=replace(choice.rescaled, status=status, reason=reason))

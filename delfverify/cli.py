@@ -20,25 +20,24 @@ import logging
 import os
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
 
 from . import __version__
 from .errors import DelfverifyError
 from .execution import default_workers
-from .extractors import DEFAULT_EXTRACTOR, EXTRACTORS
+from .extractors import EXTRACTORS
 from .extractors.delf import DEFAULT_HANDLE
-from .images import DEFAULT_MAX_SIDE
 from .matching import METHODS, MatchConfig
+from .settings import ON_MISSING, RunSettings, SettingsError, VerifySettings
 from .store import default_cache_dir
-from .verification import ENGINES, GEOMETRIES, GEOMETRY_SETTINGS, RansacConfig
+from .verification import ENGINES, GEOMETRIES, RansacConfig
 
 if TYPE_CHECKING:
     from .report import ReportResult
     from .tuning import TuneResult
 
 logger = logging.getLogger(__name__)
-
-_RANSAC = RansacConfig()
+T = TypeVar("T")
 
 
 class CLIError(DelfverifyError):
@@ -46,24 +45,26 @@ class CLIError(DelfverifyError):
 
 
 def add_verifier_options(parser: argparse.ArgumentParser) -> None:
-    """Options that choose the extractor, the feature store and RANSAC (shared by all subcommands)."""
+    """Options that choose the extractor, the feature store and RANSAC (shared by all subcommands); their defaults
+    are those of ``VerifySettings``, ``MatchConfig`` and ``RansacConfig``."""
+    verify, match, ransac = VerifySettings(), MatchConfig(), RansacConfig()
     group = parser.add_argument_group("features and verification")
-    group.add_argument("--features", choices=EXTRACTORS, default=DEFAULT_EXTRACTOR,
+    group.add_argument("--features", choices=EXTRACTORS, default=verify.features,
                        help="local features (default: %(default)s; delf needs the TF-Hub model, see --model)")
-    group.add_argument("--model", default=None,
+    group.add_argument("--model", default=verify.model,
                        help=f"delf only: TF-Hub handle or local model directory (default: {DEFAULT_HANDLE})")
-    group.add_argument("--matcher", choices=METHODS, default=MatchConfig().method,
+    group.add_argument("--matcher", choices=METHODS, default=match.method,
                        help="nearest neighbours: kdtree (the research's) or brute (BLAS), identical matches; auto "
                             "picks the faster (default: %(default)s)")
     group.add_argument("--geometry", choices=GEOMETRIES, default=None,
                        help="model fitted to the matches (default: the extractor's: fundamental for rootsift, "
                             "affine for delf)")
-    group.add_argument("--engine", choices=ENGINES, default=_RANSAC.engine,
+    group.add_argument("--engine", choices=ENGINES, default=ransac.engine,
                        help="RANSAC implementation; skimage fits the affine model only (default: %(default)s)")
-    group.add_argument("--seed", type=int, default=_RANSAC.seed,
+    group.add_argument("--seed", type=int, default=ransac.seed,
                        help="seed of the skimage RANSAC engine; opencv is deterministic with its own fixed seed "
                             "(default: %(default)s)")
-    group.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
+    group.add_argument("--max-side", type=int, default=verify.max_side,
                        help="shrink photos to this longest side before extraction (default: %(default)s)")
     cache = group.add_mutually_exclusive_group()
     cache.add_argument("--cache-dir", default=None,
@@ -71,30 +72,33 @@ def add_verifier_options(parser: argparse.ArgumentParser) -> None:
     cache.add_argument("--no-cache", action="store_true", help="keep features in memory only")
 
 
-def verifier_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of ``Verifier`` / ``delfverify.pipeline.open_session`` that the options set."""
-    if args.model is not None and args.features != "delf":
-        raise CLIError("--model is only used with --features delf")
-    if args.max_side < 1:
-        raise CLIError(f"--max-side must be a positive integer, got {args.max_side}")
-    if args.seed < 0:
-        raise CLIError(f"--seed must be a non-negative integer, got {args.seed}")
-    from .extractors import extractor_class
-
-    extractor = extractor_class(args.features)
-    match = dataclasses.replace(extractor.match, method=args.matcher)
-    ransac = GEOMETRY_SETTINGS[args.geometry] if args.geometry else extractor.ransac
+def settings_of(build: Callable[[], T], flags: Mapping[str, str] | None = None) -> T:
+    """``build()``, with a ``SettingsError`` reported as the command line option it came from (``--max-side``; a
+    setting's option is its name with dashes unless ``flags`` maps it)."""
     try:
-        ransac = dataclasses.replace(ransac, engine=args.engine, seed=args.seed)
-    except ValueError as exc:
-        raise CLIError(f"--engine {args.engine} with --geometry {ransac.geometry}: {exc}") from None
-    return {"features": args.features, "model": args.model, "max_side": args.max_side, "match": match,
-            "ransac": ransac}
+        return build()
+    except SettingsError as exc:
+        flag = (flags or {}).get(exc.setting, f"--{exc.setting.replace('_', '-')}")
+        raise CLIError(f"{flag} must be {exc.requirement}, got {exc.value!r}") from None
 
 
-def cache_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``cache_dir`` and ``cache`` for ``delfverify.pipeline.open_session`` from ``--cache-dir``/``--no-cache``."""
-    return {"cache_dir": args.cache_dir, "cache": not args.no_cache}
+def verify_settings(args: argparse.Namespace) -> VerifySettings:
+    """The ``VerifySettings`` the options describe."""
+    return settings_of(lambda: VerifySettings.from_options(
+        args.features, args.model, args.max_side, matcher=args.matcher, geometry=args.geometry, engine=args.engine,
+        seed=args.seed))
+
+
+def run_settings(args: argparse.Namespace, **fixed: Any) -> RunSettings:
+    """The ``RunSettings`` the options describe (the cache, and where a command has them the workers, scheduler,
+    candidates and what to do with missing photos), with ``fixed`` laid over them."""
+    options = {"cache_dir": args.cache_dir, "cache": not args.no_cache}
+    for name in ("workers", "scheduler", "candidates", "keep_candidates", "on_missing"):
+        if hasattr(args, name):
+            options[name] = getattr(args, name)
+    if hasattr(args, "workers"):
+        options["progress"] = not args.quiet and sys.stderr.isatty()
+    return settings_of(lambda: RunSettings(**{**options, **fixed}))
 
 
 def add_photo_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -116,21 +120,13 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                              "a path every worker shares")
 
 
-def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``workers``, ``scheduler`` and ``progress`` from the options."""
-    if args.workers < 1:
-        raise CLIError(f"--workers must be a positive integer, got {args.workers}")
-    return {"workers": args.workers, "scheduler": args.scheduler,
-            "progress": not args.quiet and sys.stderr.isatty()}
-
-
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .fileio import check_outputs
     from .verifier import Verifier
 
-    options = verifier_options(args)
+    settings = verify_settings(args)
     check_outputs([("the plot", args.plot)], [("photo A", args.image_a), ("photo B", args.image_b)])
-    verifier = Verifier(**options, cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()))
+    verifier = Verifier(settings, cache_dir=run_settings(args).store_folder())
     features_a = verifier.features_of(args.image_a)
     features_b = verifier.features_of(args.image_b)
     result = verifier.verify_features(features_a, features_b)
@@ -169,14 +165,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_rerank(args: argparse.Namespace) -> int:
     from .pipeline import rerank
 
-    if args.candidates < 1:
-        raise CLIError(f"--candidates must be a positive integer, got {args.candidates}")
+    settings, run = verify_settings(args), run_settings(args)
     output = args.output or f"{os.path.splitext(os.path.basename(args.predictions))[0]}.reranked.csv"
     result = rerank(args.predictions, gallery=args.gallery, gallery_images=args.gallery_images,
                     query_images=args.query_images, output=output, details=args.details, report=args.report,
-                    truth=args.truth, policy=args.policy, on_missing=args.on_missing, candidates=args.candidates,
-                    keep_candidates=args.keep_candidates, **verifier_options(args), **cache_options(args),
-                    **run_options(args))
+                    truth=args.truth, policy=args.policy, settings=settings, run=run)
     summary = result.summary
     statuses = ", ".join(f"{name} {count}" for name, count in summary.items() if count and name not in
                          ("relabelled", "pairs_computed", "pairs_reused", "features_extracted"))
@@ -205,10 +198,10 @@ def _describe_report(report: "ReportResult") -> str:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from .details import read_details
     from .fileio import check_outputs
-    from .images import ImageDirectory
-    from .measuring import Photos
-    from .report import read_details, write_report
+    from .images import ImageDirectory, Photos
+    from .report import write_report
     from .tables import read_gallery
     from .verifier import Verifier
 
@@ -221,8 +214,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.gallery_images:
         paths = read_gallery(args.gallery).paths() if args.gallery else {}
         photos = Photos(ImageDirectory(args.query_images), ImageDirectory(args.gallery_images), paths)
-        verifier = Verifier(**verifier_options(args),
-                            cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()))
+        verifier = Verifier(verify_settings(args), cache_dir=run_settings(args).store_folder())
     result = write_report(details, args.output, truth=args.truth, photos=photos, verifier=verifier,
                           title=f"delfverify report: {os.path.basename(args.details)}")
     print(_describe_report(result))
@@ -252,55 +244,14 @@ def _cmd_gap(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from .fileio import check_outputs
-    from .images import ImageDirectory
-    from .measuring import Photos, open_session
-    from .plotting import plot_tuning
-    from .policy import MAX_K, save_policy
-    from .tables import read_gallery, read_predictions, read_solution
-    from .tuning import SPACES, TuneConfig, assign_folds, measure_builtin_inliers, measure_inliers, tune
-    from .tuning.crossval import match_candidates
+    from .tuning import SPACES, TuneConfig, tune
 
-    if args.folds < 2:
-        raise CLIError(f"--folds must be an integer >= 2, got {args.folds}")
-    if args.repeats < 1:
-        raise CLIError(f"--repeats must be a positive integer, got {args.repeats}")
-    if args.max_k < 1:
-        raise CLIError(f"--max-k must be a positive integer, got {args.max_k}")
-    if args.max_k > MAX_K:
-        raise CLIError(f"--max-k must be at most {MAX_K} (a policy's largest k), got {args.max_k}")
-    if args.cv_seed < 0:
-        raise CLIError(f"--cv-seed must be a non-negative integer, got {args.cv_seed}")
-    check_outputs([("the policy", args.output), ("the plot", args.plot)],
-                  [*(("the predictions file", path) for path in args.predictions), ("the truth file", args.truth),
-                   ("the gallery file", args.gallery)])
-    space = SPACES[args.search](max_k=args.max_k)
-    config = TuneConfig(folds=args.folds, repeats=args.repeats, seed=args.cv_seed, space=space)
-    predictions = [read_predictions(path) for path in args.predictions]
-    truth = read_solution(args.truth)
-    for path, table in zip(args.predictions, predictions):  # ids missing from the truth: fail before any work
-        try:
-            match_candidates(table, truth)
-        except ValueError as exc:
-            raise CLIError(f"{path} against {args.truth}: {exc}") from None
-    try:
-        assign_folds(truth, config.folds, config.seed)  # too few landmark queries: fail before reading any image
-    except ValueError as exc:
-        raise CLIError(f"{args.truth}: {exc}") from None
-    gallery = read_gallery(args.gallery)
-    photos = Photos(ImageDirectory(args.query_images), ImageDirectory(args.gallery_images), gallery.paths())
-    run = run_options(args)
-    progress = run.pop("progress")
-    with open_session(**verifier_options(args), **cache_options(args), **run) as session:
-        geometry = session.verifier.ransac.geometry
-        inliers = measure_inliers(predictions, gallery, session, photos, space=space, progress=progress)
-        baselines = measure_builtin_inliers(predictions, gallery, session, photos, extractor=args.features,
-                                            geometry=geometry, space=space, progress=progress)
-    result = tune(predictions, truth, inliers, extractor=args.features, geometry=geometry, config=config,
-                  baseline_inliers=baselines, names=args.predictions)
-    save_policy(result.policy, args.output)
-    if args.plot:
-        plot_tuning(result, args.plot)
+    config = settings_of(lambda: TuneConfig(folds=args.folds, repeats=args.repeats, seed=args.cv_seed,
+                                            space=SPACES[args.search](max_k=args.max_k)), {"seed": "--cv-seed"})
+    settings, run = verify_settings(args), run_settings(args)
+    result = tune(args.predictions, truth=args.truth, gallery=args.gallery, gallery_images=args.gallery_images,
+                  query_images=args.query_images, output=args.output, plot=args.plot, config=config,
+                  settings=settings, run=run)
     print(format_summary(result))
     print(f"wrote {args.output}" + (f" and {args.plot}" if args.plot else "")
           + f"; use it with: delfverify rerank ... --policy {args.output}")
@@ -359,8 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_verifier_options(verify)
     verify.set_defaults(handler=_cmd_verify)
 
-    from .candidates import DEFAULT_CANDIDATES
-    from .rescaling import ON_MISSING
+    run = RunSettings()
 
     rerank = commands.add_parser(
         "rerank", parents=[common], help="re-rank a classifier's predictions by geometric verification",
@@ -376,13 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="re-ranked predictions (default: <predictions name>.reranked.csv here)")
     rerank.add_argument("--details", metavar="CSV", help="per-prediction details: confidences, band, gallery "
                         "ids, inlier counts, status and reason (per candidate, with its rank and whether chosen)")
-    rerank.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, metavar="N",
+    rerank.add_argument("--candidates", type=int, default=run.candidates, metavar="N",
                         help="verify at most the first N candidates of each query and keep the one with the highest "
                              "rescaled confidence (default: %(default)s)")
     rerank.add_argument("--keep-candidates", action="store_true",
                         help="write every candidate with its rescaled confidence, best first, instead of the chosen "
                              "one (verifies them all)")
-    rerank.add_argument("--on-missing", choices=ON_MISSING, default="keep",
+    rerank.add_argument("--on-missing", choices=ON_MISSING, default=run.on_missing,
                         help="a prediction whose images are missing/unreadable or whose label has no gallery "
                              "photo keeps its confidence, or is suppressed as if 0 inliers (default: %(default)s)")
     rerank.add_argument("--report", metavar="HTML", help="a visual report of the run: summary, plots, a table of "

@@ -40,12 +40,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .errors import DelfverifyError
 from .images import ImageError
 from .journal import PairRecord
 from .matching import limit_blas_threads
+from .settings import RunSettings, VerifySettings
 from .verifier import Verifier
 
 logger = logging.getLogger(__name__)
@@ -138,14 +139,16 @@ def verify_batch(verifier: Verifier, items: Sequence[PairItem]) -> VerifiedBatch
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """A verifier's settings sent to worker processes, and a key naming them (equal keys: equal verifiers).
+    """A verifier's settings and feature store sent to worker processes, and a key naming them (equal keys: equal
+    verifiers).
 
     ``concurrent`` is how many workers run at once on one machine (local processes), or ``None`` when that is not
     known (a Dask cluster: then one per core is assumed). Each worker uses ``cores // concurrent`` threads.
     """
 
     key: str
-    settings: Mapping[str, Any] = field(compare=False)
+    settings: VerifySettings = field(compare=False)
+    cache_dir: str = field(compare=False)
     concurrent: int | None = field(default=None, compare=False)
 
 
@@ -154,7 +157,7 @@ def _worker_verifier(spec: WorkerSpec) -> Verifier:
     """The verifier of a spec, built once per worker process, with its share of the cores: the extractor's
     threads (OpenCV's SIFT alone would use about 1.5 cores) and BLAS's (the matcher's products) together stay
     within the cores, whatever the number of workers."""
-    verifier = Verifier(**spec.settings)
+    verifier = Verifier(spec.settings, cache_dir=spec.cache_dir)
     cores = default_workers()
     concurrent = spec.concurrent or cores
     verifier.extractor.limit_threads(max(1, cores // concurrent))
@@ -200,25 +203,22 @@ class Runner:
     ----------
     verifier : Verifier
         Used directly in this process, or rebuilt from its settings by each worker.
-    workers : int
-        Local worker processes; 1 runs in this process. More than the machine's cores are capped at the cores,
-        with a warning.
-    scheduler : str or distributed.Client, optional
-        Address of a Dask distributed scheduler (``tcp://host:8786``) or a client; then ``workers`` is ignored
-        and the cluster's workers run the batches.
+    run : RunSettings
+        ``workers``: local worker processes, 1 runs in this process, more than the machine's cores are capped at
+        the cores, with a warning; ``scheduler``: a Dask distributed scheduler's address (``tcp://host:8786``) or a
+        client, whose workers then run the batches (``workers`` is ignored).
     in_process : bool, optional
-        Run in this process; default: when ``workers == 1`` and there is no scheduler. ``False`` with one
-        worker runs one single-threaded worker process (benchmarks compare it with N processes).
+        Run in this process; default: when ``run.parallel`` is false. ``False`` with one worker runs one
+        single-threaded worker process (benchmarks compare it with N processes).
 
     Raises
     ------
     ValueError
-        If ``workers`` is not a positive integer, or work leaves the process without a feature store.
+        If work leaves the process without a feature store.
     """
 
-    def __init__(self, verifier: Verifier, workers: int = 1, scheduler=None, in_process: bool | None = None):
-        if not (isinstance(workers, int) and workers >= 1):
-            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    def __init__(self, verifier: Verifier, run: RunSettings = RunSettings(), in_process: bool | None = None):
+        workers, scheduler = run.workers, run.scheduler
         cores = default_workers()
         if workers > cores:
             logger.warning("%d worker processes asked for on %d cores; using %d (more only compete for the cores)",
@@ -227,14 +227,13 @@ class Runner:
         self.verifier = verifier
         self.workers = workers
         self.scheduler = scheduler
-        self.distributed = not in_process if in_process is not None else (workers > 1 or scheduler is not None)
+        self.distributed = not in_process if in_process is not None else run.parallel
         if self.distributed and verifier.store is None:
             raise ValueError("parallel or distributed runs need a feature store shared by the workers (cache_dir)")
         self._spec = None
         if self.distributed:
-            settings = verifier.settings()
-            self._spec = WorkerSpec(f"{verifier.pair_fingerprint}:{settings['cache_dir']}", settings,
-                                    None if scheduler is not None else workers)
+            self._spec = WorkerSpec(f"{verifier.pair_fingerprint}:{verifier.cache_dir}", verifier.settings,
+                                    str(verifier.cache_dir), None if scheduler is not None else workers)
         self._pool = None
         self._client = None
 

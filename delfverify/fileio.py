@@ -140,6 +140,11 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
             continue
 
 
+def path_or_none(value: object) -> str | os.PathLike | None:
+    """A file argument given as a path, or None when it was given as an object (a table, a policy)."""
+    return value if isinstance(value, (str, os.PathLike)) else None
+
+
 def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]],
                   inputs: Iterable[tuple[str, str | os.PathLike | None]] = ()) -> None:
     """Refuse outputs that collide with an input or with each other, or that cannot be written; writes nothing.

@@ -22,8 +22,8 @@ import io
 import os
 import warnings
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Union
+from dataclasses import dataclass, field
+from typing import Mapping, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -354,3 +354,18 @@ class ImageDirectory:
             return candidate.resolve().is_relative_to(self._resolved_root)
         except (OSError, RuntimeError):
             return False
+
+
+def as_directory(folder: str | os.PathLike | ImageDirectory) -> ImageDirectory:
+    """``folder`` as an ``ImageDirectory`` (a path is checked to be a folder)."""
+    return folder if isinstance(folder, ImageDirectory) else ImageDirectory(folder)
+
+
+@dataclass(frozen=True)
+class Photos:
+    """Where a run's photos are: the query and gallery folders, and the gallery's optional relative paths (a
+    gallery file's ``path`` column, ``Gallery.paths()``)."""
+
+    queries: ImageDirectory
+    gallery: ImageDirectory
+    gallery_paths: Mapping[str, str] = field(default_factory=dict)

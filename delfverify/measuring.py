@@ -3,31 +3,29 @@
 ``measure`` looks the planned pairs up in the journal, extracts every image missing from the feature store once
 and verifies the pairs still missing (in this process, local workers or a Dask cluster, see
 ``delfverify.execution``), journaling each result as it arrives; it gathers the ``InlierTable``. ``open_session``
-sets up what a run verifies with: the verifier, the pair journal and the runner.
+sets up what a run verifies with: the verifier, the pair journal and the runner. ``measure_all`` plans and measures
+every candidate of labelled predictions at once, for ``delfverify.tune``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from .execution import ImageItem, PairItem, Runner, batched, extract_batch, verify_batch
-from .extractors import DEFAULT_EXTRACTOR
-from .extractors.base import Extractor
-from .images import DEFAULT_MAX_SIDE, ImageDirectory, ImageError, ImageLookupError, read_bytes
+from .images import ImageDirectory, ImageError, ImageLookupError, Photos, read_bytes
 from .journal import PairJournal, PairRecord
-from .matching import MatchConfig
-from .planning import PairPlan
-from .store import content_hash, default_cache_dir
-from .tables import Predictions
-from .verification import RansacConfig, unverifiable_reason
+from .planning import PairPlan, plan_pairs
+from .settings import RunSettings, VerifySettings
+from .store import content_hash
+from .tables import Gallery, Predictions
+from .verification import unverifiable_reason
 from .verifier import Verifier
 
 logger = logging.getLogger(__name__)
@@ -36,15 +34,6 @@ logger = logging.getLogger(__name__)
 CHUNK_SIZE = 10_000
 #: Bytes of image files read to hash them that are kept, per chunk, to extract them without reading them again.
 READ_ONCE_BYTES = 256 * 2**20
-
-
-@dataclass(frozen=True)
-class Photos:
-    """Where the photos are: the query and gallery folders, and the gallery's optional relative paths."""
-
-    queries: ImageDirectory
-    gallery: ImageDirectory
-    gallery_paths: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,35 +46,22 @@ class Session:
 
 
 @contextlib.contextmanager
-def open_session(
-    features: str | Extractor = DEFAULT_EXTRACTOR,
-    *,
-    model: str | None = None,
-    match: MatchConfig | None = None,
-    ransac: RansacConfig | None = None,
-    max_side: int | None = DEFAULT_MAX_SIDE,
-    cache_dir: str | os.PathLike | None = None,
-    cache: bool = True,
-    workers: int = 1,
-    scheduler=None,
-) -> Iterator[Session]:
+def open_session(settings: VerifySettings = VerifySettings(), run: RunSettings = RunSettings()) -> Iterator[Session]:
     """Build the verifier, open the pair journal and start the runner for one run.
 
-    ``cache_dir`` defaults to ``delfverify.store.default_cache_dir()``; the journal is ``journal.sqlite`` in it.
-    With ``cache=False`` features stay in memory and nothing is journaled; parallel workers then share features
+    The feature store is ``run.store_folder()`` and the journal ``journal.sqlite`` in it. Without a cache
+    (``run.cache`` false) features stay in memory and nothing is journaled; parallel workers then share features
     through a temporary store, removed afterwards.
     """
     with contextlib.ExitStack() as stack:
-        parallel = workers > 1 or scheduler is not None
-        if cache:
-            store = cache_dir if cache_dir is not None else default_cache_dir()
-        else:
-            store = stack.enter_context(tempfile.TemporaryDirectory()) if parallel else None
-        verifier = Verifier(features, model=model, cache_dir=store, match=match, ransac=ransac, max_side=max_side)
+        store = run.store_folder()
+        if store is None and run.parallel:
+            store = stack.enter_context(tempfile.TemporaryDirectory())
+        verifier = Verifier(settings, cache_dir=store)
         journal = None
-        if cache:
+        if run.cache:
             journal = stack.enter_context(PairJournal(verifier.store.root / "journal.sqlite"))
-        runner = stack.enter_context(Runner(verifier, workers, scheduler))
+        runner = stack.enter_context(Runner(verifier, run))
         yield Session(verifier, runner, journal)
 
 
@@ -278,3 +254,25 @@ def measure(predictions: Predictions, plan: PairPlan, session: Session, photos: 
     counts = gather.counts
     return InlierTable(gather.table, plan.gallery_ids, ["; ".join(dict.fromkeys(e)) for e in gather.errors],
                        gather.unverifiable(), counts["computed"], counts["reused"], counts["extracted"])
+
+
+def measure_all(predictions: Predictions, gallery: Gallery, k: np.ndarray, width: int, selection: str, seed: int,
+                session: Session, photos: Photos, *, progress: bool = False) -> np.ndarray:
+    """Inlier counts of every labelled row, every candidate of a query (no early stop, as a tuner needs them),
+    against its first ``k[i]`` gallery photos in ``selection`` order (``plan_pairs``).
+
+    Returns
+    -------
+    float array (n, width)
+        NaN where not verified (no label, fewer photos, unreadable images: a warning counts them).
+    """
+    k = np.where(predictions.has_label, k, 0)
+    table = measure(predictions, plan_pairs(predictions, gallery, k, selection, seed), session, photos,
+                    progress=progress)
+    counts = np.full((len(predictions), width), np.nan)
+    counts[:, : min(width, table.inliers.shape[1])] = table.inliers[:, :width]
+    failed = sum(bool(e) for e in table.errors)
+    if failed:
+        logger.warning("%d prediction(s) had unreadable images; they keep their confidence", failed)
+    logger.info("inliers: %d pairs verified, %d reused", table.pairs_computed, table.pairs_reused)
+    return counts

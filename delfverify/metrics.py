@@ -16,13 +16,22 @@ descending, then query id ascending, then label ascending.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["GapResult", "MatchedPredictions", "global_average_precision", "match_predictions", "oracle_gap",
-           "ranked_gap"]
+from .details import check_details, first_and_chosen
+from .errors import DelfverifyError
+from .tables import Solution, as_solution
+
+__all__ = ["OUTCOMES", "GapResult", "MatchedPredictions", "RunScores", "TruthError", "global_average_precision",
+           "load_truth", "match_predictions", "oracle_gap", "outcomes", "ranked_gap", "run_scores"]
+
+#: Outcomes of a prediction against the truth.
+OUTCOMES = ("correct", "wrong", "non-landmark")
 
 _PREDICTION_COLUMNS = ("id", "label", "confidence")
 _TRUTH_COLUMNS = ("id", "landmarks")
@@ -367,3 +376,119 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise ValueError(f"{name} is missing column(s) {missing}; it needs {list(columns)}")
+
+
+# --- a run against the truth ---------------------------------------------------------------------------------------
+
+
+class TruthError(DelfverifyError, ValueError):
+    """A truth that cannot score a run: no landmark query (GAP undefined), or some of the run's queries missing."""
+
+
+@dataclass(frozen=True)
+class RunScores:
+    """How a run did against the truth.
+
+    Attributes
+    ----------
+    gap_before, gap_after : float
+        GAP of the classifier's predictions (each query's first candidate, old confidence) and of the re-ranked
+        ones (each query's chosen candidate, new confidence).
+    oracle : float
+        The best GAP any re-ranking of the classifier's first labels can reach (= ``accuracy_before``).
+    oracle_candidates : float or None
+        With candidates: the share of landmark queries whose true label is among their candidates, the best GAP
+        choosing among them can reach; ``None`` with one label per query.
+    candidates : int
+        The most candidates of any query (1 without candidates).
+    accuracy_before, accuracy_after : float
+        Correct first labels, and correct chosen labels, per landmark query.
+    landmark_queries : int
+        M, the queries of the truth that show a landmark.
+    """
+
+    gap_before: float
+    gap_after: float
+    oracle: float
+    oracle_candidates: float | None
+    candidates: int
+    accuracy_before: float
+    accuracy_after: float
+    landmark_queries: int
+
+    def describe(self) -> str:
+        """One line for the terminal."""
+        top = "" if self.oracle_candidates is None else f", top-{self.candidates} {self.oracle_candidates:.4f}"
+        return (f"GAP {self.gap_before:.4f} -> {self.gap_after:.4f} (oracle {self.oracle:.4f}{top}); accuracy "
+                f"{self.accuracy_before:.4f} -> {self.accuracy_after:.4f} ({self.landmark_queries} landmark queries)")
+
+
+def load_truth(truth: str | os.PathLike | Solution | pd.DataFrame, ids: Sequence[str] | None = None) -> Solution:
+    """Read the truth (a solution CSV, or a DataFrame ``id,landmarks``: ``delfverify.tables.as_solution``) or take
+    it as given; refuse one without a landmark query (GAP would be undefined) and, with ``ids``, one that lacks
+    some of them.
+
+    Raises
+    ------
+    TableError
+        The truth file is missing or malformed.
+    TruthError
+        The truth has no landmark query, or some ids are not in it; the message says how many and names a few.
+    """
+    name = str(truth) if isinstance(truth, (str, os.PathLike)) else "truth"
+    truth = as_solution(truth)
+    if not (truth.table["landmarks"].fillna("").str.strip() != "").any():
+        raise TruthError(f"{name}: no query of the truth shows a landmark, so GAP is undefined")
+    if ids is not None:
+        unknown = pd.Index(pd.unique(np.asarray(ids, object))).difference(pd.Index(truth.table["id"]))
+        if len(unknown):
+            examples = ", ".join(repr(i) for i in unknown[:_MAX_IDS_IN_MESSAGE])
+            raise TruthError(f"{name}: {len(unknown)} query id(s) of the predictions are not in the truth, e.g. "
+                             f"{examples}")
+    return truth
+
+
+def run_scores(details: pd.DataFrame, truth: str | os.PathLike | Solution | pd.DataFrame) -> RunScores:
+    """GAP before and after, the oracle and the accuracy of a run, from its details (``delfverify.details``) and
+    the truth.
+
+    Before: each query's first candidate (every row without candidates) with its old confidence. After: each
+    query's chosen candidate with its new confidence.
+
+    Raises
+    ------
+    TableError
+        The truth file is malformed.
+    TruthError
+        The truth lacks some queries, holds no landmark query, or does not fit the details.
+    """
+    details = check_details(details)
+    truth = load_truth(truth, details["id"])
+    first, chosen = first_and_chosen(details)
+    try:
+        before = global_average_precision(_run_predictions(details, first, "old_confidence"), truth.table)
+        after = global_average_precision(_run_predictions(details, chosen, "new_confidence"), truth.table)
+    except ValueError as exc:  # e.g. an id twice in details without candidate columns
+        raise TruthError(f"details against the truth: {exc}") from None
+    candidates = int(details["rank"].max()) if "rank" in details.columns and len(details) else 1
+    among = None
+    if candidates > 1:
+        hit = outcomes(details, truth) == "correct"
+        among = details["id"][hit].nunique() / before.num_landmark_queries
+    return RunScores(before.gap, after.gap, before.accuracy, among, candidates, before.accuracy, after.accuracy,
+                     before.num_landmark_queries)
+
+
+def _run_predictions(details: pd.DataFrame, rows: np.ndarray, column: str) -> pd.DataFrame:
+    chosen = details[rows]
+    return pd.DataFrame({"id": chosen["id"], "label": chosen["label"], "confidence": chosen[column].fillna(0.0)})
+
+
+def outcomes(details: pd.DataFrame, truth: Solution) -> np.ndarray:
+    """One of ``OUTCOMES`` per details row ("" for a row without a label)."""
+    landmarks = dict(zip(truth.table["id"], truth.table["landmarks"]))
+    out = []
+    for pid, label in zip(details["id"], details["label"]):
+        true = landmarks.get(pid, "").split()
+        out.append("" if not label else "non-landmark" if not true else "correct" if label in true else "wrong")
+    return np.array(out, object)

@@ -38,16 +38,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .errors import DelfverifyError
+from .details import check_details, relabelled
 from .fileio import atomic_write
-from .images import ImageError, ImageLookupError, load_image, read_bytes
-from .metrics import global_average_precision
-from .measuring import Photos
-from .pipeline import DETAILS_COLUMNS
-from .rescaling import STATUSES
+from .images import ImageError, ImageLookupError, Photos, load_image, read_bytes
+from .metrics import OUTCOMES, RunScores, load_truth, outcomes, run_scores
 from .plotting import plot_matches
+from .rescaling import STATUSES
 from .store import content_hash
-from .tables import Solution, _read_csv, read_solution
+from .tables import Solution
 from .verifier import Verifier
 
 logger = logging.getLogger(__name__)
@@ -69,8 +67,6 @@ PICTURES_MAX_BYTES = 8 * 2**20
 PAGE_ROWS = 100
 #: The inlier histograms put counts at or above this in their last bin.
 HISTOGRAM_TOP = 60
-#: Outcomes of a prediction against the truth.
-OUTCOMES = ("correct", "wrong", "non-landmark")
 
 _COLOURS = {"boosted": "#1a9850", "suppressed": "#d73027", "verified": "#4575b4", "unverifiable": "#abd9e9",
             "skipped": "#999999",
@@ -78,48 +74,6 @@ _COLOURS = {"boosted": "#1a9850", "suppressed": "#d73027", "verified": "#4575b4"
             "correct": "#1a9850", "wrong": "#d73027", "non-landmark": "#fdae61"}
 _SUMMARY_NAMES = {"relabelled": "queries relabelled", "pairs_computed": "pairs verified",
                   "pairs_reused": "pairs reused from the journal", "features_extracted": "features extracted"}
-
-
-class ReportError(DelfverifyError, ValueError):
-    """A details table or file that cannot be reported, or a truth that does not fit it; the message says which."""
-
-
-@dataclass(frozen=True)
-class RunScores:
-    """How a run did against the truth.
-
-    Attributes
-    ----------
-    gap_before, gap_after : float
-        GAP of the classifier's predictions (each query's first candidate, old confidence) and of the re-ranked
-        ones (each query's chosen candidate, new confidence).
-    oracle : float
-        The best GAP any re-ranking of the classifier's first labels can reach (= ``accuracy_before``).
-    oracle_candidates : float or None
-        With candidates: the share of landmark queries whose true label is among their candidates, the best GAP
-        choosing among them can reach; ``None`` with one label per query.
-    candidates : int
-        The most candidates of any query (1 without candidates).
-    accuracy_before, accuracy_after : float
-        Correct first labels, and correct chosen labels, per landmark query.
-    landmark_queries : int
-        M, the queries of the truth that show a landmark.
-    """
-
-    gap_before: float
-    gap_after: float
-    oracle: float
-    oracle_candidates: float | None
-    candidates: int
-    accuracy_before: float
-    accuracy_after: float
-    landmark_queries: int
-
-    def describe(self) -> str:
-        """One line for the terminal."""
-        top = "" if self.oracle_candidates is None else f", top-{self.candidates} {self.oracle_candidates:.4f}"
-        return (f"GAP {self.gap_before:.4f} -> {self.gap_after:.4f} (oracle {self.oracle:.4f}{top}); accuracy "
-                f"{self.accuracy_before:.4f} -> {self.accuracy_after:.4f} ({self.landmark_queries} landmark queries)")
 
 
 @dataclass(frozen=True)
@@ -147,132 +101,7 @@ class ReportResult:
     bytes: int
 
 
-# --- the details -------------------------------------------------------------------------------------------------
-
-
-def read_details(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a details CSV written by ``rerank`` (``DETAILS_COLUMNS``, and ``rank`` and ``chosen`` with candidates).
-
-    Raises
-    ------
-    TableError
-        The file is missing or malformed.
-    ReportError
-        A column is missing, or a confidence or rank is not a number.
-    """
-    frame = _read_csv(path, "details")
-    return _checked(frame, str(path))
-
-
-def _checked(details: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The details with typed columns: confidences float (NaN where none), ``rank`` int, ``chosen`` bool."""
-    missing = [c for c in DETAILS_COLUMNS if c not in details.columns]
-    if missing:
-        raise ReportError(f"{name}: details lack column(s) {', '.join(missing)}; expected {','.join(DETAILS_COLUMNS)}"
-                          f" as written by 'delfverify rerank --details'")
-    details = details.reset_index(drop=True).copy()
-    for column in ("id", "label", "band", "gallery_ids", "inliers", "status", "reason"):
-        details[column] = details[column].fillna("").astype(str)
-    for column in ("old_confidence", "new_confidence"):
-        values = pd.to_numeric(details[column].replace("", np.nan), errors="coerce")
-        bad = values.isna() & details[column].notna() & (details[column].astype(str) != "")
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ReportError(f"{name}: row {row + 2}: {column} {details[column].iloc[row]!r} is not a number")
-        details[column] = values.astype(float)
-    if "rank" in details.columns:
-        rank = pd.to_numeric(details["rank"], errors="coerce")
-        if rank.isna().any():
-            row = int(np.flatnonzero(rank.isna().to_numpy())[0])
-            raise ReportError(f"{name}: row {row + 2}: rank {details['rank'].iloc[row]!r} is not a number")
-        details["rank"] = rank.astype(int)
-    if "chosen" in details.columns:
-        details["chosen"] = details["chosen"].astype(str).str.lower().isin(("true", "1"))
-    return details
-
-
-def _first_and_chosen(details: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Which rows are the classifier's predictions (each query's first candidate) and which the re-ranked ones."""
-    everything = np.ones(len(details), bool)
-    first = (details["rank"] == 1).to_numpy() if "rank" in details.columns else everything
-    chosen = details["chosen"].to_numpy(bool) if "chosen" in details.columns else everything
-    return first, chosen
-
-
-def _relabelled(details: pd.DataFrame) -> np.ndarray:
-    first, chosen = _first_and_chosen(details)
-    return chosen & ~first
-
-
-def load_truth(truth: str | os.PathLike | Solution, ids: Sequence[str] | None = None) -> Solution:
-    """Read the truth (a solution CSV) or take it as given; refuse one without a landmark query (GAP would be
-    undefined) and, with ``ids``, one that lacks some of them.
-
-    Raises
-    ------
-    TableError
-        The truth file is missing or malformed.
-    ReportError
-        The truth has no landmark query, or some ids are not in it; the message says how many and names a few.
-    """
-    name = "truth" if isinstance(truth, Solution) else str(truth)
-    if not isinstance(truth, Solution):
-        truth = read_solution(truth)
-    if not (truth.table["landmarks"].fillna("").str.strip() != "").any():
-        raise ReportError(f"{name}: no query of the truth shows a landmark, so GAP is undefined")
-    if ids is not None:
-        unknown = pd.Index(pd.unique(np.asarray(ids, object))).difference(pd.Index(truth.table["id"]))
-        if len(unknown):
-            examples = ", ".join(repr(i) for i in unknown[:5])
-            raise ReportError(f"{name}: {len(unknown)} query id(s) of the predictions are not in the truth, e.g. "
-                              f"{examples}")
-    return truth
-
-
-def run_scores(details: pd.DataFrame, truth: str | os.PathLike | Solution) -> RunScores:
-    """GAP before and after, the oracle and the accuracy of a run, from its details and the truth.
-
-    Before: each query's first candidate (every row without candidates) with its old confidence. After: each
-    query's chosen candidate with its new confidence.
-
-    Raises
-    ------
-    TableError
-        The truth file is malformed.
-    ReportError
-        The truth lacks some queries, or holds no landmark query.
-    """
-    details = _checked(details, "details")
-    truth = load_truth(truth, details["id"])
-    first, chosen = _first_and_chosen(details)
-    try:
-        before = global_average_precision(_predictions(details, first, "old_confidence"), truth.table)
-        after = global_average_precision(_predictions(details, chosen, "new_confidence"), truth.table)
-    except ValueError as exc:  # e.g. an id twice in details without candidate columns
-        raise ReportError(f"details against the truth: {exc}") from None
-    candidates = int(details["rank"].max()) if "rank" in details.columns and len(details) else 1
-    among = None
-    if candidates > 1:
-        hit = _outcomes(details, truth) == "correct"
-        among = details["id"][hit].nunique() / before.num_landmark_queries
-    return RunScores(before.gap, after.gap, before.accuracy, among, candidates, before.accuracy, after.accuracy,
-                     before.num_landmark_queries)
-
-
-def _predictions(details: pd.DataFrame, rows: np.ndarray, column: str) -> pd.DataFrame:
-    chosen = details[rows]
-    return pd.DataFrame({"id": chosen["id"], "label": chosen["label"],
-                         "confidence": chosen[column].fillna(0.0)})
-
-
-def _outcomes(details: pd.DataFrame, truth: Solution) -> np.ndarray:
-    """``correct``, ``wrong`` or ``non-landmark`` per row ("" for a row without a label)."""
-    landmarks = dict(zip(truth.table["id"], truth.table["landmarks"]))
-    out = []
-    for pid, label in zip(details["id"], details["label"]):
-        true = landmarks.get(pid, "").split()
-        out.append("" if not label else "non-landmark" if not true else "correct" if label in true else "wrong")
-    return np.array(out, object)
+# --- inlier counts ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -305,13 +134,13 @@ def sample_pictures(details: pd.DataFrame, per_kind: int = PICTURES_PER_KIND,
     that name a gallery photo; up to ``per_kind`` of them are drawn at random with ``seed`` and the kind, so the
     same details always give the same sample. Each kind's rows are returned in table order.
     """
-    details = _checked(details, "details")
+    details = check_details(details)
     has_gallery = (details["gallery_ids"].str.strip() != "").to_numpy()
     status = details["status"].to_numpy(object)
-    relabelled = _relabelled(details)
+    moved = relabelled(details)
     sample = {}
     for number, kind in enumerate(PICTURE_KINDS):
-        rows = np.flatnonzero(has_gallery & (relabelled if kind == "relabelled" else status == kind))
+        rows = np.flatnonzero(has_gallery & (moved if kind == "relabelled" else status == kind))
         if len(rows) > per_kind:
             rows = np.sort(np.random.default_rng([seed, number]).choice(rows, per_kind, replace=False))
         sample[kind] = rows
@@ -427,14 +256,14 @@ def write_report(
     -------
     ReportResult
     """
-    details = _checked(details, "details")
+    details = check_details(details)
     path = Path(path)
     folder = path.with_name(f"{path.stem}_files")
     outcome = None
     if truth is not None:
         truth = load_truth(truth)
         scores = scores if scores is not None else run_scores(details, truth)
-        outcome = _outcomes(details, truth)
+        outcome = outcomes(details, truth)
     inliers = _inliers(details)
     pictures = []
     if photos is not None and verifier is not None:
@@ -461,7 +290,7 @@ def _page(details: pd.DataFrame, inliers: _Inliers, *, title: str, summary: Mapp
              for s in statuses]
     extra = dict(summary or {})
     if "chosen" in details.columns:
-        extra.setdefault("relabelled", int(_relabelled(details).sum()))
+        extra.setdefault("relabelled", int(relabelled(details).sum()))
     else:  # one label per query: nothing can be relabelled
         extra.pop("relabelled", None)
     for key, value in extra.items():

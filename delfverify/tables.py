@@ -120,6 +120,33 @@ class Predictions:
         """Each row's rank among its query's candidates: 1 for the classifier's first choice (int array)."""
         return np.arange(len(self)) - self.query_starts[self.query] + 1
 
+    def to_frame(self, name: str = "the predictions") -> pd.DataFrame:
+        """The table as its file holds it: the columns of its format (``FORMATS``) and text cells, confidences
+        written by ``format_confidence``; in the Kaggle format the candidates of an id (consecutive rows) share one
+        cell, ``label1 score1 label2 ...``.
+
+        Raises
+        ------
+        TableError
+            Kaggle format only: a label with a word that would read back as a score (e.g. ``"Pier 0.5"``); ``name``
+            names the table.
+        """
+        table = self.table
+        scores = ["" if not label else format_confidence(c) for label, c in zip(table["label"], table["confidence"])]
+        if self.format != "kaggle":
+            return pd.DataFrame(dict(zip(FORMATS[self.format], (table["id"].tolist(), table["label"].tolist(),
+                                                                 scores))))
+        for label in pd.unique(table["label"]):
+            if any(_score(word) is not None and not word.isdigit() for word in label.split()[1:]):
+                raise TableError(f"{name}: label {label!r} cannot be written in a Kaggle cell, a word of it would "
+                                 f"read back as a score; write id,label,confidence instead")
+        cells: dict[str, list[str]] = {}
+        for pid, label, score in zip(table["id"].tolist(), table["label"], scores):
+            cells.setdefault(pid, [])
+            if label:
+                cells[pid].append(f"{label} {score}")
+        return pd.DataFrame({"id": list(cells), "landmarks": [" ".join(c) for c in cells.values()]})
+
     def with_confidence(self, confidence: np.ndarray) -> "Predictions":
         """The same predictions with new confidences (format and row order kept)."""
         return replace(self, table=self.table.assign(confidence=confidence))
@@ -162,7 +189,7 @@ class Solution:
     table: pd.DataFrame
 
 
-def _read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
+def read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
     path = Path(path)
     try:
         # index_col=False: a row with one field more than the header must not turn the first column into an
@@ -194,7 +221,7 @@ def _first_long_row(path: Path) -> int:
         return next((row for row, record in enumerate(records, start=2) if len(record) > width), 2)
 
 
-def _check_ids(frame: pd.DataFrame, path: Path, what: str, unique: bool = True) -> None:
+def _check_ids(frame: pd.DataFrame, path: str | Path, what: str, unique: bool = True, first_row: int = 2) -> None:
     """Ids are data, kept exactly as given; but an empty id, a repeated id where each may appear once
     (``unique``), or two ids that differ only by spaces around them (which read alike, and which tools that strip
     fields would merge) are errors."""
@@ -202,14 +229,15 @@ def _check_ids(frame: pd.DataFrame, path: Path, what: str, unique: bool = True) 
     stripped = ids.str.strip()
     empty = np.flatnonzero(stripped.to_numpy() == "")
     if len(empty):
-        raise TableError(f"{path}: row {empty[0] + 2}: empty id in {what}")
+        raise TableError(f"{path}: row {empty[0] + first_row}: empty id in {what}")
     variants = pd.DataFrame({"exact": ids, "key": stripped}).drop_duplicates()
     spaced = variants["key"].duplicated(keep=False).to_numpy()
     if spaced.any():
         key = variants["key"].to_numpy()[spaced][0]
         first, row = np.flatnonzero((stripped == key).to_numpy() & ~ids.duplicated().to_numpy())[:2]
         raise TableError(
-            f"{path}: row {row + 2}: id {ids.iloc[row]!r} differs from id {ids.iloc[first]!r} (row {first + 2}) "
+            f"{path}: row {row + first_row}: id {ids.iloc[row]!r} differs from id {ids.iloc[first]!r} "
+            f"(row {first + first_row}) "
             f"only by spaces around it; ids are kept exactly as given, so remove the spaces or one of the rows"
         )
     if not unique:
@@ -219,7 +247,7 @@ def _check_ids(frame: pd.DataFrame, path: Path, what: str, unique: bool = True) 
         row = int(np.flatnonzero(duplicated)[0])
         first = int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0])
         raise TableError(
-            f"{path}: row {row + 2}: duplicate id {ids.iloc[row]!r} (first at row {first + 2}); "
+            f"{path}: row {row + first_row}: duplicate id {ids.iloc[row]!r} (first at row {first + first_row}); "
             f"each id may appear once in {what}"
         )
 
@@ -300,18 +328,34 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
         one id, an empty prediction beside candidates, a Kaggle cell that is not ``label score`` pairs, or a
         confidence that is not a number in [0, 1]; the row is named.
     """
-    path = Path(path)
-    frame = _read_csv(path, "predictions")
+    return _parse_predictions(read_csv(path, "predictions"), str(path), 2)
+
+
+def as_predictions(value: str | os.PathLike | Predictions | pd.DataFrame) -> Predictions:
+    """Predictions from a file (``read_predictions``), a ``Predictions`` table, or a DataFrame with the columns of
+    one of ``FORMATS`` (ids and labels as strings, a missing label as ``""``, NaN or None; confidences as numbers
+    or their text), checked as a file is: its rows are named by position (0 is the first).
+
+    Raises
+    ------
+    TableError
+        As ``read_predictions``, naming the column of a value of the wrong type.
+    """
+    return _adopt(value, Predictions, read_predictions, _parse_predictions, "the predictions table", ("confidence",))
+
+
+def _parse_predictions(frame: pd.DataFrame, path: str, first_row: int) -> Predictions:
+    """Predictions from a frame of text cells as a CSV file holds them (rows numbered from ``first_row``)."""
     columns = tuple(frame.columns)
     fmt = next((name for name, cols in FORMATS.items() if columns == cols), None)
     if fmt is None:
         raise TableError(
             f"{path}: unrecognised predictions columns {','.join(columns)}; accepted formats are {_ACCEPTED}"
         )
-    _check_ids(frame, path, "predictions", unique=False)
+    _check_ids(frame, path, "predictions", unique=False, first_row=first_row)
     ids, labels, confidences, rows = [], [], [], []
     if fmt == "kaggle":
-        for row, (pid, cell) in enumerate(zip(frame["id"], frame["landmarks"]), start=2):
+        for row, (pid, cell) in enumerate(zip(frame["id"], frame["landmarks"]), start=first_row):
             pairs = _kaggle_pairs(cell, path, row) or [("", math.nan)]
             ids += [pid] * len(pairs)
             rows += [row] * len(pairs)
@@ -320,7 +364,7 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
                 confidences.append(confidence)
     else:
         label_column = "landmarks" if fmt == "landmarks_confidence" else "label"
-        for row, (label, conf) in enumerate(zip(frame[label_column], frame["confidence"]), start=2):
+        for row, (label, conf) in enumerate(zip(frame[label_column], frame["confidence"]), start=first_row):
             label = label.strip()
             labels.append(label)
             if not label and not conf.strip():
@@ -330,7 +374,7 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
             else:
                 confidences.append(_parse_confidence(conf, path, row))
         ids = frame["id"].tolist()
-        rows = list(range(2, len(ids) + 2))
+        rows = list(range(first_row, len(ids) + first_row))
     # The id column as read, unless Kaggle cells of several pairs made more rows than the file has.
     table = pd.DataFrame({"id": frame["id"] if len(ids) == len(frame) else ids, "label": labels,
                           "confidence": confidences})
@@ -350,9 +394,8 @@ def format_confidence(value: float) -> str:
 
 
 def write_predictions(predictions: Predictions, path: str | os.PathLike) -> None:
-    """Write predictions in their own format and row order, atomically (never a half-written file).
-
-    In the Kaggle format the candidates of an id (consecutive rows) share one cell, ``label1 score1 label2 ...``.
+    """Write predictions in their own format and row order (``Predictions.to_frame``), atomically (never a
+    half-written file).
 
     Raises
     ------
@@ -360,29 +403,11 @@ def write_predictions(predictions: Predictions, path: str | os.PathLike) -> None
         Kaggle format only: a label with a word that would read back as a score (e.g. ``"Pier 0.5"``); nothing
         is written then.
     """
-    table = predictions.table
-    kaggle = predictions.format == "kaggle"
-    if kaggle:
-        for label in pd.unique(table["label"]):
-            if any(_score(word) is not None and not word.isdigit() for word in label.split()[1:]):
-                raise TableError(f"{path}: label {label!r} cannot be written in a Kaggle cell, a word of it would "
-                                 f"read back as a score; write id,label,confidence instead")
-    header = FORMATS[predictions.format]
+    frame = predictions.to_frame(str(path))
     with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        cell: list[str] = []
-        ids = table["id"].tolist()
-        for i, (pid, label, conf) in enumerate(zip(ids, table["label"], table["confidence"])):
-            score = "" if not label else format_confidence(conf)
-            if not kaggle:
-                writer.writerow([pid, label, score])
-                continue
-            if label:
-                cell.append(f"{label} {score}")
-            if i + 1 == len(ids) or ids[i + 1] != pid:
-                writer.writerow([pid, " ".join(cell)])
-                cell = []
+        writer.writerow(frame.columns)
+        writer.writerows(frame.itertuples(index=False, name=None))
 
 
 def read_gallery(path: str | os.PathLike) -> Gallery:
@@ -393,8 +418,22 @@ def read_gallery(path: str | os.PathLike) -> Gallery:
     TableError
         Missing columns, empty or duplicate ids, empty labels; the row is named.
     """
-    path = Path(path)
-    frame = _read_csv(path, "gallery")
+    return _parse_gallery(read_csv(path, "gallery"), str(path), 2)
+
+
+def as_gallery(value: str | os.PathLike | Gallery | pd.DataFrame) -> Gallery:
+    """A gallery from a file (``read_gallery``), a ``Gallery`` or a DataFrame with ``id``, ``landmark_id`` and an
+    optional ``path`` column of strings, checked as a file is (rows named by position, 0 the first).
+
+    Raises
+    ------
+    TableError
+        As ``read_gallery``, naming the column of a value of the wrong type.
+    """
+    return _adopt(value, Gallery, read_gallery, _parse_gallery, "the gallery table")
+
+
+def _parse_gallery(frame: pd.DataFrame, path: str, first_row: int) -> Gallery:
     missing = [c for c in ("id", "landmark_id") if c not in frame.columns]
     if missing:
         raise TableError(
@@ -402,10 +441,10 @@ def read_gallery(path: str | os.PathLike) -> Gallery:
             f"(found {','.join(frame.columns)})"
         )
     frame = frame.assign(landmark_id=frame["landmark_id"].str.strip())
-    _check_ids(frame, path, "the gallery")
+    _check_ids(frame, path, "the gallery", first_row=first_row)
     empty = np.flatnonzero(frame["landmark_id"].to_numpy() == "")
     if len(empty):
-        raise TableError(f"{path}: row {empty[0] + 2}: empty landmark_id in the gallery")
+        raise TableError(f"{path}: row {empty[0] + first_row}: empty landmark_id in the gallery")
     paths = frame["path"].str.strip() if "path" in frame.columns else pd.Series([""] * len(frame), dtype=str)
     return Gallery(pd.DataFrame({"id": frame["id"], "landmark_id": frame["landmark_id"], "path": paths.to_numpy()}))
 
@@ -420,11 +459,70 @@ def read_solution(path: str | os.PathLike) -> Solution:
     TableError
         Missing columns, empty or duplicate ids; the row is named.
     """
-    path = Path(path)
-    frame = _read_csv(path, "solution")
+    return _parse_solution(read_csv(path, "solution"), str(path), 2)
+
+
+def as_solution(value: str | os.PathLike | Solution | pd.DataFrame) -> Solution:
+    """A solution from a file (``read_solution``), a ``Solution`` or a DataFrame with ``id`` and ``landmarks``
+    columns of strings (a query without a landmark: ``""``, NaN or None), checked as a file is.
+
+    Raises
+    ------
+    TableError
+        As ``read_solution``, naming the column of a value of the wrong type.
+    """
+    return _adopt(value, Solution, read_solution, _parse_solution, "the truth table")
+
+
+def _parse_solution(frame: pd.DataFrame, path: str, first_row: int) -> Solution:
     missing = [c for c in ("id", "landmarks") if c not in frame.columns]
     if missing:
         raise TableError(f"{path}: solution is missing column(s) {', '.join(missing)}; expected id,landmarks")
     frame = pd.DataFrame({"id": frame["id"], "landmarks": frame["landmarks"].str.strip()})
-    _check_ids(frame, path, "the solution")
+    _check_ids(frame, path, "the solution", first_row=first_row)
     return Solution(frame)
+
+
+def _adopt(value, kind: type, read, parse, name: str, numbers: tuple[str, ...] = ()):
+    """``value`` if it is already a ``kind``; a DataFrame parsed as its file would be (``_text_frame``, rows named
+    by position); else a path, read."""
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, pd.DataFrame):
+        return parse(_text_frame(value, name, numbers), name, 0)
+    return read(value)
+
+
+def _text_frame(frame: pd.DataFrame, name: str, numbers: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A user's DataFrame as the text cells a CSV file would hold: strings kept, a missing value (NaN, None) as
+    ``""`` except in the ``id`` column, and in the ``numbers`` columns finite numbers as their shortest text.
+
+    Raises
+    ------
+    TableError
+        A value of another type, naming the column and the row (its position).
+    """
+    out = {}
+    for column in frame.columns:
+        values = frame[column].to_numpy(object)
+        text = np.empty(len(values), object)
+        for row, value in enumerate(values):
+            if isinstance(value, str):
+                text[row] = value
+            elif column != "id" and (value is None or (isinstance(value, float) and math.isnan(value))):
+                text[row] = ""
+            elif column in numbers and isinstance(value, (int, float, np.integer, np.floating)) \
+                    and not isinstance(value, (bool, np.bool_)):
+                text[row] = repr(float(value))
+            else:
+                kinds = "strings or numbers" if column in numbers else "strings"
+                raise TableError(f"{name}: row {row}: column {str(column)!r} holds {type(value).__name__} "
+                                 f"{_shorten(repr(value))}; it takes {kinds} (ids and labels are text: read CSV "
+                                 f"files with dtype=str)")
+        out[str(column).strip()] = text
+    return pd.DataFrame(out, columns=list(out))
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    """``text``, cut to ``limit`` characters with an ellipsis where longer (values quoted in messages)."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"

@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
-from .extractors import DEFAULT_EXTRACTOR, resolve_extractor
+from .extractors import resolve_extractor
 from .extractors.base import Extractor, Thresholds, fingerprint, measured_thresholds
 from .features import Features, short_hash
-from .images import DEFAULT_MAX_SIDE, ImageInput, decode_image, read_bytes
-from .matching import MatchConfig
+from .images import ImageInput, decode_image, read_bytes
+from .settings import VerifySettings
 from .store import FeatureStore, content_hash
-from .verification import RansacConfig, Verification, verify_features
+from .verification import Verification, verify_features
 
 logger = logging.getLogger(__name__)
 
@@ -33,45 +34,41 @@ class Verifier:
 
     Parameters
     ----------
-    features : str or Extractor
-        ``"rootsift"`` (default, offline), ``"delf"``, or an extractor object
-        (``from delfverify.extractors import RootSIFT, DELF``).
-    model : str, optional
-        DELF by name only: TF-Hub handle or local directory (see ``delfverify.extractors.delf``).
+    settings : VerifySettings, str or Extractor, optional
+        What decides a pair's inlier count: the extractor, its model, the photo size, matching and RANSAC
+        (``delfverify.settings.VerifySettings``; default: its defaults). An extractor's name (``"rootsift"``,
+        ``"delf"``) or object is short for ``VerifySettings(features=...)``.
     cache_dir : path, optional
         Feature store directory; ``None`` (default) keeps features in memory only. The CLI and
         ``delfverify.rerank`` use the user cache directory (``delfverify.store.default_cache_dir()``).
-    match : MatchConfig, optional
-        Matching settings; default: the extractor's own (``extractor.match``).
-    ransac : RansacConfig, optional
-        Geometric model and RANSAC settings; default: the extractor's own (``extractor.ransac``).
-    max_side : int or None
-        Photos are shrunk to this longest side before extraction.
 
     Attributes
     ----------
+    settings : VerifySettings
+        The settings, with the extractor object in ``features`` (what worker processes rebuild an equal verifier
+        from).
     extractor : Extractor
+    match : MatchConfig
+        The matching settings in use (the extractor's unless ``settings.match`` is given).
+    ransac : RansacConfig
+        The geometric model and RANSAC settings in use (the extractor's unless ``settings.ransac`` is given).
+    max_side : int or None
     extracted : int
         Images whose features this verifier extracted (not found in memory or the store).
     """
 
-    def __init__(
-        self,
-        features: str | Extractor = DEFAULT_EXTRACTOR,
-        *,
-        model: str | os.PathLike | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        match: MatchConfig | None = None,
-        ransac: RansacConfig | None = None,
-        max_side: int | None = DEFAULT_MAX_SIDE,
-    ):
-        if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
-            raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
-        self.extractor = resolve_extractor(features, None if model is None else str(model))
-        self.match = match if match is not None else self.extractor.match
-        self.ransac = ransac if ransac is not None else self.extractor.ransac
-        self.max_side = max_side
-        self.features_fingerprint = short_hash({"extractor": fingerprint(self.extractor), "max_side": max_side})
+    def __init__(self, settings: VerifySettings | str | Extractor | None = None, *,
+                 cache_dir: str | os.PathLike | None = None):
+        if settings is None:
+            settings = VerifySettings()
+        elif not isinstance(settings, VerifySettings):
+            settings = VerifySettings(features=settings)
+        self.extractor = resolve_extractor(settings.features, None if settings.model is None else str(settings.model))
+        self.settings = replace(settings, features=self.extractor, model=None)
+        self.match = settings.match if settings.match is not None else self.extractor.match
+        self.ransac = settings.ransac if settings.ransac is not None else self.extractor.ransac
+        self.max_side = settings.max_side
+        self.features_fingerprint = short_hash({"extractor": fingerprint(self.extractor), "max_side": self.max_side})
         self.store = FeatureStore(cache_dir, self.features_fingerprint) if cache_dir is not None else None
         self._memory: OrderedDict[str, Features] = OrderedDict()
         self.extracted = 0
@@ -95,10 +92,10 @@ class Verifier:
              "ransac": asdict(self.ransac)}
         )
 
-    def settings(self) -> dict[str, Any]:
-        """The constructor arguments that rebuild an equal verifier (with the same extractor object)."""
-        return {"features": self.extractor, "cache_dir": None if self.store is None else self.store.root,
-                "match": self.match, "ransac": self.ransac, "max_side": self.max_side}
+    @property
+    def cache_dir(self) -> Path | None:
+        """The feature store's folder, or ``None`` without a store."""
+        return None if self.store is None else self.store.root
 
     def key(self, image: ImageInput) -> str:
         """The content hash identifying an image (encoded bytes for paths/bytes, pixels otherwise).
@@ -181,11 +178,9 @@ def verify_pair(
     image_a: ImageInput,
     image_b: ImageInput,
     *,
-    features: str | Extractor = DEFAULT_EXTRACTOR,
-    model: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
-    ransac: RansacConfig | None = None,
-    max_side: int | None = DEFAULT_MAX_SIDE,
+    settings: VerifySettings | None = None,
+    **options: Any,
 ) -> Verification:
     """How well two photos match: local features, nearest-neighbour matching and a geometric model fitted with
     RANSAC.
@@ -195,20 +190,28 @@ def verify_pair(
     Parameters
     ----------
     image_a, image_b : path, bytes, PIL image or numpy array
-    features : {"rootsift", "delf"} or Extractor
-    model : str, optional
-        DELF handle or local directory.
     cache_dir : path, optional
         Feature store directory (default: none).
-    ransac : RansacConfig, optional
-        Default: the extractor's (RootSIFT: a fundamental matrix; DELF: the research's affine fit).
-    max_side : int or None
+    settings : VerifySettings, optional
+        What decides the inlier count (default: ``VerifySettings()``, RootSIFT with a fundamental matrix).
+    **options
+        Any field of ``VerifySettings`` (``features``, ``model``, ``max_side``, ``match``, ``ransac``), laid over
+        ``settings``.
 
     Returns
     -------
     Verification
         ``num_inliers`` (0 when verification failed), ``num_putative``, ``num_features_a``, ``num_features_b``,
         ``matches``, ``inlier_mask`` and ``transform`` (the model, in the pixels of the photos as given).
+
+    Raises
+    ------
+    TypeError
+        A keyword that is no field of ``VerifySettings``.
+    SettingsError
+        A setting out of range.
+    ImageError
+        An image that cannot be read; the message names it.
 
     Examples
     --------
@@ -217,5 +220,4 @@ def verify_pair(
     >>> result.num_inliers >= 14  # RootSIFT's acceptance threshold with its fundamental matrix  # doctest: +SKIP
     True
     """
-    verifier = Verifier(features, model=model, cache_dir=cache_dir, ransac=ransac, max_side=max_side)
-    return verifier.verify(image_a, image_b)
+    return Verifier(replace(settings or VerifySettings(), **options), cache_dir=cache_dir).verify(image_a, image_b)

@@ -14,7 +14,7 @@ from test_cli_rerank import DATA, _assert_one_line_error, _main, _rerank_args
 from test_report import expected_pictures, sample_scores
 
 import delfverify
-from delfverify.report import read_details
+from delfverify.details import read_details
 from delfverify.tables import read_predictions, read_solution
 
 

@@ -155,3 +155,27 @@ def test_cli_tune_on_a_candidates_file_scores_the_choice_rerank_makes(sample_tun
         assert "pairs verified 0" in out
     status, out, _ = _run(capsys, "gap", output, "--truth", SAMPLE / "truth.csv", "--json")
     assert json.loads(out)["gap"] == pytest.approx(row["tuned"], abs=1e-6) and row["tuned"] > row["oracle"]
+
+
+def test_the_one_call_tune_writes_the_clis_policy_from_paths_or_tables(sample_tuned, tmp_path):
+    import delfverify
+
+    status, _, err, policy, _, cache = sample_tuned
+    assert status == 0, err
+    from_paths = tmp_path / "paths.json"
+    delfverify.tune([SAMPLE / "predictions.csv"], truth=SAMPLE / "truth.csv", gallery=SAMPLE / "gallery.csv",
+                    gallery_images=SAMPLE / "gallery", query_images=SAMPLE / "queries", output=from_paths,
+                    cache_dir=cache)
+    assert from_paths.read_bytes() == policy.read_bytes()
+    frames = {name: pd.read_csv(SAMPLE / f"{name}.csv", dtype=str, keep_default_na=False)
+              for name in ("predictions", "truth", "gallery")}
+    result = delfverify.tune([frames["predictions"]], truth=frames["truth"], gallery=frames["gallery"],
+                             gallery_images=SAMPLE / "gallery", query_images=SAMPLE / "queries", cache_dir=cache)
+    written = json.loads(policy.read_text())
+    tables = result.policy.to_dict()
+    assert tables["info"]["tuned_on"]["files"] == ["predictions[0]"]
+    for doc in (written, tables):  # the same policy and record, but for the name of the input
+        doc["info"]["tuned_on"].pop("files")
+        for row in doc["info"]["gap"]["per_file"]:
+            row.pop("file")
+    assert json.loads(json.dumps(tables)) == written

@@ -16,6 +16,7 @@ from PIL import Image
 from conftest import make_textured_image
 from delfverify import cli
 from delfverify.extractors.rootsift import RootSIFT
+from delfverify.settings import RunSettings
 from delfverify.verifier import Verifier
 
 
@@ -189,12 +190,17 @@ def test_cli_verify_delf_missing_model_is_one_line_error(capsys, photos, tmp_pat
     _assert_one_line_error(status, err, str(missing), "--model", "TFHUB_CACHE_DIR")
 
 
-def test_cli_defaults_build_the_library_default_verifier():
+def test_cli_defaults_build_the_library_default_settings():
     args = cli.build_parser().parse_args(["verify", "a.jpg", "b.jpg"])
-    from_cli = Verifier(**cli.verifier_options(args))
+    from_cli = Verifier(cli.verify_settings(args))
     library = Verifier()
     assert from_cli.pair_fingerprint == library.pair_fingerprint  # extractor, max_side, matching and RANSAC
+    assert (from_cli.match, from_cli.ransac, from_cli.max_side) == (library.match, library.ransac, library.max_side)
     assert args.no_cache is False and args.cache_dir is None
+    args = cli.build_parser().parse_args(["rerank", "p.csv", "--gallery", "g.csv", "--gallery-images", "g",
+                                          "--query-images", "q"])
+    # The one documented difference: the command uses the machine's cores, the library one process.
+    assert cli.run_settings(args, workers=1, progress=False) == RunSettings()
 
 
 def _python(*args, **kwargs):

@@ -9,7 +9,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("tensorflow_hub")
 
-from delfverify import Verifier, make_extractor  # noqa: E402
+from delfverify import Verifier, VerifySettings, make_extractor  # noqa: E402
 from delfverify.extractors.delf import DELF, ModelLoadError  # noqa: E402
 from delfverify.extractors.base import fingerprint
 from delfverify.features import Features  # noqa: E402
@@ -102,13 +102,13 @@ def test_delf_is_deterministic(tiny_model, textured_image):
 
 
 def test_delf_verifier_matches_image_with_itself(tiny_model, textured_image, tmp_path):
-    verifier = Verifier("delf", model=tiny_model, cache_dir=tmp_path / "cache")
+    verifier = Verifier(VerifySettings("delf", model=tiny_model), cache_dir=tmp_path / "cache")
     result = verifier.verify(textured_image, textured_image.copy())
     assert verifier.extracted == 1  # same pixels, same key
     assert result.num_features_a == result.num_features_b == 64
     assert result.num_inliers >= 60
     np.testing.assert_allclose(result.transform, np.eye(3), atol=1e-3)
-    again = Verifier("delf", model=tiny_model, cache_dir=tmp_path / "cache")
+    again = Verifier(VerifySettings("delf", model=tiny_model), cache_dir=tmp_path / "cache")
     again.features_of(textured_image)
     assert again.extracted == 0
 
@@ -119,8 +119,8 @@ def test_delf_fingerprint_follows_model_content(tiny_model, tmp_path):
     other = _save(tmp_path / "other", seed=1)
     assert fingerprint(make_extractor("delf", model=other)) != base
     assert fingerprint(make_extractor("delf", model=tiny_model, max_feature_num=10)) != base
-    verifier_a = Verifier("delf", model=tiny_model)
-    verifier_b = Verifier("delf", model=other)
+    verifier_a = Verifier(VerifySettings("delf", model=tiny_model))
+    verifier_b = Verifier(VerifySettings("delf", model=other))
     assert verifier_a.features_fingerprint != verifier_b.features_fingerprint
 
 
@@ -143,7 +143,7 @@ def test_delf_missing_model_dir_raises_model_load_error(tmp_path):
     assert handle in message
     assert "TFHUB_CACHE_DIR" in message and "--model" in message
     with pytest.raises(ModelLoadError):
-        Verifier("delf", model=handle)
+        Verifier(VerifySettings("delf", model=handle))
 
 
 def test_delf_dir_without_default_signature_raises_model_load_error(tmp_path):

@@ -33,6 +33,7 @@ def test_precomputed_dev_inlier_tables_are_current(dev_data, tmp_path):
     sample of its rows is recomputed. When this fails, run ``python benchmarks/make_dev_inliers.py``."""
     from delfverify.images import ImageDirectory
     from delfverify.pipeline import Photos, measure, open_session, plan_pairs
+    from delfverify.settings import RunSettings
     from delfverify.tables import Predictions, read_gallery, read_predictions
 
     with np.load(Path(__file__).parent / "data" / "dev_inliers.npz", allow_pickle=False) as npz:
@@ -42,7 +43,7 @@ def test_precomputed_dev_inlier_tables_are_current(dev_data, tmp_path):
     sample = Predictions(predictions.table.iloc[rows].reset_index(drop=True), predictions.format)
     gallery = read_gallery(dev_data / "gallery.csv")
     photos = Photos(ImageDirectory(dev_data / "queries"), ImageDirectory(dev_data / "gallery"), gallery.paths())
-    with open_session(cache_dir=tmp_path) as session:
+    with open_session(run=RunSettings(cache_dir=tmp_path)) as session:
         for selection, tables in stored.items():
             plan = plan_pairs(sample, gallery, np.where(sample.has_label, tables.shape[1], 0), selection)
             inliers = measure(sample, plan, session, photos).inliers
@@ -143,6 +144,7 @@ def test_precomputed_candidate_inliers_are_current(name, candidate_inliers, tmp_
     measured again. When this fails, run ``python benchmarks/make_candidate_inliers.py``."""
     from delfverify.images import ImageDirectory
     from delfverify.pipeline import Photos, measure, open_session, plan_pairs
+    from delfverify.settings import RunSettings
     from delfverify.policy import builtin_policy
     from delfverify.tables import Predictions, read_gallery
 
@@ -156,7 +158,7 @@ def test_precomputed_candidate_inliers_are_current(name, candidate_inliers, tmp_
     policy = builtin_policy("default", "rootsift")
     gallery = read_gallery(data / "gallery.csv")
     photos = Photos(ImageDirectory(data / "queries"), ImageDirectory(data / "gallery"), gallery.paths())
-    with open_session(cache_dir=tmp_path) as session:
+    with open_session(run=RunSettings(cache_dir=tmp_path)) as session:
         plan = plan_pairs(sample, gallery, policy.k_for(sample.confidence), policy.selection, policy.seed)
         measured = measure(sample, plan, session, photos).inliers
     expected = inliers[queries, columns][:, : measured.shape[1]]

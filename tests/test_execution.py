@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from delfverify import Verifier, execution, measuring, rerank
+from delfverify import RunSettings, Verifier, execution, measuring, rerank
 from delfverify.execution import ImageItem, Runner, WorkerError, batched, default_workers, extract_batch
 from delfverify.extractors import RootSIFT
 
@@ -64,7 +64,7 @@ def test_dask_local_cluster_gives_the_serial_result(serial, tmp_path):
 
 def test_parallel_run_without_a_store_is_refused():
     with pytest.raises(ValueError, match="feature store"):
-        Runner(Verifier("rootsift"), workers=2)
+        Runner(Verifier("rootsift"), RunSettings(workers=2))
 
 
 def test_in_process_runs_use_the_callers_verifier(tmp_path):
@@ -76,12 +76,6 @@ def test_in_process_runs_use_the_callers_verifier(tmp_path):
     assert verifier.extracted == 2 and all(verifier.has_features(item.key) for item in items)
 
 
-@pytest.mark.parametrize("workers", [0, -1, 1.5])
-def test_invalid_worker_count_is_refused(workers):
-    with pytest.raises(ValueError, match="workers"):
-        Runner(Verifier("rootsift"), workers=workers)
-
-
 def test_batched_covers_every_item_once():
     assert [list(b) for b in batched(list(range(7)), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
     assert list(batched([], 3)) == []
@@ -91,7 +85,7 @@ def test_more_workers_than_cores_are_capped_with_a_warning(tmp_path, caplog):
     from delfverify.execution import default_workers
 
     with caplog.at_level("WARNING", logger="delfverify.execution"):
-        runner = Runner(Verifier("rootsift", cache_dir=tmp_path), workers=1000)
+        runner = Runner(Verifier("rootsift", cache_dir=tmp_path), RunSettings(workers=1000))
     assert runner.workers == default_workers()
     assert "1000 worker processes asked for" in caplog.text
 
@@ -102,8 +96,8 @@ def test_a_worker_takes_its_share_of_the_cores_for_blas(tmp_path):
         "from threadpoolctl import threadpool_info\n"
         "from delfverify.execution import WorkerSpec, _worker_verifier, default_workers\n"
         "from delfverify import Verifier\n"
-        f"settings = Verifier(cache_dir={str(tmp_path)!r}).settings()\n"
-        "_worker_verifier(WorkerSpec('k', settings, default_workers()))\n"
+        f"verifier = Verifier(cache_dir={str(tmp_path)!r})\n"
+        "_worker_verifier(WorkerSpec('k', verifier.settings, str(verifier.cache_dir), default_workers()))\n"
         "print({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'})\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
@@ -125,10 +119,10 @@ def stall(verifier, batch):
 if __name__ == "__main__":
     mode, folder = sys.argv[1], sys.argv[2]
     if mode == "pool":  # delfverify's workers, busy with a batch each
-        from delfverify import Verifier
+        from delfverify import RunSettings, Verifier
         from delfverify.execution import Runner
 
-        with Runner(Verifier("rootsift", cache_dir=folder), workers=2, in_process=False) as runner:
+        with Runner(Verifier("rootsift", cache_dir=folder), RunSettings(workers=2), in_process=False) as runner:
             list(runner.map(stall, [[folder], [folder]]))
     else:  # a child that only watches its parent, without the kernel's help (the portable fallback)
         import multiprocessing
@@ -214,7 +208,7 @@ def _always_die(verifier, batch):
 def test_a_worker_killed_mid_run_is_replaced_and_its_batch_redone(tmp_path, caplog):
     marker = str(tmp_path / "died")
     with caplog.at_level(logging.WARNING, logger="delfverify.execution"), \
-            Runner(Verifier("rootsift", cache_dir=tmp_path), workers=2, in_process=False) as runner:
+            Runner(Verifier("rootsift", cache_dir=tmp_path), RunSettings(workers=2), in_process=False) as runner:
         results = list(runner.map(_die_once, [(marker, value) for value in range(6)]))
     assert sorted(results) == list(range(6))  # every batch, the lost one redone, none twice
     assert Path(marker).exists() and runner.restarts == 1
@@ -228,7 +222,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_batch_redone(tmp_path, capl
 def test_workers_that_keep_dying_stop_the_run_with_a_message(tmp_path, monkeypatch):
     monkeypatch.setattr(execution, "MAX_WORKER_RESTARTS", 1)
     with pytest.raises(WorkerError) as info, \
-            Runner(Verifier("rootsift", cache_dir=tmp_path), workers=2, in_process=False) as runner:
+            Runner(Verifier("rootsift", cache_dir=tmp_path), RunSettings(workers=2), in_process=False) as runner:
         list(runner.map(_always_die, [[1], [2]]))
     assert str(info.value) == ("worker processes died 2 times in this run (killed, e.g. by the out-of-memory "
                                "killer?); the pairs verified so far are journaled: free memory, or run again with "
@@ -280,7 +274,7 @@ def test_a_dask_scheduler_that_never_answers_is_an_error_within_the_connect_time
     with _silent_port() as port:
         address = f"tcp://127.0.0.1:{port}"
         with pytest.raises(WorkerError) as info:
-            with Runner(Verifier("rootsift", cache_dir=tmp_path), scheduler=address):
+            with Runner(Verifier("rootsift", cache_dir=tmp_path), RunSettings(scheduler=address)):
                 pass
     assert str(info.value).startswith(f"cannot connect to the Dask scheduler at {address} within 1 s (")
     assert str(info.value).endswith("); check the address and that the scheduler runs")
@@ -298,7 +292,7 @@ def test_a_dask_cluster_without_workers_is_an_error_after_the_timeout(dask_clust
     monkeypatch.setattr(execution, "DASK_NO_WORKERS_TIMEOUT", 1.0)
     verifier = Verifier("rootsift", cache_dir=tmp_path)
     items = [ImageItem(verifier.key(path), str(path)) for path in sorted((DATA / "gallery").glob("*.jpg"))[:1]]
-    with pytest.raises(WorkerError) as info, Runner(verifier, scheduler=dask_cluster.scheduler_address) as runner:
+    with pytest.raises(WorkerError) as info, Runner(verifier, RunSettings(scheduler=dask_cluster.scheduler_address)) as runner:
         list(runner.map(extract_batch, [items]))
     assert str(info.value) == (f"Dask scheduler {dask_cluster.scheduler_address}: no worker for 1 s while work was "
                                f"waiting; start workers (or find why they died) and run again: the pairs verified "
@@ -310,7 +304,7 @@ def test_a_dask_scheduler_given_by_address_runs_the_batches(dask_cluster, tmp_pa
     dask_cluster.scale(1)
     verifier = Verifier("rootsift", cache_dir=tmp_path)
     items = [ImageItem(verifier.key(path), str(path)) for path in sorted((DATA / "gallery").glob("*.jpg"))[:2]]
-    with Runner(verifier, scheduler=dask_cluster.scheduler_address) as runner:
+    with Runner(verifier, RunSettings(scheduler=dask_cluster.scheduler_address)) as runner:
         results = [r for batch in runner.map(extract_batch, [items[:1], items[1:]]) for r in batch]
     assert sorted(key for key, _, _ in results) == sorted(item.key for item in items)
     assert all(error == "" for _, error, _ in results)
@@ -325,7 +319,7 @@ def test_a_batch_that_kills_its_dask_worker_is_an_error_naming_the_scheduler(tmp
             distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                      dashboard_address=None) as cluster:
         with pytest.raises(WorkerError) as info, \
-                Runner(Verifier("rootsift", cache_dir=tmp_path), scheduler=cluster.scheduler_address) as runner:
+                Runner(Verifier("rootsift", cache_dir=tmp_path), RunSettings(scheduler=cluster.scheduler_address)) as runner:
             list(runner.map(_always_die, [[1]]))
     assert str(info.value).startswith(f"Dask scheduler {cluster.scheduler_address}: a batch killed the workers that "
                                       f"ran it (")

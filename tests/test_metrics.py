@@ -9,8 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import SAMPLE
+from test_report import synthetic_details
+
 from delfverify import metrics
-from delfverify.metrics import GapResult, global_average_precision, oracle_gap, ranked_gap
+from delfverify.details import read_details
+from delfverify.metrics import (GapResult, TruthError, global_average_precision, load_truth, oracle_gap, ranked_gap,
+                                run_scores)
+from delfverify.tables import Solution, read_predictions, read_solution
 
 PROPERTY_SETTINGS = settings(derandomize=True, max_examples=60, deadline=None)
 
@@ -369,3 +375,57 @@ def test_ranked_gap_of_several_rankings_equals_each_alone():
 def test_ranked_gap_rejects_bad_input(m, starts, message):
     with pytest.raises(ValueError, match=message):
         ranked_gap(np.array([True, False, True]), m, starts)
+
+
+# --- a run against the truth ---
+
+
+def test_run_scores_agree_with_the_gap_of_the_files_before_and_after(sample_run):
+    details = read_details(sample_run.folder / "details.csv")
+    truth = read_solution(SAMPLE / "truth.csv")
+    scores = run_scores(details, truth)
+    before = global_average_precision(read_predictions(SAMPLE / "predictions.csv").table, truth.table)
+    after = global_average_precision(read_predictions(sample_run.folder / "out.csv").table, truth.table)
+    assert (scores.gap_before, scores.gap_after) == (pytest.approx(before.gap), pytest.approx(after.gap))
+    assert scores.oracle == scores.accuracy_before == pytest.approx(before.accuracy) == pytest.approx(0.8)
+    assert scores.oracle_candidates is None and scores.candidates == 1
+    assert scores.describe() == (f"GAP {before.gap:.4f} -> {after.gap:.4f} (oracle {before.accuracy:.4f}); "
+                                 f"accuracy {before.accuracy:.4f} -> {after.accuracy:.4f} (15 landmark queries)")
+
+
+def test_run_scores_with_candidates_by_hand():
+    # q1: true a, candidates b (first), a (chosen); q2: true c, candidates c (first, chosen), d; q3: no landmark,
+    # candidate e; q4: true f, no candidate holds it.
+    details = pd.DataFrame({
+        "id": ["q1", "q1", "q2", "q2", "q3", "q4"], "rank": [1, 2, 1, 2, 1, 1],
+        "label": ["b", "a", "c", "d", "e", "g"], "band": "", "old_confidence": [0.9, 0.5, 0.6, 0.4, 0.8, 0.7],
+        "new_confidence": [0.3, 0.95, 0.9, 0.1, 0.2, 0.1], "gallery_ids": "", "inliers": "", "status": "verified",
+        "reason": "", "chosen": [False, True, True, False, True, True]})
+    truth = Solution(pd.DataFrame({"id": ["q1", "q2", "q3", "q4"], "landmarks": ["a", "c", "", "f"]}))
+    scores = run_scores(details, truth)
+    # before: b 0.9 (wrong), e 0.8 (non-landmark), g 0.7 (wrong), c 0.6 (correct, rank 4): GAP = (1/4) / 3.
+    # after: a 0.95 (correct), c 0.9 (correct), e 0.2, g 0.1: GAP = (1 + 1) / 3.
+    assert scores.gap_before == pytest.approx(1 / 12) and scores.gap_after == pytest.approx(2 / 3)
+    assert scores.oracle == scores.accuracy_before == pytest.approx(1 / 3)
+    assert scores.accuracy_after == pytest.approx(2 / 3)
+    assert scores.oracle_candidates == pytest.approx(2 / 3) and scores.candidates == 2
+    assert "top-2 0.6667" in scores.describe()
+
+
+def test_a_truth_without_some_queries_is_refused_naming_them(tmp_path):
+    truth = Solution(pd.DataFrame({"id": ["q1"], "landmarks": ["a"]}))
+    with pytest.raises(TruthError, match=r"truth: 2 query id\(s\) .* not in the truth, e\.g\. 'q2', 'q3'"):
+        load_truth(truth, ["q1", "q2", "q3", "q2"])
+    (tmp_path / "t.csv").write_text("id,landmarks\nq1,a\n")
+    with pytest.raises(TruthError, match=r"t\.csv: 1 query id"):
+        load_truth(tmp_path / "t.csv", ["q1", "q9"])
+    (tmp_path / "t.csv").write_text("id,landmarks\nq1,\nq2,\n")
+    with pytest.raises(TruthError, match=r"t\.csv: no query of the truth shows a landmark"):
+        load_truth(tmp_path / "t.csv", ["q1"])
+
+
+def test_details_with_an_id_twice_and_no_candidate_columns_cannot_be_scored():
+    details = synthetic_details(4).assign(id=["q1", "q1", "q2", "q3"])
+    truth = Solution(pd.DataFrame({"id": ["q1", "q2", "q3"], "landmarks": ["a", "b", ""]}))
+    with pytest.raises(TruthError, match="details against the truth: .*more than one prediction for id 'q1'"):
+        run_scores(details, truth)

@@ -313,6 +313,35 @@ def test_rerank_accepts_tables_or_paths_and_writes_both_files(first_run, warm_ca
     assert list(pd.read_csv(tmp_path / "details.csv").columns) == list(DETAILS_COLUMNS)
 
 
+def test_rerank_of_dataframes_writes_the_clis_bytes_and_returns_its_table(sample_run, warm_cache, tmp_path):
+    frames = {name: pd.read_csv(DATA / f"{name}.csv", dtype=str, keep_default_na=False)
+              for name in ("predictions", "gallery", "truth")}
+    result = _run(warm_cache, predictions=frames["predictions"], gallery=frames["gallery"], truth=frames["truth"],
+                  output=tmp_path / "out.csv", details=tmp_path / "details.csv")
+    assert (tmp_path / "out.csv").read_bytes() == sample_run.output
+    assert (tmp_path / "details.csv").read_bytes() == sample_run.details
+    pd.testing.assert_frame_equal(result.table, pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False))
+    assert result.scores.gap_after > result.scores.gap_before
+    long = frames["predictions"]["landmarks"].str.split(" ", expand=True)  # confidences as numbers, not text
+    numeric = pd.DataFrame({"id": frames["predictions"]["id"], "label": long[0], "confidence": long[1].astype(float)})
+    again = _run(warm_cache, predictions=numeric, gallery=frames["gallery"])
+    assert again.table.columns.tolist() == ["id", "label", "confidence"]
+    pd.testing.assert_frame_equal(again.details, result.details)
+
+
+@pytest.mark.parametrize("frame, message", [
+    (pd.DataFrame({"id": [1, 2], "label": ["a", "b"], "confidence": [0.5, 0.6]}), "column 'id' holds int"),
+    (pd.DataFrame({"id": ["q1"], "label": ["a"]}), "unrecognised predictions columns id,label"),
+    (pd.DataFrame({"id": ["q1"], "label": ["a"], "confidence": [2.5]}), r"row 0: confidence '2\.5' must be"),
+    (pd.DataFrame({"id": ["q1"], "label": ["a"], "confidence": [object()]}), "column 'confidence' holds object"),
+])
+def test_rerank_refuses_bad_dataframes_naming_the_column_or_row(warm_cache, frame, message):
+    from delfverify.tables import TableError
+
+    with pytest.raises(TableError, match=message):
+        _run(warm_cache, predictions=frame)
+
+
 def test_rerank_in_one_process_takes_an_extractor_object(first_run, warm_cache):
     """An extractor object (not a name) works in a one-process run: nothing is rebuilt from a spec. It has the
     same settings as the default, so every pair comes from the journal."""

@@ -1,15 +1,13 @@
-"""delfverify.plotting: the match picture of a verification (PNG, or a shrunk JPEG) and the tuning plot."""
+"""delfverify.plotting: the match picture of a verification (PNG, or a shrunk JPEG)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from PIL import Image
-from tuning_cases import separable
 
 from delfverify import Verifier
-from delfverify.plotting import draw_matches, plot_matches, plot_tuning
-from delfverify.tuning import SearchSpace, TuneConfig, tune
+from delfverify.plotting import draw_matches, plot_matches
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -58,14 +56,3 @@ def test_plot_matches_writes_a_small_jpeg(tmp_path, textured_image, warp):
         plot_matches(textured_image, warped, a, b, result, tmp_path / "m.gif", image_format="gif")
     with pytest.raises(ValueError, match="max_side"):
         draw_matches(textured_image, warped, a, b, result, max_side=0)
-
-
-def test_plot_tuning_writes_a_png(tmp_path):
-    truth, tables, inliers = separable(seed=5, n=80, files=1)
-    config = TuneConfig(folds=2, space=SearchSpace(random_candidates=30, coordinate_rounds=1), workers=1)
-    result = tune(tables, truth, inliers, config=config)
-    assert set(result.inliers_by_outcome) == {"correct", "wrong", "non_landmark"}
-    plot_tuning(result, tmp_path / "tuning.png")
-    assert (tmp_path / "tuning.png").read_bytes()[:8] == PNG_MAGIC
-
-

@@ -23,9 +23,10 @@ from delfverify import Verifier
 from delfverify.images import ImageDirectory
 from delfverify.metrics import global_average_precision
 from delfverify.pipeline import Photos
-from delfverify.report import (PICTURE_KINDS, PICTURE_SIDE, PICTURES_MAX_BYTES, PICTURES_PER_KIND, ReportError,
-                               load_truth, read_details, run_scores, sample_pictures, write_report)
-from delfverify.tables import Solution, read_gallery, read_predictions, read_solution
+from delfverify.details import read_details
+from delfverify.report import PICTURE_KINDS, PICTURE_SIDE, PICTURES_MAX_BYTES, PICTURES_PER_KIND, sample_pictures, \
+    write_report
+from delfverify.tables import read_gallery, read_predictions, read_solution
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
@@ -282,82 +283,6 @@ def test_a_kind_with_fewer_rows_than_the_bound_is_shown_whole():
 
 
 # --- scores ------------------------------------------------------------------------------------------------------
-
-
-def test_run_scores_agree_with_the_gap_of_the_files_before_and_after(sample_run):
-    details = read_details(sample_run.folder / "details.csv")
-    truth = read_solution(SAMPLE / "truth.csv")
-    scores = run_scores(details, truth)
-    before = global_average_precision(read_predictions(SAMPLE / "predictions.csv").table, truth.table)
-    after = global_average_precision(read_predictions(sample_run.folder / "out.csv").table, truth.table)
-    assert (scores.gap_before, scores.gap_after) == (pytest.approx(before.gap), pytest.approx(after.gap))
-    assert scores.oracle == scores.accuracy_before == pytest.approx(before.accuracy) == pytest.approx(0.8)
-    assert scores.oracle_candidates is None and scores.candidates == 1
-    assert scores.describe() == (f"GAP {before.gap:.4f} -> {after.gap:.4f} (oracle {before.accuracy:.4f}); "
-                                 f"accuracy {before.accuracy:.4f} -> {after.accuracy:.4f} (15 landmark queries)")
-
-
-def test_run_scores_with_candidates_by_hand():
-    # q1: true a, candidates b (first), a (chosen); q2: true c, candidates c (first, chosen), d; q3: no landmark,
-    # candidate e; q4: true f, no candidate holds it.
-    details = pd.DataFrame({
-        "id": ["q1", "q1", "q2", "q2", "q3", "q4"], "rank": [1, 2, 1, 2, 1, 1],
-        "label": ["b", "a", "c", "d", "e", "g"], "band": "", "old_confidence": [0.9, 0.5, 0.6, 0.4, 0.8, 0.7],
-        "new_confidence": [0.3, 0.95, 0.9, 0.1, 0.2, 0.1], "gallery_ids": "", "inliers": "", "status": "verified",
-        "reason": "", "chosen": [False, True, True, False, True, True]})
-    truth = Solution(pd.DataFrame({"id": ["q1", "q2", "q3", "q4"], "landmarks": ["a", "c", "", "f"]}))
-    scores = run_scores(details, truth)
-    # before: b 0.9 (wrong), e 0.8 (non-landmark), g 0.7 (wrong), c 0.6 (correct, rank 4): GAP = (1/4) / 3.
-    # after: a 0.95 (correct), c 0.9 (correct), e 0.2, g 0.1: GAP = (1 + 1) / 3.
-    assert scores.gap_before == pytest.approx(1 / 12) and scores.gap_after == pytest.approx(2 / 3)
-    assert scores.oracle == scores.accuracy_before == pytest.approx(1 / 3)
-    assert scores.accuracy_after == pytest.approx(2 / 3)
-    assert scores.oracle_candidates == pytest.approx(2 / 3) and scores.candidates == 2
-    assert "top-2 0.6667" in scores.describe()
-
-
-def test_a_truth_without_some_queries_is_refused_naming_them(tmp_path):
-    truth = Solution(pd.DataFrame({"id": ["q1"], "landmarks": ["a"]}))
-    with pytest.raises(ReportError, match=r"truth: 2 query id\(s\) .* not in the truth, e\.g\. 'q2', 'q3'"):
-        load_truth(truth, ["q1", "q2", "q3", "q2"])
-    (tmp_path / "t.csv").write_text("id,landmarks\nq1,a\n")
-    with pytest.raises(ReportError, match=r"t\.csv: 1 query id"):
-        load_truth(tmp_path / "t.csv", ["q1", "q9"])
-    (tmp_path / "t.csv").write_text("id,landmarks\nq1,\nq2,\n")
-    with pytest.raises(ReportError, match=r"t\.csv: no query of the truth shows a landmark"):
-        load_truth(tmp_path / "t.csv", ["q1"])
-
-
-def test_details_with_an_id_twice_and_no_candidate_columns_cannot_be_scored():
-    details = synthetic_details(4).assign(id=["q1", "q1", "q2", "q3"])
-    truth = Solution(pd.DataFrame({"id": ["q1", "q2", "q3"], "landmarks": ["a", "b", ""]}))
-    with pytest.raises(ReportError, match="details against the truth: .*more than one prediction for id 'q1'"):
-        run_scores(details, truth)
-
-
-def test_details_files_missing_columns_or_with_bad_numbers_are_refused(tmp_path):
-    (tmp_path / "d.csv").write_text("id,label,status\nq1,a,verified\n")
-    with pytest.raises(ReportError, match=r"d\.csv: details lack column\(s\) band, old_confidence"):
-        read_details(tmp_path / "d.csv")
-    synthetic_details(3).assign(new_confidence=["0.5", "high", "0.1"]).to_csv(tmp_path / "d.csv", index=False)
-    with pytest.raises(ReportError, match=r"d\.csv: row 3: new_confidence 'high' is not a number"):
-        read_details(tmp_path / "d.csv")
-
-
-def test_candidate_details_read_back_with_their_rank_and_choice(tmp_path):
-    details = synthetic_details(20, seed=4, candidates=4)
-    details.to_csv(tmp_path / "d.csv", index=False)
-    back = read_details(tmp_path / "d.csv")
-    assert back["rank"].tolist() == details["rank"].tolist() and back["chosen"].tolist() == details["chosen"].tolist()
-    result = write_report(back, tmp_path / "r.html")
-    data = table_data(result.path)
-    assert data["columns"][:4] == ["id", "rank", "label", "chosen"] and sum(data["data"]["chosen"]) == 5
-    relabelled = int((details["chosen"] & (details["rank"] > 1)).sum())
-    assert relabelled and (f'<a href="?status=relabelled#table">queries relabelled</a></td><td>{relabelled}<'
-                           in result.path.read_text(encoding="utf-8"))
-
-
-# --- size at 100,000 rows ------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

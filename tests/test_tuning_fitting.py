@@ -17,7 +17,7 @@ from delfverify.pipeline import choose_candidates, rescale
 from delfverify.policy import Action, builtin_policy, describe_policy, load_policy, policy_from_dict, save_policy
 from delfverify.tables import Predictions, read_predictions, read_solution
 from delfverify.tuning import (DECISIONS, RULE, SearchSpace, SmallSpace, TuneConfig, corrected_se, grid_candidates,
-                               repeated_folds, tune)
+                               fit_policy, repeated_folds)
 from delfverify.tuning.search import candidate_key
 
 
@@ -32,7 +32,7 @@ def test_tune_finds_a_well_supported_optimum():
     # Correct predictions have CUT-40 inliers and wrong ones fewer: suppressing below CUT (default: CUT - 3) and
     # boosting at CUT (default: CUT) is the optimum.
     truth, tables, inliers = separable()
-    result = tune(tables, truth, inliers, config=TuneConfig(workers=1))
+    result = fit_policy(tables, truth, inliers, config=TuneConfig(workers=1))
     selection = result.selection
     assert selection.decision == "tuned" and result.policy.info["selection"]["decision"] == "tuned"
     (band,) = result.policy.bands
@@ -51,7 +51,7 @@ def test_tune_finds_a_well_supported_optimum():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tune_keeps_default_on_pure_noise(seed):
     truth, tables, inliers = noise(seed)
-    result = tune(tables, truth, inliers, config=TuneConfig(workers=1))
+    result = fit_policy(tables, truth, inliers, config=TuneConfig(workers=1))
     default = builtin_policy("default", "rootsift")
     assert result.selection.decision == "kept default" and result.selection.margin == 0.0
     assert result.policy.bands == default.bands and result.policy.combine == default.combine
@@ -73,10 +73,10 @@ def test_tune_on_candidates_files_tunes_the_choice_among_candidates():
     truth, tables, inliers = second_choice()
     default = builtin_policy("default", "rootsift")
     firsts = [Predictions(t.table[t.rank == 1].reset_index(drop=True)) for t in tables]
-    first_only = tune(firsts, truth, [c[t.rank == 1] for t, c in zip(tables, inliers)],
+    first_only = fit_policy(firsts, truth, [c[t.rank == 1] for t, c in zip(tables, inliers)],
                       config=TuneConfig(workers=1))
     assert first_only.selection.decision == "kept default"
-    result = tune(tables, truth, inliers, config=TuneConfig(workers=1), names=["a.csv", "b.csv"])
+    result = fit_policy(tables, truth, inliers, config=TuneConfig(workers=1), names=["a.csv", "b.csv"])
     assert result.selection.decision == "tuned" and result.cv_margin > 2 * result.cv_margin_se
     (band,) = result.policy.bands
     assert band.boost_inliers < default.bands[0].boost_inliers
@@ -105,7 +105,7 @@ def test_fewer_queries_stay_closer_to_default():
     for seed in range(3):
         for n, out in ((20, few), (320, many)):
             truth, tables, inliers = separable(seed=seed, n=n)
-            out.append(tune(tables, truth, inliers, config=TuneConfig(workers=1)).policy)
+            out.append(fit_policy(tables, truth, inliers, config=TuneConfig(workers=1)).policy)
     assert [p.bands[0].min_inliers for p in many] == [CUT, CUT, CUT]
     assert sum(map(_distance_to_default, few)) < sum(map(_distance_to_default, many))
     assert builtin_policy("default", "rootsift").bands in [p.bands for p in few]
@@ -115,7 +115,7 @@ def test_wide_search_finds_the_separating_threshold():
     truth, tables, inliers = separable()
     space = SearchSpace(band_edges=((),), fusion_share=0.0, suppress_actions=(Action(0.0, 0.0),),
                         boost_inliers=(None,), random_candidates=200)
-    result = tune(tables, truth, inliers, config=TuneConfig(space=space, repeats=2, workers=1))
+    result = fit_policy(tables, truth, inliers, config=TuneConfig(space=space, repeats=2, workers=1))
     assert result.policy.info["tuned_on"]["search"] == "wide" and result.selection.decision == "tuned"
     (band,) = result.policy.bands
     assert band.min_inliers == CUT
@@ -126,8 +126,8 @@ def test_wide_search_finds_the_separating_threshold():
 def test_tune_is_deterministic_and_folds_split_by_query():
     truth, tables, inliers = separable(seed=2, n=150, files=3)
     config = TuneConfig(folds=4, repeats=2, seed=5, workers=1)
-    first = tune(tables, truth, inliers, config=config)
-    second = tune(tables, truth, inliers, config=config)
+    first = fit_policy(tables, truth, inliers, config=config)
+    second = fit_policy(tables, truth, inliers, config=config)
     assert first.policy.to_dict() == second.policy.to_dict()
     assert first.folds == second.folds and first.selection == second.selection
     # A fold's held-out GAP is the mean over files of the GAP on that fold's queries (the same in every file).
@@ -154,7 +154,7 @@ def test_tune_is_deterministic_and_folds_split_by_query():
 def test_tune_records_what_it_was_tuned_on_and_what_it_decided():
     truth, tables, inliers = separable(seed=3, n=100, files=2)
     config = TuneConfig(folds=3, repeats=2, seed=1, workers=1)
-    result = tune(tables, truth, inliers, extractor="delf", config=config, names=["a.csv", "b.csv"])
+    result = fit_policy(tables, truth, inliers, extractor="delf", config=config, names=["a.csv", "b.csv"])
     info = result.policy.info
     assert result.policy.name == "tuned" and result.policy.extractor == "delf"
     assert info["tuned_on"] == {
@@ -184,7 +184,7 @@ def test_tune_records_what_it_was_tuned_on_and_what_it_decided():
 def test_two_folds_keep_default_and_say_so(caplog):
     truth, tables, inliers = separable()
     with caplog.at_level("WARNING", logger="delfverify.tuning.fitting"):
-        result = tune(tables, truth, inliers, config=TuneConfig(folds=2, workers=1))
+        result = fit_policy(tables, truth, inliers, config=TuneConfig(folds=2, workers=1))
     assert result.selection.best_margin > result.selection.best_se  # the best candidate is clearly better ...
     assert result.selection.decision == "kept default"  # ... but one inner fold cannot confirm it
     assert "with 2 folds tune cannot confirm a candidate" in caplog.text
@@ -193,7 +193,7 @@ def test_two_folds_keep_default_and_say_so(caplog):
 def test_written_policy_loads_and_round_trips(tmp_path):
     truth, tables, inliers = separable(seed=4, n=80, files=1)
     config = TuneConfig(folds=2, space=SearchSpace(random_candidates=40, coordinate_rounds=1), workers=1)
-    result = tune(tables, truth, inliers, config=config)
+    result = fit_policy(tables, truth, inliers, config=config)
     path = tmp_path / "out" / "policy.json"
     save_policy(result.policy, path)
     loaded = load_policy(path, "rootsift")
@@ -208,11 +208,11 @@ def test_tune_rejects_mismatched_input():
     truth, tables, inliers = separable(seed=6, n=40, files=2)
     config = TuneConfig(folds=2, space=SearchSpace(random_candidates=5, coordinate_rounds=0), workers=1)
     with pytest.raises(ValueError, match="one inlier table per predictions table"):
-        tune(tables, truth, inliers[:1], config=config)
+        fit_policy(tables, truth, inliers[:1], config=config)
     with pytest.raises(ValueError, match=r"inliers\[1\]: expected shape \(40, K\)"):
-        tune(tables, truth, [inliers[0], inliers[1][:5]], config=config)
+        fit_policy(tables, truth, [inliers[0], inliers[1][:5]], config=config)
     with pytest.raises(ValueError, match="not in truth"):
-        tune([Predictions(tables[0].table.assign(id=tables[0].table["id"] + "x"))], truth, inliers[:1],
+        fit_policy([Predictions(tables[0].table.assign(id=tables[0].table["id"] + "x"))], truth, inliers[:1],
              config=config)
     with pytest.raises(ValueError, match="folds must be an integer >= 2"):
         TuneConfig(folds=1)
@@ -241,7 +241,7 @@ def dev_tables(dev_data):
 
 def test_dev_policy_tuned_on_00_04_generalises_to_05_09(dev_tables):
     files, truth, inliers = dev_tables
-    result = tune(files[:5], truth, inliers["spread"][:5], baseline_inliers={"seed": inliers["first"][:5]})
+    result = fit_policy(files[:5], truth, inliers["spread"][:5], baseline_inliers={"seed": inliers["first"][:5]})
     policies = {"seed": (load_policy("seed", "rootsift"), "first"), "default": (load_policy("default", "rootsift"),
                                                                                  "spread"),
                 "tuned": (result.policy, "spread")}

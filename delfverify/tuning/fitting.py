@@ -33,12 +33,11 @@ import numpy as np
 import pandas as pd
 
 from ..extractors import DEFAULT_EXTRACTOR, extractor_class
-from ..metrics import global_average_precision, oracle_gap
+from ..metrics import OUTCOMES, global_average_precision, oracle_gap
 from ..candidates import choose_candidates
-from ..measuring import Photos, Session, measure
-from ..planning import plan_pairs
 from ..policy import BUILTINS, Policy, PolicyError, builtin_policy, combine_inliers, policy_from_dict
-from ..tables import Gallery, Predictions, Solution
+from ..settings import check, is_count
+from ..tables import Predictions, Solution
 from .crossval import LabelledData, collect, fold_scorer, match_candidates, repeated_folds
 from .grid import SmallSpace, grid_candidates
 from .scoring import PolicyScorer
@@ -48,8 +47,6 @@ from .selection import RULE, Selection, confirm, select
 
 logger = logging.getLogger(__name__)
 
-#: Outcomes of a prediction in ``TuneResult.inliers_by_outcome``.
-OUTCOMES = ("correct", "wrong", "non_landmark")
 #: The search spaces by name (``delfverify tune --search``): the small grid around ``default`` and the wide random
 #: search.
 SPACES = {"small": SmallSpace, "wide": SearchSpace}
@@ -83,14 +80,12 @@ class TuneConfig:
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.folds, int) and self.folds >= 2):
-            raise ValueError(f"folds must be an integer >= 2, got {self.folds!r}")
-        if not (isinstance(self.repeats, int) and self.repeats >= 1):
-            raise ValueError(f"repeats must be a positive integer, got {self.repeats!r}")
-        if not isinstance(self.space, (SmallSpace, SearchSpace)):
-            raise ValueError(f"space must be a SmallSpace or a SearchSpace, got {type(self.space).__name__}")
-        if not (isinstance(self.workers, int) and self.workers >= 1):
-            raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
+        check(is_count(self.folds, 2), "folds", "an integer >= 2", self.folds)
+        check(is_count(self.repeats), "repeats", "a positive integer", self.repeats)
+        check(is_count(self.seed, 0), "seed", "a non-negative integer", self.seed)
+        check(isinstance(self.space, (SmallSpace, SearchSpace)), "space", "a SmallSpace or a SearchSpace",
+              self.space)
+        check(is_count(self.workers), "workers", "a positive integer", self.workers)
 
     @property
     def search(self) -> str:
@@ -201,58 +196,6 @@ class TuneResult:
 
 
 
-def _measure(predictions: Predictions, gallery: Gallery, k: np.ndarray, width: int, selection: str, seed: int,
-             session: Session, photos: Photos, progress: bool) -> np.ndarray:
-    """Inlier counts (n, width) of the labelled predictions, every candidate of a query (no early stop), against
-    their first ``k`` gallery photos."""
-    k = np.where(predictions.has_label, k, 0)
-    table = measure(predictions, plan_pairs(predictions, gallery, k, selection, seed), session, photos,
-                    progress=progress)
-    counts = np.full((len(predictions), width), np.nan)
-    counts[:, : min(width, table.inliers.shape[1])] = table.inliers[:, :width]
-    failed = sum(bool(e) for e in table.errors)
-    if failed:
-        logger.warning("%d prediction(s) had unreadable images; they keep their confidence", failed)
-    logger.info("inliers: %d pairs verified, %d reused", table.pairs_computed, table.pairs_reused)
-    return counts
-
-
-def measure_inliers(predictions: Sequence[Predictions], gallery: Gallery, session: Session, photos: Photos, *,
-                    space: Space = SmallSpace(), progress: bool = False) -> list[np.ndarray]:
-    """Inlier counts of every labelled prediction against the first ``space.max_k`` gallery photos of its label
-    (``space.selection``): one table serves every candidate of the search. In a candidates file every candidate
-    label of a query is verified, none left out as ``rerank`` stops early, since each policy of the search chooses
-    among them on its own. Images already in the session's store are not extracted again, and no journaled pair
-    is verified twice (across files, runs and ``rerank``).
-
-    Returns
-    -------
-    list of float array (n_i, max_k)
-        Per predictions table, in its row order; NaN where not verified (no label, fewer photos, unreadable).
-    """
-    return [_measure(p, gallery, np.full(len(p), space.max_k), space.max_k, space.selection, 0, session, photos,
-                     progress) for p in predictions]
-
-
-def measure_builtin_inliers(predictions: Sequence[Predictions], gallery: Gallery, session: Session, photos: Photos,
-                            *, extractor: str = DEFAULT_EXTRACTOR, geometry: str | None = None,
-                            space: Space = SmallSpace(),
-                            progress: bool = False) -> dict[str, list[np.ndarray]]:
-    """Inlier tables for the built-in policies that the tuning table cannot serve (another ``selection``, or a
-    larger ``k`` than ``space.max_k``), for ``tune(baseline_inliers=...)``: the comparison is then exact.
-
-    Each is measured as ``rerank`` measures it for that policy (its own ``k`` per band, skipped bands not at all),
-    every candidate of a query as in ``measure_inliers``.
-    """
-    out: dict[str, list[np.ndarray]] = {}
-    for name in BUILTINS:
-        policy = builtin_policy(name, extractor, geometry)
-        if policy.selection != space.selection or policy.max_k > space.max_k:
-            out[name] = [_measure(p, gallery, policy.k_for(np.nan_to_num(p.confidence)), max(policy.max_k, 1),
-                                  policy.selection, policy.seed, session, photos, progress) for p in predictions]
-    return out
-
-
 def _exact_gaps(predictions: Sequence[Predictions], truth: Solution, policy: Policy,
                 inliers: Sequence[np.ndarray]) -> list[float]:
     """GAP per file of ``policy`` as ``rerank`` applies it (on_missing keep; each query's chosen candidate), via
@@ -309,8 +252,8 @@ def _inliers_by_outcome(policy: Policy, data: LabelledData) -> dict[str, np.ndar
     k = policy.k_for(data.confidence)
     combined = combine_inliers(data.inliers, k, policy.combine)
     landmark = data.is_landmark[data.truth_row]
-    masks = {"correct": data.correct, "wrong": ~data.correct & landmark, "non_landmark": ~landmark}
-    return {name: combined[mask & np.isfinite(combined)] for name, mask in masks.items()}
+    masks = (data.correct, ~data.correct & landmark, ~landmark)
+    return {name: combined[mask & np.isfinite(combined)] for name, mask in zip(OUTCOMES, masks)}
 
 
 def _search(config: TuneConfig, pool: CandidatePool,
@@ -357,7 +300,7 @@ def _search(config: TuneConfig, pool: CandidatePool,
     return run
 
 
-def tune(
+def fit_policy(
     predictions: Sequence[Predictions],
     truth: Solution,
     inliers: Sequence[np.ndarray],
@@ -368,19 +311,22 @@ def tune(
     baseline_inliers: Mapping[str, Sequence[np.ndarray]] | None = None,
     names: Sequence[str] | None = None,
 ) -> TuneResult:
-    """Fit a policy to labelled predictions: search, choose by the one-standard-error rule, confirm by nested
-    cross-validation (the module docstring and ``delfverify.tuning.selection``).
+    """Fit a policy to labelled predictions and their inlier counts, in named steps: search and choose by the
+    one-standard-error rule (``_search``), confirm by nested cross-validation (``_confirm``), score the built-ins and
+    the choice on every file (``_baselines``) and record it all in the policy (``_provenance``); see the module
+    docstring and ``delfverify.tuning.selection``. ``delfverify.tune`` measures the counts and calls this.
 
     Parameters
     ----------
     predictions : sequence of Predictions
         One or more predictions tables for the queries of ``truth``; a query may have several candidate labels,
-        and each policy is then scored on the candidate it would choose (``pipeline.choose_candidates``).
+        and each policy is then scored on the candidate it would choose (``choose_candidates``).
     truth : Solution
         The true landmarks (``delfverify.tables.read_solution``).
     inliers : sequence of float array (n_i, K)
         Per table, the inlier counts of every row (every candidate) against its first K gallery photos chosen by
-        ``config.space.selection`` (``measure_inliers``); K should be at least ``config.space.max_k``.
+        ``config.space.selection`` (``delfverify.tuning.run.measure_inliers``); K should be at least
+        ``config.space.max_k``.
     extractor : str
         The extractor the counts come from (the built-in ``default`` policy's thresholds depend on it).
     geometry : str, optional
@@ -398,8 +344,8 @@ def tune(
     TuneResult
         The chosen policy (``name`` "tuned"; ``default``'s rules when the decision is "kept default"; ``info``
         with what it was tuned on, the decision, margins and scores), the decision, the nested cross-validated
-        GAP and margin over ``default``, per-fold results, GAPs per file before and after the built-ins and the tuned policy,
-        curves and inlier histograms for ``plot_tuning``.
+        GAP and margin over ``default``, per-fold results, GAPs per file before and after the built-ins and the
+        tuned policy, curves and inlier histograms for ``plot_tuning``.
 
     Raises
     ------
@@ -413,21 +359,71 @@ def tune(
     if len(names) != len(tables):
         raise ValueError(f"names: {len(names)} names for {len(tables)} predictions tables")
     data = collect(tables, truth, inliers)
-    labels_per_query = int(data.rank.max(initial=1))
     if data.inliers.shape[1] < space.max_k:
         logger.warning("inlier tables have %d columns, fewer than max_k %d: larger k use what there is",
                        data.inliers.shape[1], space.max_k)
-    folds, repeats = config.folds, config.repeats
-    if folds < 3:
+    if config.folds < 3:
         logger.warning("with %d folds tune cannot confirm a candidate on held-out folds and keeps default; "
-                       "use 3 or more", folds)
-    fold_of_truth = repeated_folds(truth, folds, repeats, config.seed)
-    pool = CandidatePool(fold_scorer(data, fold_of_truth, folds), data.num_files, repeats, folds, config.workers)
+                       "use 3 or more", config.folds)
+    fold_of_truth = repeated_folds(truth, config.folds, config.repeats, config.seed)
+    pool = CandidatePool(fold_scorer(data, fold_of_truth, config.folds), data.num_files, config.repeats,
+                         config.folds, config.workers)
     geometry = geometry or extractor_class(extractor).ransac.geometry
     builtins = {name: builtin_policy(name, extractor, geometry) for name in BUILTINS}
     search = _search(config, pool, builtins)
     logger.info("%s search: scored %d candidates", config.search, len(pool.docs))
+    confirmed = _confirm(search, pool, config, data, fold_of_truth,
+                         pool.index[candidate_key(as_candidate(builtins["default"], space))])
+    chosen = pool.policies[confirmed.chosen_index]
+    gap_table, compared_on = _baselines(tables, truth, inliers, builtins, chosen, baseline_inliers or {}, names,
+                                        space, data)
+    baseline_scores, same_as = _builtin_scores(builtins, pool, space, confirmed)
+    whole = fold_scorer(data, np.zeros(len(data.is_landmark), np.int64), 1)
+    # The wide space's thresholds span the useful range whichever space was searched.
+    curves = _curves(chosen, whole, space if isinstance(space, SearchSpace) else SearchSpace(
+        max_k=space.max_k, selection=space.selection))
+    info = _provenance(names, extractor, geometry, data, config, pool, confirmed, gap_table, compared_on,
+                       baseline_scores)
+    if same_as:
+        info["same_as_builtin"] = same_as[0]
+    selection = confirmed.selection
+    return TuneResult(
+        policy=replace(chosen, name="tuned", extractor=extractor, info=info),
+        selection=selection,
+        cv_gap=float(confirmed.heldout.mean()),
+        cv_gap_std=float(confirmed.heldout.std()),
+        cv_margin=selection.nested_margin,
+        cv_margin_se=selection.nested_se,
+        chosen_score=float(confirmed.final[confirmed.chosen_index]),
+        folds=confirmed.folds,
+        candidates_evaluated=len(pool.docs),
+        candidates_invalid=len(pool.invalid),
+        gaps=gap_table,
+        baseline_scores=baseline_scores,
+        curves=curves,
+        inliers_by_outcome=_inliers_by_outcome(chosen, data),
+    )
 
+
+@dataclass(frozen=True)
+class _Confirmed:
+    """The search's choice on all folds, confirmed on held-out folds: the ``selection``, the chosen candidate's
+    pool index, each nested fold's held-out GAP (``heldout``, repeat-major), ``folds`` and each candidate's mean
+    score over every repeat and fold (``final``)."""
+
+    selection: Selection
+    chosen_index: int
+    heldout: np.ndarray
+    folds: tuple[FoldResult, ...]
+    final: np.ndarray
+
+
+def _confirm(search: Callable[[np.ndarray], tuple[Selection, list[int]]], pool: CandidatePool, config: TuneConfig,
+             data: LabelledData, fold_of_truth: np.ndarray, default_index: int) -> _Confirmed:
+    """The search on all folds, then nested: the search and rule again without each fold of each repeat, their
+    choice scored on the held-out fold against ``default``; ``confirm`` keeps the first choice only if that
+    held-out gain exceeds two standard errors."""
+    folds, repeats = config.folds, config.repeats
     first, searched = search(np.ones((repeats, folds), bool))
     nested = []
     for r, f in np.ndindex(repeats, folds):
@@ -437,23 +433,25 @@ def tune(
         inner, inner_searched = search(train_on)
         nested.append((r, f, train_on, inner.decision, inner_searched[inner.index]))
     scores = pool.scores()  # every candidate any search scored
-    default_index = pool.index[candidate_key(as_candidate(builtins["default"], space))]
     cells = [r * folds + f for r, f, *_ in nested]
     heldout = np.array([scores[winner, cell] for (*_, winner), cell in zip(nested, cells)])
     gained = (heldout - scores[default_index, cells]).reshape(repeats, folds)
     selection = confirm(first, searched.index(default_index), gained)
     chosen_index = searched[selection.index]
-    chosen = pool.policies[chosen_index]
     fold_results = tuple(
         FoldResult(r, f, int((fold_of_truth[r] == f).sum()), int(((fold_of_truth[r] == f) & data.is_landmark).sum()),
                    float(mean_over_folds(train_on.reshape(-1))(scores[winner])), float(scores[winner, cell]),
                    float(scores[default_index, cell]), float(scores[chosen_index, cell]), decision,
                    pool.policies[winner])
         for (r, f, train_on, decision, winner), cell in zip(nested, cells))
-    final = scores.mean(axis=1)
+    return _Confirmed(selection, chosen_index, heldout, fold_results, scores.mean(axis=1))
 
-    # GAP per file on all queries, exactly as rerank would give it.
-    baseline_inliers = dict(baseline_inliers or {})
+
+def _baselines(tables: list[Predictions], truth: Solution, inliers: Sequence[np.ndarray],
+               builtins: Mapping[str, Policy], chosen: Policy, baseline_inliers: Mapping[str, Sequence[np.ndarray]],
+               names: list[str], space: Space, data: LabelledData) -> tuple[pd.DataFrame, dict[str, str]]:
+    """GAP per file on all queries, exactly as ``rerank`` would give it: before, each built-in (on its own inlier
+    table where given), the chosen policy and the oracles; and what each built-in was compared on."""
     gaps = {"file": names,
             "before": [global_average_precision(_first_candidates(t), truth.table).gap for t in tables]}
     compared_on = {}
@@ -469,9 +467,15 @@ def tune(
         gaps[name] = _exact_gaps(tables, truth, policy, own)
     gaps["tuned"] = _exact_gaps(tables, truth, chosen, inliers)
     gaps["oracle"] = [oracle_gap(_first_candidates(t), truth.table) for t in tables]
-    if labels_per_query > 1:
+    if data.rank.max(initial=1) > 1:
         gaps["oracle_top_n"] = [match_candidates(t, truth).top_n_oracle for t in tables]
-    gap_table = pd.DataFrame(gaps)
+    return pd.DataFrame(gaps), compared_on
+
+
+def _builtin_scores(builtins: Mapping[str, Policy], pool: CandidatePool, space: Space,
+                    confirmed: _Confirmed) -> tuple[dict[str, float], list[str]]:
+    """Each built-in's mean score over the folds (named for its thresholds where the search's table serves it only
+    in part), and the built-ins the chosen policy is."""
     baseline_scores, same_as = {}, []
     for name, policy in builtins.items():
         candidate = candidate_key(as_candidate(policy, space))
@@ -479,30 +483,32 @@ def tune(
         if index is not None:
             exact = candidate == candidate_key({k: v for k, v in policy.to_dict().items() if k != "extractor"})
             baseline_scores[name if exact else f"{name} thresholds ({space.selection}, k <= {space.max_k})"] = \
-                float(final[index])
-            if exact and index == chosen_index:
+                float(confirmed.final[index])
+            if exact and index == confirmed.chosen_index:
                 same_as.append(name)
+    return baseline_scores, same_as
 
-    whole = fold_scorer(data, np.zeros(len(data.is_landmark), np.int64), 1)
-    # The wide space's thresholds span the useful range whichever space was searched.
-    curves = _curves(chosen, whole, space if isinstance(space, SearchSpace) else SearchSpace(
-        max_k=space.max_k, selection=space.selection))
-    histogram = _inliers_by_outcome(chosen, data)
 
+def _provenance(names: list[str], extractor: str, geometry: str, data: LabelledData, config: TuneConfig,
+                pool: CandidatePool, confirmed: _Confirmed, gap_table: pd.DataFrame, compared_on: Mapping[str, str],
+                baseline_scores: Mapping[str, float]) -> dict:
+    """The record written in the policy's ``info``: what it was tuned on, the decision, the nested cross-validation
+    and the GAP per file."""
+    selection, space = confirmed.selection, config.space
     means = gap_table.drop(columns="file").mean()
-    info = {
+    return {
         "tuned_on": {
             "files": names,
             "extractor": extractor,
             "geometry": geometry,
             "predictions": int(data.confidence.size),
-            "labels_per_query": labels_per_query,
+            "labels_per_query": int(data.rank.max(initial=1)),
             "queries": int(len(data.is_landmark)),
             "landmark_queries": int(data.is_landmark.sum()),
             "max_k": space.max_k,
             "selection": space.selection,
-            "folds": folds,
-            "repeats": repeats,
+            "folds": config.folds,
+            "repeats": config.repeats,
             "seed": config.seed,
             "search": config.search,
             "candidates": len(pool.docs),
@@ -521,39 +527,20 @@ def tune(
             "nested_se": selection.nested_se,
         },
         "cv": {
-            "heldout_gap_mean": float(heldout.mean()),
-            "heldout_gap_std": float(heldout.std()),
-            "folds_tuned": sum(r.decision == "tuned" for r in fold_results),
-            "chosen_heldout_mean": float(final[chosen_index]),
+            "heldout_gap_mean": float(confirmed.heldout.mean()),
+            "heldout_gap_std": float(confirmed.heldout.std()),
+            "folds_tuned": sum(r.decision == "tuned" for r in confirmed.folds),
+            "chosen_heldout_mean": float(confirmed.final[confirmed.chosen_index]),
             "folds": [{"repeat": r.repeat, "fold": r.fold, "queries": r.num_queries,
                        "landmark_queries": r.num_landmark_queries, "train_gap": r.train_gap,
                        "heldout_gap": r.heldout_gap, "default_gap": r.default_gap, "chosen_gap": r.chosen_gap,
-                       "decision": r.decision} for r in fold_results],
+                       "decision": r.decision} for r in confirmed.folds],
         },
         "gap": {
             "mean": {name: float(v) for name, v in means.items()},
             "per_file": [{k: v if isinstance(v, str) else float(v) for k, v in row.items()}
                          for row in gap_table.to_dict(orient="records")],
-            "builtins_compared_on": compared_on,
-            "builtins_heldout_mean": baseline_scores,
+            "builtins_compared_on": dict(compared_on),
+            "builtins_heldout_mean": dict(baseline_scores),
         },
     }
-    if same_as:
-        info["same_as_builtin"] = same_as[0]
-    policy = replace(chosen, name="tuned", extractor=extractor, info=info)
-    return TuneResult(
-        policy=policy,
-        selection=selection,
-        cv_gap=float(heldout.mean()),
-        cv_gap_std=float(heldout.std()),
-        cv_margin=selection.nested_margin,
-        cv_margin_se=selection.nested_se,
-        chosen_score=float(final[chosen_index]),
-        folds=fold_results,
-        candidates_evaluated=len(pool.docs),
-        candidates_invalid=len(pool.invalid),
-        gaps=gap_table,
-        baseline_scores=baseline_scores,
-        curves=curves,
-        inliers_by_outcome=histogram,
-    )

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from ..metrics import ranked_gap
-from ..pipeline import best_candidates
+from ..candidates import best_candidates
 from ..policy import Policy, combine_inliers
 from ..tables import CONFIDENCE_DECIMALS  # rerank writes confidences so rounded; tuning ranks them as written
 

@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..policy import COMBINES, SELECTIONS, Action, Policy, PolicyError, policy_from_dict
+from ..policy import COMBINES, MAX_K, SELECTIONS, Action, Policy, PolicyError, policy_from_dict
+from ..settings import check, is_count
 from .scoring import PolicyScorer
 
 #: Fusion modes of ``Policy``.
@@ -43,10 +44,9 @@ class Space:
     selection: str = "spread"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.max_k, int) and self.max_k >= 1):
-            raise ValueError(f"max_k must be a positive integer, got {self.max_k!r}")
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        check(is_count(self.max_k), "max_k", "a positive integer", self.max_k)
+        check(self.max_k <= MAX_K, "max_k", f"at most {MAX_K} (a policy's largest k)", self.max_k)
+        check(self.selection in SELECTIONS, "selection", f"one of {', '.join(SELECTIONS)}", self.selection)
 
     @property
     def usable_ks(self) -> tuple[int, ...]:

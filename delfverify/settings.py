@@ -1,0 +1,224 @@
+"""Settings, each declared once, with its default, its check and its doc.
+
+- ``VerifySettings``: what decides a pair's inlier count (the extractor and its model, the photo size, matching,
+  the geometric model and RANSAC). Equal settings give equal inliers; they name the feature store's and the pair
+  journal's entries.
+- ``RunSettings``: how a run goes (worker processes or a Dask cluster, the cache, candidates per query, what to do
+  with missing photos, progress); they never change a pair's inlier count.
+
+The command line builds both once from its options (``VerifySettings.from_options`` for the flags that adjust an
+extractor's own matching and RANSAC settings); the pipeline's inner layers (``Verifier``,
+``delfverify.measuring.open_session``, ``rerank``'s steps) take the objects, never loose values. The public one-call
+functions (``verify_pair``, ``rerank``, ``tune``) also take any field as a keyword and build the objects with
+``split_options``.
+
+Example
+-------
+>>> from delfverify.settings import RunSettings, VerifySettings
+>>> VerifySettings(max_side=800).max_side
+800
+>>> RunSettings(workers=0)
+Traceback (most recent call last):
+...
+delfverify.settings.SettingsError: workers must be a positive integer, got 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import DelfverifyError
+from .extractors import DEFAULT_EXTRACTOR, EXTRACTORS, Extractor, extractor_class
+from .images import DEFAULT_MAX_SIDE
+from .matching import METHODS, MatchConfig
+from .verification import ENGINES, GEOMETRIES, GEOMETRY_SETTINGS, RansacConfig
+
+#: What a run does with a prediction whose photos are missing or unreadable, or whose label has no gallery photo.
+ON_MISSING = ("keep", "suppress")
+#: The first this many candidate labels of each query are verified, unless told otherwise.
+DEFAULT_CANDIDATES = 5
+
+
+class SettingsError(DelfverifyError, ValueError):
+    """A setting out of its range. ``setting`` names it, so that the command line can name its option instead.
+
+    Parameters
+    ----------
+    setting : str
+        The field (``max_side``).
+    requirement : str
+        What it must be (``"a positive integer or None"``).
+    value
+        What it was.
+    """
+
+    def __init__(self, setting: str, requirement: str, value: Any):
+        super().__init__(f"{setting} must be {requirement}, got {value!r}")
+        self.setting, self.requirement, self.value = setting, requirement, value
+
+
+def check(ok: bool, setting: str, requirement: str, value: Any) -> None:
+    """Raise ``SettingsError(setting, requirement, value)`` unless ``ok``."""
+    if not ok:
+        raise SettingsError(setting, requirement, value)
+
+
+def is_count(value: Any, least: int = 1) -> bool:
+    """Whether ``value`` is an integer (not a bool) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """What decides a pair's inlier count.
+
+    Attributes
+    ----------
+    features : str or Extractor
+        ``"rootsift"`` (default; OpenCV, no download), ``"delf"`` (TF-Hub ``google/delf/1``), or an extractor object
+        (``from delfverify.extractors import RootSIFT, DELF``).
+    model : str or path, optional
+        DELF by name only: a TF-Hub handle or a local model directory (default: the hub handle).
+    max_side : int or None
+        Photos are shrunk to this longest side before extraction (1024); ``None`` keeps them whole.
+    match : MatchConfig, optional
+        How descriptors are matched; default: the extractor's own (``Extractor.match``).
+    ransac : RansacConfig, optional
+        The geometric model and RANSAC settings; default: the extractor's own (``Extractor.ransac``: RootSIFT a
+        fundamental matrix, DELF the research's affine fit).
+    """
+
+    features: str | Extractor = DEFAULT_EXTRACTOR
+    model: str | os.PathLike | None = None
+    max_side: int | None = DEFAULT_MAX_SIDE
+    match: MatchConfig | None = None
+    ransac: RansacConfig | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.features, str):
+            check(self.features in EXTRACTORS, "features", f"one of {', '.join(EXTRACTORS)} or an extractor object",
+                  self.features)
+        else:
+            check(isinstance(self.features, Extractor), "features",
+                  f"one of {', '.join(EXTRACTORS)} or an extractor object", self.features)
+        check(self.model is None or self.features == "delf", "model", "given only with features 'delf'", self.model)
+        check(self.max_side is None or is_count(self.max_side), "max_side", "a positive integer or None",
+              self.max_side)
+        check(self.match is None or isinstance(self.match, MatchConfig), "match", "a MatchConfig or None", self.match)
+        check(self.ransac is None or isinstance(self.ransac, RansacConfig), "ransac", "a RansacConfig or None",
+              self.ransac)
+
+    @classmethod
+    def from_options(cls, features: str = DEFAULT_EXTRACTOR, model: str | None = None,
+                     max_side: int | None = DEFAULT_MAX_SIDE, *, matcher: str | None = None,
+                     geometry: str | None = None, engine: str | None = None,
+                     seed: int | None = None) -> "VerifySettings":
+        """Settings from the command line's flags: the extractor's own matching and RANSAC settings, with the
+        nearest-neighbour ``matcher``, the ``geometry`` (its measured settings, ``GEOMETRY_SETTINGS``), the RANSAC
+        ``engine`` and ``seed`` replaced where given. The extractor is not created (DELF's model is not loaded).
+
+        Raises
+        ------
+        SettingsError
+            A value out of range; ``setting`` names the flag's field (``matcher``, ``geometry``, ``engine``,
+            ``seed``, ``max_side``, ...).
+        """
+        settings = cls(features, model, max_side)
+        check(matcher is None or matcher in METHODS, "matcher", f"one of {', '.join(METHODS)}", matcher)
+        check(geometry is None or geometry in GEOMETRIES, "geometry", f"one of {', '.join(GEOMETRIES)}", geometry)
+        check(engine is None or engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}", engine)
+        check(seed is None or is_count(seed, 0), "seed", "a non-negative integer", seed)
+        own = extractor_class(features)
+        match = own.match if matcher is None else dataclasses.replace(own.match, method=matcher)
+        ransac = GEOMETRY_SETTINGS[geometry] if geometry is not None else own.ransac
+        engine = ransac.engine if engine is None else engine
+        check(engine != "skimage" or ransac.geometry == "affine", "engine",
+              f"opencv with the {ransac.geometry} model (skimage fits the affine model only: --geometry affine)",
+              engine)
+        ransac = dataclasses.replace(ransac, engine=engine, seed=ransac.seed if seed is None else seed)
+        return dataclasses.replace(settings, match=match, ransac=ransac)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run goes; nothing here changes an inlier count.
+
+    Attributes
+    ----------
+    workers : int
+        Local worker processes for extraction and verification; 1 runs in this process (the command line's default
+        is the machine's cores).
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler's address (``tcp://host:8786``) or a client: the cluster's workers do the work, and the
+        cache must be on a path every worker shares.
+    cache_dir : path, optional
+        The feature store and pair journal (default ``delfverify.store.default_cache_dir()``).
+    cache : bool
+        ``False`` keeps features in memory and journals nothing.
+    candidates : int
+        Verify at most this many candidate labels of each query, the classifier's first.
+    keep_candidates : bool
+        Write every candidate with its rescaled confidence, best first, instead of each query's chosen one.
+    on_missing : {"keep", "suppress"}
+        A prediction whose photos are missing or unreadable, or whose label has no gallery photo, keeps its
+        confidence or counts as verified with 0 inliers.
+    progress : bool
+        Show a progress bar.
+    """
+
+    workers: int = 1
+    scheduler: Any = None
+    cache_dir: str | os.PathLike | None = None
+    cache: bool = True
+    candidates: int = DEFAULT_CANDIDATES
+    keep_candidates: bool = False
+    on_missing: str = "keep"
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        check(is_count(self.workers), "workers", "a positive integer", self.workers)
+        check(is_count(self.candidates), "candidates", "a positive integer", self.candidates)
+        check(self.on_missing in ON_MISSING, "on_missing", f"one of {', '.join(ON_MISSING)}", self.on_missing)
+        for name in ("cache", "keep_candidates", "progress"):
+            check(isinstance(getattr(self, name), bool), name, "True or False", getattr(self, name))
+
+    @property
+    def parallel(self) -> bool:
+        """Whether work leaves this process (local workers or a Dask cluster)."""
+        return self.workers > 1 or self.scheduler is not None
+
+    def store_folder(self) -> Path | None:
+        """The feature store's folder: ``cache_dir``, else the user cache; ``None`` without a cache."""
+        from .store import default_cache_dir
+
+        if not self.cache:
+            return None
+        return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
+
+
+def split_options(options: Mapping[str, Any], verify: VerifySettings | None = None,
+                  run: RunSettings | None = None) -> tuple[VerifySettings, RunSettings]:
+    """``VerifySettings`` and ``RunSettings`` from keywords naming their fields, laid over ``verify`` and ``run``
+    (default: the defaults); the public one-call functions take settings this way.
+
+    Raises
+    ------
+    TypeError
+        A keyword that is no field of either.
+    SettingsError
+        A value out of range.
+    """
+    names = {kind: {f.name for f in fields(kind)} for kind in (VerifySettings, RunSettings)}
+    unknown = sorted(set(options) - names[VerifySettings] - names[RunSettings])
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}; settings are the fields of "
+                        f"VerifySettings ({', '.join(sorted(names[VerifySettings]))}) and RunSettings "
+                        f"({', '.join(sorted(names[RunSettings]))})")
+    verify = dataclasses.replace(verify or VerifySettings(),
+                                 **{k: v for k, v in options.items() if k in names[VerifySettings]})
+    run = dataclasses.replace(run or RunSettings(), **{k: v for k, v in options.items() if k in names[RunSettings]})
+    return verify, run
