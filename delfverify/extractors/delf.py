@@ -19,7 +19,8 @@ signatures are kept per model identity (the handle, and for a local directory a 
 index), so extractors that workers rebuild from their settings, or several verifiers, share one. TensorFlow is set
 up once per process when first needed: on a machine with GPUs it takes GPU memory as it needs it (memory growth)
 rather than all of it, so that several worker processes can share a GPU (``TF_FORCE_GPU_ALLOW_GROWTH``, when set,
-still decides).
+still decides). Under the ``delfverify`` command, what TensorFlow prints while it loads goes through the
+command's logging (``delfverify.console``); used as a library, nothing is redirected.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..console import native_output_logged
 from ..errors import DelfverifyError
 from ..features import Features
 from ..matching import MatchConfig
@@ -187,10 +189,12 @@ def _tensorflow():
 
             return tf
         try:
-            import tensorflow as tf
+            with native_output_logged():
+                import tensorflow as tf
+
+                gpus, refused = _allow_memory_growth(tf)
         except ImportError as exc:  # pragma: no cover - depends on the installation
             raise ModelLoadError(f"the delf extractor needs tensorflow and tensorflow-hub installed ({exc})") from None
-        gpus, refused = _allow_memory_growth(tf)
         _tensorflow_ready = True
         logger.debug("TensorFlow %s: %s", tf.__version__, f"GPU memory growth asked for {[g.name for g in gpus]}"
                      if gpus else "no GPU visible, DELF runs on the CPU")
@@ -219,10 +223,11 @@ def _load_signature(handle: str):
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ModelLoadError(f"the delf extractor needs tensorflow and tensorflow-hub installed ({exc})") from None
     try:
-        if Path(handle).is_dir():
-            module = tf.saved_model.load(handle)
-        else:
-            module = hub.load(handle)
+        with native_output_logged():
+            if Path(handle).is_dir():
+                module = tf.saved_model.load(handle)
+            else:
+                module = hub.load(handle)
         signature = module.signatures["default"]
     except Exception as exc:  # TF and hub raise many unrelated types for a missing or broken model.
         raise ModelLoadError(f"{_offline_hint(handle)} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
