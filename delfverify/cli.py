@@ -347,8 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     verbosity = common.add_mutually_exclusive_group()
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings and errors only")
+    verbosity.add_argument("-v", "--verbose", action="store_true",
+                           help="log debug messages, and all that TensorFlow, Pillow and OpenCV say")
+    verbosity.add_argument("-q", "--quiet", action="store_true",
+                           help="no progress bar, delfverify's warnings and errors only (nothing from TensorFlow, "
+                                "Pillow or OpenCV)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     verify = commands.add_parser("verify", parents=[common], help="how well two photos match",
