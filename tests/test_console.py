@@ -284,3 +284,16 @@ def test_quiet_delf_rerank_with_workers_writes_nothing_to_standard_error(delf_si
     assert result.returncode == 0
     assert result.stderr == ""
     assert "features extracted 41" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", ["-q", None])
+def test_delf_model_that_fails_to_load_is_still_one_line(small_photos, tmp_path, flag):
+    """TensorFlow imported and its output collected, then the load fails: the error is the only line."""
+    pytest.importorskip("tensorflow")
+    missing = tmp_path / "no-model"
+    result = _command("verify", *small_photos, "--features", "delf", "--model", str(missing), "--no-cache",
+                      *([flag] if flag else []), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("delfverify: error: ") and str(missing) in lines[0], lines
