@@ -23,6 +23,7 @@ import traceback
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
 
 from . import __version__
+from .console import DEFAULT, QUIET, VERBOSE, command_output
 from .errors import DelfverifyError
 from .execution import default_workers
 from .extractors import EXTRACTORS
@@ -297,8 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     verbosity = common.add_mutually_exclusive_group()
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings and errors only")
+    verbosity.add_argument("-v", "--verbose", action="store_true",
+                           help="log debug messages, and all that TensorFlow, Pillow and OpenCV say")
+    verbosity.add_argument("-q", "--quiet", action="store_true",
+                           help="no progress bar, delfverify's warnings and errors only (nothing from TensorFlow, "
+                                "Pillow or OpenCV)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     verify = commands.add_parser("verify", parents=[common], help="how well two photos match",
@@ -399,24 +403,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``delfverify`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("delfverify").setLevel(
-        logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    )
-    try:
-        return args.handler(args)
-    except (DelfverifyError, OSError) as exc:
-        print(f"delfverify: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("delfverify: interrupted", file=sys.stderr)
-        return 130
-    except Exception:  # a bug: never hide it behind a one-line message
-        traceback.print_exc()
-        print("delfverify: internal error: this is a bug in delfverify, not a problem with the input; please "
-              "report it with the traceback above", file=sys.stderr)
-        return 1
+    with command_output(VERBOSE if args.verbose else QUIET if args.quiet else DEFAULT):  # before TF loads
+        try:
+            return args.handler(args)
+        except (DelfverifyError, OSError) as exc:
+            print(f"delfverify: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("delfverify: interrupted", file=sys.stderr)
+            return 130
+        except Exception:  # a bug: never hide it behind a one-line message
+            traceback.print_exc()
+            print("delfverify: internal error: this is a bug in delfverify, not a problem with the input; please "
+                  "report it with the traceback above", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from .console import configure_worker
 from .errors import DelfverifyError
 from .images import ImageError
 from .journal import PairRecord
@@ -169,8 +170,15 @@ def _in_worker(function: Callable, spec: WorkerSpec, batch: Sequence) -> Any:
     return function(_worker_verifier(spec), batch)
 
 
+def _start_worker(parent: int) -> None:
+    """Initializer of local worker processes: end with ``parent``, and route messages as the ``delfverify``
+    command that started them does, if it was that command (``console.configure_worker``)."""
+    _exit_with_parent(parent)
+    configure_worker()
+
+
 def _exit_with_parent(parent: int) -> None:
-    """Initializer of local worker processes: end this worker when ``parent`` (the process that started it) ends,
+    """End this worker (a local worker process) when ``parent`` (the process that started it) ends,
     however it ends. On Linux the kernel sends SIGKILL at the parent's death; elsewhere, or if that request fails,
     a daemon thread checks every second whether the parent is still there."""
     if not _kill_on_parent_death():
@@ -250,7 +258,7 @@ class Runner:
         return self
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_exit_with_parent,
+        return ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_start_worker,
                                    initargs=(os.getpid(),))
 
     def __exit__(self, *exc) -> None:

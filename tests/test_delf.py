@@ -3,13 +3,17 @@ DELF ``default`` signature (no download, runs in seconds)."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
+from PIL import Image
 
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("tensorflow_hub")
 
-from delfverify import Verifier, VerifySettings, make_extractor  # noqa: E402
+from delfverify import Verifier, VerifySettings, cli, make_extractor  # noqa: E402
+from delfverify.extractors import delf as delf_module  # noqa: E402
 from delfverify.extractors.delf import DELF, ModelLoadError  # noqa: E402
 from delfverify.extractors.base import fingerprint
 from delfverify.features import Features  # noqa: E402
@@ -169,3 +173,110 @@ def test_delf_without_features_gives_empty_features_with_shapes(tiny_model, text
     features = make_extractor("delf", model=tiny_model, score_threshold=1e7).extract(textured_image)
     assert len(features) == 0
     assert features.locations.shape == (0, 2) and features.descriptors.shape == (0, 40)
+
+
+# --- one model load per process ------------------------------------------------------------------------------------
+
+
+def _count_loads(monkeypatch) -> list[str]:
+    """The handles of the models loaded from now on, in this process (whose model cache starts empty)."""
+    loads = []
+    load = delf_module._load_signature
+    monkeypatch.setattr(delf_module, "_loaded", {})
+    monkeypatch.setattr(delf_module, "_load_signature", lambda handle: loads.append(handle) or load(handle))
+    return loads
+
+
+def test_delf_model_is_loaded_once_per_process(tiny_model, textured_image, tmp_path, monkeypatch):
+    """Extractors, verifiers, many pairs, and what worker processes do (an extractor pickled to them, verifiers
+    rebuilt from settings for each new spec): one load."""
+    loads = _count_loads(monkeypatch)
+    extractors = [make_extractor("delf", model=tiny_model) for _ in range(3)]
+    verifier = Verifier(VerifySettings("delf", model=tiny_model), cache_dir=tmp_path / "cache")
+    for shift in range(3):
+        assert verifier.verify(textured_image, np.roll(textured_image, 5 * shift, axis=1)).num_features_a == 64
+    travelled = pickle.loads(pickle.dumps(extractors[0]))
+    assert travelled._signature is None and len(travelled.extract(textured_image)) == 64
+    for _ in range(2):
+        rebuilt = Verifier(pickle.loads(pickle.dumps(verifier.settings)), cache_dir=verifier.cache_dir)
+        assert len(rebuilt.extractor.extract(textured_image)) == 64
+    assert loads == [tiny_model]
+
+
+def test_delf_model_is_loaded_once_across_commands(tiny_model, textured_image, tmp_path, monkeypatch, capsys):
+    loads = _count_loads(monkeypatch)
+    paths = []
+    for shift in (0, 7):
+        paths.append(tmp_path / f"{shift}.png")
+        Image.fromarray(np.roll(textured_image, shift, axis=0)).save(paths[-1])
+    for _ in range(2):
+        assert cli.main(["verify", *map(str, paths), "--features", "delf", "--model", tiny_model, "--no-cache",
+                         "-q"]) == 0
+    assert capsys.readouterr().out.count("inliers of") == 2
+    assert loads == [tiny_model]
+
+
+def test_delf_new_model_in_the_same_folder_is_loaded_again(tmp_path, textured_image, monkeypatch):
+    """The loaded models are kept by content, not by path; a failed load is not kept."""
+    loads = _count_loads(monkeypatch)
+    path = str(tmp_path / "model")
+    _save(path, seed=0)
+    before = make_extractor("delf", model=path).extract(textured_image)
+    import shutil
+
+    shutil.rmtree(path)
+    with pytest.raises(ModelLoadError):
+        make_extractor("delf", model=path)
+    _save(path, seed=2)
+    after = make_extractor("delf", model=path).extract(textured_image)
+    assert not np.allclose(before.descriptors, after.descriptors)
+    assert loads == [path, path, path]
+    make_extractor("delf", model=path)
+    assert len(loads) == 3
+
+
+# --- GPU memory growth ---------------------------------------------------------------------------------------------
+
+
+class _Device:
+    def __init__(self, name: str):
+        self.name = name
+        self.device_type = "GPU"
+
+
+def test_delf_asks_memory_growth_for_every_gpu(monkeypatch):
+    gpus = [_Device("/physical_device:GPU:0"), _Device("/physical_device:GPU:1")]
+    calls = []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", lambda gpu, on: calls.append((gpu.name, on)))
+    assert delf_module._allow_memory_growth(tf) == (gpus, [])
+    assert calls == [("/physical_device:GPU:0", True), ("/physical_device:GPU:1", True)]
+
+
+def test_delf_memory_growth_refused_is_logged_not_raised(monkeypatch, caplog):
+    """TensorFlow already initialised (or virtual devices set): each refusal is a debug message, not a failure."""
+    gpus = [_Device("/physical_device:GPU:0"), _Device("/physical_device:GPU:1")]
+
+    def refuse(gpu, on):
+        if gpu.name.endswith("1"):
+            raise RuntimeError("Physical devices cannot be modified after being initialized")
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", refuse)
+    monkeypatch.setattr(delf_module, "_tensorflow_ready", False)
+    with caplog.at_level("DEBUG", logger="delfverify.extractors.delf"):
+        assert delf_module._tensorflow() is tf
+        assert delf_module._tensorflow() is tf  # once per process
+    messages = [r.getMessage() for r in caplog.records if r.name == "delfverify.extractors.delf"]
+    assert messages == [
+        f"TensorFlow {tf.__version__}: GPU memory growth asked for ['/physical_device:GPU:0', '/physical_device:GPU:1']",
+        ("TensorFlow refused memory growth for /physical_device:GPU:1 (Physical devices cannot be modified after "
+         "being initialized)"),
+    ]
+
+
+def test_delf_memory_growth_with_the_real_tensorflow_never_raises(tiny_model):
+    """Here TensorFlow is initialised already (the model is loaded): every GPU, if any, is set or refused."""
+    make_extractor("delf", model=tiny_model)
+    gpus, refused = delf_module._allow_memory_growth(tf)
+    assert len(refused) <= len(gpus) == len(tf.config.list_physical_devices("GPU"))

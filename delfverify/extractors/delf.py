@@ -13,6 +13,14 @@ The model is loaded from, in order of preference:
 The signature takes ``image`` float32 [H, W, 3] in [0, 1], ``score_threshold``, ``image_scales`` and
 ``max_feature_num``, and returns ``locations`` [N, 2] as (y, x), ``descriptors`` [N, 40], ``scales`` [N] and
 ``attention`` [N].
+
+The model is loaded once per process, whatever the number of ``DELF`` objects, pairs or commands: loaded
+signatures are kept per model identity (the handle, and for a local directory a hash of its graph and variable
+index), so extractors that workers rebuild from their settings, or several verifiers, share one. TensorFlow is set
+up once per process when first needed: on a machine with GPUs it takes GPU memory as it needs it (memory growth)
+rather than all of it, so that several worker processes can share a GPU (``TF_FORCE_GPU_ALLOW_GROWTH``, when set,
+still decides). Under the ``delfverify`` command, what TensorFlow prints while it loads goes through the
+command's logging (``delfverify.console``); used as a library, nothing is redirected.
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..console import native_output_logged
 from ..errors import DelfverifyError
 from ..features import Features
 from ..matching import MatchConfig
@@ -79,15 +89,14 @@ class DELF:
         self.score_threshold = float(score_threshold)
         self.image_scales = tuple(float(s) for s in image_scales)
         self.max_feature_num = max_feature_num
-        self._signature = _load_signature(self.model)
         self._model_id = _model_identity(self.model)
+        self._signature = loaded_signature(self.model, self._model_id)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_signature": None}  # a worker process loads the model when it first extracts
+        return {**self.__dict__, "_signature": None}  # a worker process gets the model when it first extracts
 
     def limit_threads(self, threads: int) -> None:
-        import tensorflow as tf
-
+        tf = _tensorflow()
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -106,7 +115,7 @@ class DELF:
         import tensorflow as tf
 
         if self._signature is None:
-            self._signature = _load_signature(self.model)
+            self._signature = loaded_signature(self.model, self._model_id)
         out = self._signature(
             image=tf.constant(image.astype(np.float32) / 255.0),
             score_threshold=tf.constant(self.score_threshold, tf.float32),
@@ -137,21 +146,94 @@ def _offline_hint(handle: str) -> str:
     )
 
 
+#: Loaded signatures by (handle or absolute folder, model identity); at most this many kept (each holds a
+#: model's weights).
+MAX_LOADED_MODELS = 4
+_loaded: dict[tuple[str, str], Any] = {}
+_lock = threading.RLock()  # one load at a time: threads asking for the same model wait for the one load
+_tensorflow_ready = False
+
+
+def loaded_signature(handle: str, identity: str):
+    """The ``default`` signature of the model at ``handle`` whose identity is ``identity``, loaded in this process
+    the first time it is asked for and kept for later calls (the least recently used model is let go beyond
+    ``MAX_LOADED_MODELS``).
+
+    Raises
+    ------
+    ModelLoadError
+        If the model cannot be loaded (nothing is kept: the next call tries again).
+    """
+    key = (os.path.abspath(handle) if Path(handle).is_dir() else handle, identity)
+    with _lock:
+        signature = _loaded.pop(key, None)
+        if signature is None:
+            signature = _load_signature(handle)
+        _loaded[key] = signature  # last: most recently used
+        while len(_loaded) > MAX_LOADED_MODELS:
+            del _loaded[next(iter(_loaded))]
+        return signature
+
+
+def _tensorflow():
+    """TensorFlow, imported and set up once per process: GPU memory growth (see the module's docstring).
+
+    Raises
+    ------
+    ModelLoadError
+        If TensorFlow is not installed.
+    """
+    global _tensorflow_ready
+    with _lock:
+        if _tensorflow_ready:
+            import tensorflow as tf
+
+            return tf
+        try:
+            with native_output_logged():
+                import tensorflow as tf
+
+                gpus, refused = _allow_memory_growth(tf)
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise ModelLoadError(f"the delf extractor needs tensorflow and tensorflow-hub installed ({exc})") from None
+        _tensorflow_ready = True
+        logger.debug("TensorFlow %s: %s", tf.__version__, f"GPU memory growth asked for {[g.name for g in gpus]}"
+                     if gpus else "no GPU visible, DELF runs on the CPU")
+        for name, reason in refused:
+            logger.debug("TensorFlow refused memory growth for %s (%s)", name, reason)
+        return tf
+
+
+def _allow_memory_growth(tf) -> tuple[list, list[tuple[str, str]]]:
+    """Ask TensorFlow to take GPU memory as needed on every visible GPU; the GPUs, and those it refused with why
+    (TensorFlow already initialised its devices in this process, or virtual devices were configured)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    failures = []
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError) as exc:
+            failures.append((gpu.name, str(exc)))
+    return gpus, failures
+
+
 def _load_signature(handle: str):
+    tf = _tensorflow()
     try:
-        import tensorflow as tf
         import tensorflow_hub as hub
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ModelLoadError(f"the delf extractor needs tensorflow and tensorflow-hub installed ({exc})") from None
     try:
-        if Path(handle).is_dir():
-            module = tf.saved_model.load(handle)
-        else:
-            module = hub.load(handle)
+        with native_output_logged():
+            if Path(handle).is_dir():
+                module = tf.saved_model.load(handle)
+            else:
+                module = hub.load(handle)
         signature = module.signatures["default"]
     except Exception as exc:  # TF and hub raise many unrelated types for a missing or broken model.
         raise ModelLoadError(f"{_offline_hint(handle)} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
     signature._delfverify_module = module  # keep the module (and its variables) alive with the signature
+    logger.debug("loaded the DELF model %s", handle)
     return signature
 
 
