@@ -1,6 +1,6 @@
 """Null tables and false-match rates: the model (empirical share, geometric tail, inverse), setting aside shared
 geometry, calibration on held-out synthetic counts, the JSON format (round trip, every field checked, arbitrary
-bytes and JSON), pair sampling and measuring a gallery."""
+bytes and JSON), the built-in tables, pair sampling and measuring a gallery."""
 
 from __future__ import annotations
 
@@ -344,6 +344,37 @@ def test_a_valid_document_with_one_field_replaced_is_valid_or_one_clear_error(ke
     else:
         rates = table.false_match_rate(np.arange(0, 50))
         assert np.all((rates > 0) & (rates <= 1)) and np.all(np.diff(rates) <= 0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Built-in tables
+
+
+@pytest.mark.parametrize("geometry", ["fundamental", "affine", "homography"])
+def test_builtin_tables_state_todays_thresholds_as_rates(geometry):
+    table = builtin_table("rootsift", geometry)
+    assert (table.extractor, table.geometry) == ("rootsift", geometry)
+    assert table.pairs >= 2900 and table.set_aside == ()
+    assert builtin_table(RootSIFT(), geometry) is table
+    thresholds = RootSIFT.thresholds[geometry]
+    # support: the count that at most 10% of unrelated pairs reach; accept: at most 0.1%
+    assert table.count_for_rate(0.10) == thresholds.support
+    assert table.count_for_rate(0.001) == thresholds.accept
+
+
+def test_builtin_fundamental_table_pinned():
+    table = builtin_table("rootsift", "fundamental")
+    assert table.reaching == (2949, 2509, 2509, 2509, 2509, 2509, 2509, 2509, 2101, 1242, 546, 177, 36, 10)
+    assert (table.anchor, table.unverifiable) == (12, 84)
+    assert table.false_match_rate(11) == pytest.approx(178 / 2950)
+    assert table.false_match_rate(14) == pytest.approx(37 / 2950 * 0.22916666666666666**2)
+
+
+def test_no_builtin_table_for_delf_and_bad_geometry():
+    assert builtin_table("delf", "affine") is None
+    assert builtin_table("../../etc/passwd", "affine") is None
+    with pytest.raises(ValueError, match="geometry"):
+        builtin_table("rootsift", "similarity")
 
 
 # ---------------------------------------------------------------------------------------------------------------
