@@ -725,6 +725,39 @@ def builtin_table(extractor: Any, geometry: str) -> NullTable | None:
     return _builtin(name, geometry)
 
 
+def check_table_for(table: NullTable, verifier: PairVerifier, source: str = "null table") -> str:
+    """Check that a table describes a verifier's counts before its rates are quoted.
+
+    Parameters
+    ----------
+    table : NullTable
+    verifier : Verifier
+    source : str
+        The table's name in messages (its file, or "built-in null table").
+
+    Returns
+    -------
+    str
+        ``""``, or a warning to show: the table was measured with other settings (its ``pair_fingerprint`` differs
+        from ``verifier.pair_fingerprint``: keypoints, photo size, matching or RANSAC settings), so its rates are
+        approximate.
+
+    Raises
+    ------
+    NullTableError
+        If the table is for another extractor or geometric model: its rates would mean nothing for these counts.
+    """
+    extractor, geometry = _extractor_name(verifier.extractor), verifier.ransac.geometry
+    if (table.extractor, table.geometry) != (extractor, geometry):
+        raise NullTableError(f"{source}: measured for {table.extractor} features with the {table.geometry} model, "
+                             f"not {extractor} with the {geometry} model")
+    if table.pair_fingerprint and table.pair_fingerprint != verifier.pair_fingerprint:
+        return (f"{source} was measured with other verification settings (pair fingerprint "
+                f"{table.pair_fingerprint}, these are {verifier.pair_fingerprint}): its false-match rates are "
+                f"approximate; measure a table with these settings")
+    return ""
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Measuring on a gallery
 
@@ -949,11 +982,16 @@ def measure_null_table(
     how = (f"{len(chosen)} pairs of gallery photos of different labels drawn uniformly (seed {seed}"
            f"{f', among {photos} photos drawn first' if photos < len(ids) else ''})" if sampled
            else f"all {len(chosen)} pairs of gallery photos of different labels")
-    fitted = fit_null_table(counts[used].astype(np.int64), extractor=_extractor_name(verifier.extractor),
-                            geometry=verifier.ransac.geometry,
-                            source=source if source is not None else f"{name}: {how}",
-                            seed=seed if sampled else None, pair_fingerprint=verifier.pair_fingerprint,
-                            unverifiable=unverifiable, failed=failed)
+    try:
+        fitted = fit_null_table(counts[used].astype(np.int64), extractor=_extractor_name(verifier.extractor),
+                                geometry=verifier.ransac.geometry,
+                                source=source if source is not None else f"{name}: {how}",
+                                seed=seed if sampled else None, pair_fingerprint=verifier.pair_fingerprint,
+                                unverifiable=unverifiable, failed=failed)
+    except NullTableError:
+        raise
+    except ValueError as exc:  # too few pairs left once those sharing geometry are set aside
+        raise CalibrationError(f"{name}: {exc}") from None
     if fitted.set_aside:
         status[used & (counts >= fitted.set_aside[0])] = "set_aside"
     frame = pd.DataFrame({"id_a": [ids[i] for i in chosen[:, 0]], "id_b": [ids[j] for j in chosen[:, 1]],

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from conftest import make_textured_image, warp_affine
 from delfverify.calibration import (EMPIRICAL_MIN_PAIRS, MIN_PAIRS, MIN_RATE, CalibrationError, NullTable,
-                                    NullTableError, builtin_table, check_calibration, different_label_pairs,
+                                    NullTableError, builtin_table, check_calibration, check_table_for,
+                                    different_label_pairs,
                                     fit_null_table, measure_null_table, null_table_from_dict, null_table_from_json,
                                     read_null_table, sample_pairs, shared_geometry_cut, write_null_table)
 from delfverify.errors import DelfverifyError
@@ -370,6 +371,19 @@ def test_builtin_fundamental_table_pinned():
     assert table.false_match_rate(14) == pytest.approx(37 / 2950 * 0.22916666666666666**2)
 
 
+def test_check_table_for_a_verifier():
+    from delfverify import Verifier
+    from delfverify.verification import GEOMETRY_SETTINGS
+
+    table = builtin_table("rootsift", "fundamental")
+    assert check_table_for(table, Verifier()) == ""
+    assert "other verification settings" in check_table_for(table, Verifier(features=RootSIFT(max_features=1000)))
+    assert check_table_for(replace(table, pair_fingerprint=""), Verifier(max_side=512)) == ""
+    with pytest.raises(NullTableError, match="t.json: measured for rootsift features with the fundamental model, "
+                                             "not rootsift with the affine model"):
+        check_table_for(table, Verifier(ransac=GEOMETRY_SETTINGS["affine"]), "t.json")
+
+
 def test_no_builtin_table_for_delf_and_bad_geometry():
     assert builtin_table("delf", "affine") is None
     assert builtin_table("../../etc/passwd", "affine") is None
@@ -459,7 +473,7 @@ class FakeVerifier:
     def verify_features(self, a, b):
         if self.poor in (a, b):
             return FakeVerification(0, "query has 3 keypoints")
-        if {a, b} == set(self.shared):
+        if a in self.shared and b in self.shared:
             return FakeVerification(400)
         seed = int(a[1:]) * 1000 + int(b[1:])
         return FakeVerification(max(0, int(null_counts(1, seed)[0]) - 3) if seed % 7 else 0)
@@ -516,6 +530,10 @@ def test_measure_null_table_needs_enough_pairs(tmp_path):
     gallery = write_gallery(tmp_path, [f"l{i}" for i in range(16)])  # 120 pairs, 15 with the broken photo
     with pytest.raises(CalibrationError, match="could be verified"):
         measure_null_table(FakeVerifier(poor="p5"), gallery, tmp_path)
+    labels = ["l0", "l1", "l2", "l3", "l3", "l5", "l5", "l7", "l7"] + [f"l{i}" for i in range(9, 15)]
+    gallery = write_gallery(tmp_path, labels)  # 102 pairs, 3 of them (among p0, p1, p2) set aside: 99 left
+    with pytest.raises(CalibrationError, match="needs at least 100 pairs, got 99"):
+        measure_null_table(FakeVerifier(broken="none", poor="none", shared=("p0", "p1", "p2")), gallery, tmp_path)
 
 
 def test_measure_null_table_with_real_photos(tmp_path):
