@@ -327,11 +327,12 @@ class NullTable:
         return int(counts) if scalar else counts
 
     def describe(self) -> str:
-        """One line: the table's extractor, model, pairs, and the counts that 10%, 1% and 0.1% of them reach."""
-        levels = ", ".join(f"{p:g}% reach {self.count_for_rate(p / 100)}" for p in (10, 1, 0.1))
+        """One line: the table's extractor, model, pairs, and the counts that at most 10%, 1% and 0.1% of them
+        reach."""
+        ten, one, tenth = (self.count_for_rate(p) for p in (0.1, 0.01, 0.001))
         aside = f"; {len(self.set_aside)} set aside as sharing geometry" if self.set_aside else ""
-        return (f"{self.extractor} with the {self.geometry} model: {self.pairs} unrelated pairs{aside}; "
-                f"{levels} inliers")
+        return (f"{self.extractor} with the {self.geometry} model: {self.pairs} unrelated pairs{aside}; at most 10% "
+                f"reach {ten} inliers, 1% reach {one}, 0.1% reach {tenth}")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of the table (``null_table_from_dict`` reads it back)."""
@@ -928,6 +929,8 @@ def measure_null_table(
         raise ValueError(f"seed must be an integer in [0, {_MAX_SEED}], got {seed!r}")
     if max_photos is not None and not (_is_int(max_photos) and max_photos >= 2):
         raise ValueError(f"max_photos must be an integer >= 2 or None, got {max_photos!r}")
+    if source is not None and not (isinstance(source, str) and len(source) <= _MAX_SOURCE):
+        raise ValueError(f"source must be a string of at most {_MAX_SOURCE} characters or None")
     name = "gallery"
     if not isinstance(gallery, Gallery):
         name = Path(gallery).name

@@ -516,7 +516,8 @@ def test_measure_null_table_sets_aside_a_shared_scene(tmp_path):
 
 
 @pytest.mark.parametrize("option, match", [({"pairs": 10}, "pairs"), ({"pairs": 2.0 * MIN_PAIRS}, "pairs"),
-                                           ({"seed": -1}, "seed"), ({"max_photos": 1}, "max_photos")])
+                                           ({"seed": -1}, "seed"), ({"max_photos": 1}, "max_photos"),
+                                           ({"source": "x" * 3000}, "source")])
 def test_measure_null_table_parameters(tmp_path, option, match):
     gallery = write_gallery(tmp_path, [f"l{i}" for i in range(30)])
     with pytest.raises(ValueError, match=match):
