@@ -372,16 +372,16 @@ def test_builtin_fundamental_table_pinned():
 
 
 def test_check_table_for_a_verifier():
-    from delfverify import Verifier
+    from delfverify import Verifier, VerifySettings
     from delfverify.verification import GEOMETRY_SETTINGS
 
     table = builtin_table("rootsift", "fundamental")
     assert check_table_for(table, Verifier()) == ""
-    assert "other verification settings" in check_table_for(table, Verifier(features=RootSIFT(max_features=1000)))
-    assert check_table_for(replace(table, pair_fingerprint=""), Verifier(max_side=512)) == ""
+    assert "other verification settings" in check_table_for(table, Verifier(RootSIFT(max_features=1000)))
+    assert check_table_for(replace(table, pair_fingerprint=""), Verifier(VerifySettings(max_side=512))) == ""
     with pytest.raises(NullTableError, match="t.json: measured for rootsift features with the fundamental model, "
                                              "not rootsift with the affine model"):
-        check_table_for(table, Verifier(ransac=GEOMETRY_SETTINGS["affine"]), "t.json")
+        check_table_for(table, Verifier(VerifySettings(ransac=GEOMETRY_SETTINGS["affine"])), "t.json")
 
 
 def test_no_builtin_table_for_delf_and_bad_geometry():
