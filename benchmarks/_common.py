@@ -53,11 +53,12 @@ def compare_policies(predictions, truth, policies, **rerank_options):
 
     rows = []
     for name, table in predictions.items():
-        row = {"file": name, "before": global_average_precision(table.table, truth.table).gap}
+        first = table.table[table.rank == 1]  # the classifier's predictions (each query's first candidate)
+        row = {"file": name, "before": global_average_precision(first, truth.table).gap}
         for label, policy in policies.items():
             result = rerank(table, policy=policy, **rerank_options)
             row[label] = global_average_precision(result.predictions.table, truth.table).gap
-        row["oracle"] = oracle_gap(table.table, truth.table)
+        row["oracle"] = oracle_gap(first, truth.table)
         rows.append(row)
     return pd.DataFrame(rows)
 

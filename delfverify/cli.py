@@ -2,6 +2,7 @@
 
     delfverify verify A.jpg B.jpg [--json] [--plot matches.png]
     delfverify rerank PREDICTIONS.csv --gallery ... --gallery-images ... --query-images ...
+    delfverify extract GALLERY.csv --images DIR [--workers N | --scheduler tcp://HOST:8786]
     delfverify gap PREDICTIONS.csv --truth SOLUTION.csv
     delfverify tune PREDICTIONS.csv ... --truth SOLUTION.csv --gallery ... -o POLICY.json
     delfverify report DETAILS.csv --gallery ... --gallery-images ... --query-images ... -o REPORT.html
@@ -94,7 +95,7 @@ def run_settings(args: argparse.Namespace, **fixed: Any) -> RunSettings:
     """The ``RunSettings`` the options describe (the cache, and where a command has them the workers, scheduler,
     candidates and what to do with missing photos), with ``fixed`` laid over them."""
     options = {"cache_dir": args.cache_dir, "cache": not args.no_cache}
-    for name in ("workers", "scheduler", "candidates", "keep_candidates", "on_missing"):
+    for name in ("workers", "scheduler", "journal", "candidates", "keep_candidates", "on_missing"):
         if hasattr(args, name):
             options[name] = getattr(args, name)
     if hasattr(args, "workers"):
@@ -111,8 +112,16 @@ def add_photo_options(parser: argparse.ArgumentParser, required: bool = True) ->
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """Where the gallery and the photos are, and where the work runs (``rerank`` and ``tune``)."""
+    """Where the gallery and the photos are, where the work runs and the journal (``rerank`` and ``tune``)."""
     add_photo_options(parser)
+    add_worker_options(parser)
+    parser.add_argument("--journal", metavar="FILE",
+                        help="the pair journal (default: journal.sqlite in the cache folder); with --scheduler keep "
+                             "it on a local disk of this machine, not on NFS (docs/SCALE.md)")
+
+
+def add_worker_options(parser: argparse.ArgumentParser) -> None:
+    """Where the work runs: local worker processes or a Dask cluster."""
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="local worker processes for extraction and verification (default: this machine's "
                              "cores, %(default)s)")
@@ -189,6 +198,16 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     for row in result.details.itertuples():
         if row.status == "error":
             logger.warning("%s: %s", row.id, row.reason)
+    return 0
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from .extracting import extract
+
+    result = extract(args.ids, images=args.images, settings=verify_settings(args), run=run_settings(args))
+    for image_id, reason in result.failed.items():
+        logger.warning("%s: %s", image_id[:80], reason)
+    print(f"stored the features of {args.ids}: {result.describe()}")
     return 0
 
 
@@ -346,6 +365,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(rerank)
     add_verifier_options(rerank)
     rerank.set_defaults(handler=_cmd_rerank)
+
+    extract = commands.add_parser(
+        "extract", parents=[common], help="fill the feature store ahead of rerank",
+        description="Extract and store the features of every photo of a gallery (or of any CSV with an id column) "
+                    "that the feature store lacks, on local workers or a Dask cluster, so that rerank only "
+                    "verifies pairs. Run it again to resume: what is stored is skipped.")
+    extract.add_argument("ids", help="CSV with an id column (and optionally a gallery's relative path column)")
+    extract.add_argument("--images", required=True, metavar="DIR",
+                         help="the photos: DIR/<id>.jpg or DIR/a/b/c/<id>.jpg")
+    add_worker_options(extract)
+    add_verifier_options(extract)
+    extract.set_defaults(handler=_cmd_extract)
 
     gap = commands.add_parser("gap", parents=[common], help="Global Average Precision of a predictions file",
                               description="GAP (Kaggle landmark recognition metric) of predictions against a "

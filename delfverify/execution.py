@@ -44,10 +44,11 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .console import configure_worker
 from .errors import DelfverifyError
-from .images import ImageError
+from .images import ImageError, read_bytes
 from .journal import PairRecord
 from .matching import limit_blas_threads
 from .settings import RunSettings, VerifySettings
+from .store import content_hash
 from .verifier import Verifier
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,38 @@ def extract_batch(verifier: Verifier, items: Sequence[ImageItem]) -> list[tuple[
             out.append((item.key, "", verifier.extracted > before))
         except ImageError as exc:
             out.append((item.key, str(exc), False))
+    return out
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A photo file ``extract_files`` made sure of: its content hash, whether its features were extracted now (else
+    they were in the store), the bytes of the store entry written, or why it failed (``error``)."""
+
+    path: str
+    key: str = ""
+    extracted: bool = False
+    bytes_written: int = 0
+    error: str = ""
+
+
+def extract_files(verifier: Verifier, paths: Sequence[str]) -> list[StoredFile]:
+    """Make sure the features of every photo file are in the store: each is read and hashed here (in the worker,
+    so that the process that hands out the work never reads the photos) and extracted unless already stored."""
+    out = []
+    for path in paths:
+        try:
+            data = read_bytes(path)
+            key = content_hash(data)
+            if verifier.has_features(key):
+                out.append(StoredFile(path, key))
+                continue
+            verifier.features_of(data, key=key, source=path)
+        except ImageError as exc:
+            out.append(StoredFile(path, error=str(exc)))
+            continue
+        size = verifier.store.path(key).stat().st_size if verifier.store is not None else 0
+        out.append(StoredFile(path, key, True, size))
     return out
 
 

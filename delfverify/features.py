@@ -12,6 +12,8 @@ import numpy as np
 
 #: The array fields of ``Features``, in order.
 ARRAY_FIELDS = ("locations", "descriptors", "scales", "scores")
+#: The dtypes descriptors may have: an extractor's compact codes (uint8, float16) or float32.
+DESCRIPTOR_DTYPES = (np.uint8, np.float16, np.float32)
 
 
 @dataclass(frozen=True)
@@ -23,8 +25,10 @@ class Features:
     locations : float32 [N, 2]
         Keypoint centres as (y, x). An extractor gives them in the pixels of the image it was given; a
         ``Verifier`` maps them to the pixels of the photo as the user gave it (``in_original_pixels``).
-    descriptors : float32 [N, D]
-        L2-normalised descriptors.
+    descriptors : uint8, float16 or float32 [N, D]
+        As the extractor gives them and the feature store keeps them: compact codes of unit vectors (RootSIFT's
+        ``round(255 d)``, DELF's float16 values) or float32 unit vectors. ``unit_descriptors`` gives the float32
+        unit vectors that are matched.
     scales : float32 [N]
         Keypoint scale (extractor-specific units).
     scores : float32 [N]
@@ -55,20 +59,34 @@ class Features:
             if getattr(self, name).shape != (n,):
                 raise ValueError(f"{name} must have shape [{n}], got {getattr(self, name).shape}")
         for name in ARRAY_FIELDS:
-            if getattr(self, name).dtype != np.float32:
-                raise ValueError(f"{name} must be float32, got {getattr(self, name).dtype}")
+            allowed = DESCRIPTOR_DTYPES if name == "descriptors" else (np.float32,)
+            if getattr(self, name).dtype not in allowed:
+                raise ValueError(f"{name} must be {' or '.join(np.dtype(d).name for d in allowed)}, got "
+                                 f"{getattr(self, name).dtype}")
         if len(self.extraction_scale) != 2 or not all(0 < s <= 1 for s in self.extraction_scale):
             raise ValueError(f"extraction_scale must be two factors in (0, 1], got {self.extraction_scale!r}")
 
     def __len__(self) -> int:
         return int(self.locations.shape[0])
 
+    def unit_descriptors(self) -> np.ndarray:
+        """The descriptors as float32 unit vectors, as they are matched: uint8 codes divided by their length (a
+        code of zeros stays zero), float16 values as float32, float32 ones as they are. The same codes always give
+        the same vectors, bit for bit."""
+        if self.descriptors.dtype == np.float32:
+            return self.descriptors
+        vectors = self.descriptors.astype(np.float32)
+        if self.descriptors.dtype == np.uint8:
+            vectors /= np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[:, None], np.float32(1.0))
+        return vectors
+
     @classmethod
-    def empty(cls, dim: int) -> "Features":
-        """Features of an image where nothing was found; shapes stay ``[0, 2]`` and ``[0, dim]``."""
+    def empty(cls, dim: int, dtype: type = np.float32) -> "Features":
+        """Features of an image where nothing was found; shapes stay ``[0, 2]`` and ``[0, dim]`` (descriptors of
+        ``dtype``)."""
         return cls(
             locations=np.zeros((0, 2), np.float32),
-            descriptors=np.zeros((0, dim), np.float32),
+            descriptors=np.zeros((0, dim), dtype),
             scales=np.zeros((0,), np.float32),
             scores=np.zeros((0,), np.float32),
         )

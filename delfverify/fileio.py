@@ -140,6 +140,15 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
             continue
 
 
+def blocking_path(folder: str | os.PathLike) -> Path | None:
+    """The first of ``folder`` and its parents that exists but is not a folder (a file where a folder should be),
+    or ``None``: what stops a file being created in ``folder``."""
+    for candidate in (Path(os.path.abspath(folder)), *Path(os.path.abspath(folder)).parents):
+        if os.path.lexists(candidate):
+            return None if candidate.is_dir() else candidate
+    return None
+
+
 def path_or_none(value: object) -> str | os.PathLike | None:
     """A file argument given as a path, or None when it was given as an object (a table, a policy)."""
     return value if isinstance(value, (str, os.PathLike)) else None

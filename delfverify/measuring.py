@@ -46,10 +46,12 @@ class Session:
 
 
 @contextlib.contextmanager
-def open_session(settings: VerifySettings = VerifySettings(), run: RunSettings = RunSettings()) -> Iterator[Session]:
-    """Build the verifier, open the pair journal and start the runner for one run.
+def open_session(settings: VerifySettings = VerifySettings(), run: RunSettings = RunSettings(), *,
+                 journal: bool = True) -> Iterator[Session]:
+    """Build the verifier, open the pair journal (unless ``journal`` is false: work that verifies no pair) and start
+    the runner for one run.
 
-    The feature store is ``run.store_folder()`` and the journal ``journal.sqlite`` in it. Without a cache
+    The feature store is ``run.store_folder()`` and the journal ``run.journal_file()``. Without a cache
     (``run.cache`` false) features stay in memory and nothing is journaled; parallel workers then share features
     through a temporary store, removed afterwards.
     """
@@ -58,11 +60,9 @@ def open_session(settings: VerifySettings = VerifySettings(), run: RunSettings =
         if store is None and run.parallel:
             store = stack.enter_context(tempfile.TemporaryDirectory())
         verifier = Verifier(settings, cache_dir=store)
-        journal = None
-        if run.cache:
-            journal = stack.enter_context(PairJournal(verifier.store.root / "journal.sqlite"))
+        pairs = stack.enter_context(PairJournal(run.journal_file())) if run.cache and journal else None
         runner = stack.enter_context(Runner(verifier, run))
-        yield Session(verifier, runner, journal)
+        yield Session(verifier, runner, pairs)
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,10 @@ class RunSettings:
         The feature store and pair journal (default ``delfverify.store.default_cache_dir()``).
     cache : bool
         ``False`` keeps features in memory and journals nothing.
+    journal : path, optional
+        The pair journal (an SQLite file; default ``journal.sqlite`` in the cache folder). Only the process that
+        runs the command writes it, so on a cluster keep it on a local disk of that machine: SQLite's locks are not
+        reliable on network file systems (``docs/SCALE.md``).
     candidates : int
         Verify at most this many candidate labels of each query, the classifier's first.
     keep_candidates : bool
@@ -174,6 +178,7 @@ class RunSettings:
     scheduler: Any = None
     cache_dir: str | os.PathLike | None = None
     cache: bool = True
+    journal: str | os.PathLike | None = None
     candidates: int = DEFAULT_CANDIDATES
     keep_candidates: bool = False
     on_missing: str = "keep"
@@ -198,6 +203,13 @@ class RunSettings:
         if not self.cache:
             return None
         return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
+
+    def journal_file(self) -> Path | None:
+        """The pair journal's file: ``journal``, else ``journal.sqlite`` in the store's folder; ``None`` without a
+        cache."""
+        if not self.cache:
+            return None
+        return Path(self.journal) if self.journal is not None else self.store_folder() / "journal.sqlite"
 
 
 def split_options(options: Mapping[str, Any], verify: VerifySettings | None = None,

@@ -1,14 +1,23 @@
 """Feature store: a directory cache of ``Features`` keyed by image content and extractor fingerprint.
 
-Layout: ``<root>/<fingerprint>/<hash[:2]>/<hash>.npz``, one ``.npz`` per image, holding the four arrays, the
-extraction scale, the photo's size and a ``format_version``. Version 2 keeps locations in the photo's own pixels (version 1 kept
-them in the pixels of the shrunk image); entries of another version are recomputed, never misread. Entries are written to a temporary file in the same folder and renamed into place, so a
-reader sees a whole entry or none, and concurrent writers of the same key cannot corrupt it (the last rename
-wins; both wrote the same features). Entries are read with ``allow_pickle=False``. A corrupt entry (truncated,
-random bytes, wrong shapes or dtypes, another version) or one that cannot be read (a directory or a FIFO in its
-place, no permission) is logged, counted in ``stats.corrupt``, removed and recomputed by the caller. An entry
-that cannot be written (a full disk, a read-only folder) raises ``StoreError`` naming the entry and the remedy:
-the cache is a problem of the whole run, not of one image.
+Layout: ``<root>/<fingerprint>/<hash[:2]>/<hash>.npz``, one uncompressed ``.npz`` per image, holding the four
+arrays as the extractor gives them (RootSIFT's descriptors as uint8 codes, DELF's as float16), the extraction
+scale, the photo's size and a ``format_version``: about 144 bytes a RootSIFT keypoint. Entries of another version
+are recomputed, never misread (version 3 keeps compact descriptors, version 2 float32 ones, version 1 locations in
+the pixels of the shrunk image).
+
+Entries are written to a temporary file in the same folder and renamed into place, so a reader sees a whole entry
+or none, and concurrent writers of the same key cannot corrupt it (the last rename wins; both wrote the same
+features).
+
+An entry is input like any other file: before an array is allocated its header is checked (a known dtype, the
+extractor's descriptor length, at most ``MAX_KEYPOINTS`` rows, the bytes it claims present), and after it is read,
+its values (finite locations inside the photo, finite scales, scores and float descriptors, a positive photo size,
+an extraction scale in (0, 1]). An entry that fails (truncated, random bytes, wrong shapes or dtypes, another
+version, a pickle, a directory or a FIFO in its place) is logged, counted in ``stats.corrupt``, set aside as
+``<entry>.bad`` and recomputed by the caller. An entry that cannot be written (a full disk, a read-only folder, a
+file where a folder of the store should be) raises ``StoreError`` naming what blocks it and the remedy: the cache
+is a problem of the whole run, not of one image.
 """
 
 from __future__ import annotations
@@ -20,16 +29,21 @@ import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from .errors import DelfverifyError
-from .features import ARRAY_FIELDS, Features
-from .fileio import atomic_write, open_regular_file
+from .features import ARRAY_FIELDS, DESCRIPTOR_DTYPES, Features
+from .fileio import atomic_write, blocking_path, open_regular_file
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: The most keypoints an entry may hold: far more than any extractor keeps (RootSIFT 2,000, DELF 1,000).
+MAX_KEYPOINTS = 100_000
+#: Bytes of an entry beyond its arrays' data (zip and npy headers), at most.
+_OVERHEAD = 64 * 2**10
 
 
 class StoreError(DelfverifyError):
@@ -73,16 +87,26 @@ class FeatureStore:
     root : path
         Cache directory (created when first written).
     fingerprint : str
-        The fingerprint of the extractor and its input size (``Verifier.features_fingerprint``); entries of other extractors or
-        settings live in other sub-folders and are never mixed up.
+        The fingerprint of the extractor and its input size (``Verifier.features_fingerprint``); entries of other
+        extractors or settings live in other sub-folders and are never mixed up.
+    dim : int
+        The extractor's descriptor length: an entry with other descriptors is corrupt.
     """
 
-    def __init__(self, root: str | os.PathLike, fingerprint: str):
+    def __init__(self, root: str | os.PathLike, fingerprint: str, dim: int):
         if not fingerprint or any(c in fingerprint for c in "/\\."):
             raise ValueError(f"fingerprint must be a plain non-empty name, got {fingerprint!r}")
+        if not (isinstance(dim, int) and dim >= 1):
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
         self.root = Path(root)
         self.fingerprint = fingerprint
+        self.dim = dim
         self.stats = StoreStats()
+        # Each array of an entry: its shape (None: the keypoint count) and the dtypes it may have.
+        self._arrays = {"format_version": ((), (np.int64,)), "extraction_scale": ((2,), (np.float64,)),
+                        "image_shape": ((2,), (np.int64,)), "locations": ((None, 2), (np.float32,)),
+                        "descriptors": ((None, dim), DESCRIPTOR_DTYPES), "scales": ((None,), (np.float32,)),
+                        "scores": ((None,), (np.float32,))}
 
     def path(self, key: str) -> Path:
         """Where the entry for content hash ``key`` lives."""
@@ -91,50 +115,98 @@ class FeatureStore:
         return self.root / self.fingerprint / key[:2] / f"{key}.npz"
 
     def get(self, key: str) -> Features | None:
-        """The stored features, or ``None`` when absent, corrupt or unreadable (such an entry is reported and
-        removed).
+        """The stored features, or ``None`` when absent, corrupt or unreadable (such an entry is reported and set
+        aside).
 
         Raises
         ------
         StoreError
-            If an unusable entry cannot be removed.
+            If an unusable entry cannot be set aside.
         """
         path = self.path(key)
         try:
-            with open_regular_file(path) as file, np.load(file, allow_pickle=False) as npz:
-                version = int(npz["format_version"])
-                if version != FORMAT_VERSION:
-                    raise ValueError(f"format_version {version}, expected {FORMAT_VERSION}")
-                scale, shape = npz["extraction_scale"], npz["image_shape"]
-                if scale.shape != (2,) or scale.dtype != np.float64 or shape.shape != (2,) or shape.dtype != np.int64:
-                    raise ValueError(f"extraction_scale {scale.shape} {scale.dtype}, image_shape {shape.shape} "
-                                     f"{shape.dtype}")
-                features = Features(**{name: npz[name] for name in ARRAY_FIELDS},
-                                    extraction_scale=(float(scale[0]), float(scale[1])),
-                                    image_shape=(int(shape[0]), int(shape[1])))
+            with open_regular_file(path) as file:
+                size = os.fstat(file.fileno()).st_size
+                limit = _OVERHEAD + MAX_KEYPOINTS * (4 * self.dim + 16)
+                if size > limit:
+                    raise ValueError(f"{size} bytes, more than an entry of {MAX_KEYPOINTS} keypoints takes")
+                features = self._read(file)
         except FileNotFoundError:
             self.stats.misses += 1
             return None
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # NotAFileError is a ValueError
             self.stats.corrupt += 1
             self.stats.misses += 1
-            logger.warning("corrupt feature store entry %s (%s); recomputing", path, exc)
-            self._remove(path)
+            aside = self._set_aside(path)
+            logger.warning("corrupt feature store entry %s (%s); set aside as %s, recomputing", path, exc, aside.name)
             return None
         self.stats.hits += 1
         return features
 
-    @staticmethod
-    def _remove(path: Path) -> None:
-        """Remove an unusable entry, whatever took its place (a file, a FIFO, a directory), so it can be rewritten."""
+    def _read(self, file: IO[bytes]) -> Features:
+        """An entry's features, every header checked before its array is allocated and every value after.
+
+        Raises
+        ------
+        ValueError, KeyError, EOFError, zipfile.BadZipFile
+            What is wrong with the entry.
+        """
+        with zipfile.ZipFile(file) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+            if set(members) != {f"{name}.npy" for name in self._arrays}:
+                raise ValueError(f"holds {', '.join(sorted(members))[:200]}, not the arrays of an entry")
+            arrays = {}
+            for name in self._arrays:  # the version first: an entry of another version is recomputed unread
+                arrays[name] = self._array(archive, members[f"{name}.npy"], name)
+                if name == "format_version" and int(arrays[name]) != FORMAT_VERSION:
+                    raise ValueError(f"format_version {int(arrays[name])}, expected {FORMAT_VERSION}")
+        del arrays["format_version"]
+        scale, shape = arrays.pop("extraction_scale"), arrays.pop("image_shape")
+        if not (np.all(np.isfinite(scale)) and np.all(shape >= 1)):
+            raise ValueError(f"extraction_scale {scale.tolist()}, image_shape {shape.tolist()}")
+        for name in ("locations", "scales", "scores", "descriptors"):
+            if arrays[name].dtype.kind == "f" and not np.isfinite(arrays[name]).all():
+                raise ValueError(f"{name} not finite")
+        locations = arrays["locations"]
+        if len(locations) and not (np.all(locations >= -1) and np.all(locations <= shape + 1)):
+            raise ValueError(f"locations outside the photo of {shape[0]}x{shape[1]} pixels")
+        return Features(**{name: arrays[name] for name in ARRAY_FIELDS},
+                        extraction_scale=(float(scale[0]), float(scale[1])),
+                        image_shape=(int(shape[0]), int(shape[1])))
+
+    def _array(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> np.ndarray:
+        """One array of an entry, its npy header checked against what the entry may hold before reading it."""
+        expected, dtypes = self._arrays[name]
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f"{name}: npy format version {version}")
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(member)
+            if fortran or dtype not in [np.dtype(d) for d in dtypes] or len(shape) != len(expected) or any(
+                    want is not None and got != want for got, want in zip(shape, expected)) or (
+                    shape and shape[0] > MAX_KEYPOINTS):
+                raise ValueError(f"{name}: {dtype} {shape}, expected {' or '.join(np.dtype(d).name for d in dtypes)} "
+                                 f"{tuple('N' if d is None else d for d in expected)} with N <= {MAX_KEYPOINTS}")
+            count = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            data = member.read(count + 1)
+        if len(data) != count:
+            raise ValueError(f"{name}: {len(data)} bytes of data, its header says {count}")
+        return np.frombuffer(data, dtype).reshape(shape).copy()
+
+    def _set_aside(self, path: Path) -> Path:
+        """Move an unusable entry, whatever took its place (a file, a FIFO, a directory), to ``<entry>.bad``, so
+        it can be rewritten; an earlier one there is replaced."""
+        aside = path.with_name(f"{path.name}.bad")
         try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+            if aside.is_dir() and not aside.is_symlink():
+                shutil.rmtree(aside)
+            os.replace(path, aside)
         except OSError as exc:
-            raise StoreError(f"{path}: cannot remove this unusable feature store entry ({exc.strerror or exc}); "
+            raise StoreError(f"{path}: cannot set aside this unusable feature store entry ({exc.strerror or exc}); "
                              f"remove it, or choose another cache folder (--cache-dir)") from None
+        return aside
 
     def put(self, key: str, features: Features) -> None:
         """Write an entry atomically (temporary file in the same folder, then rename), without ``fsync``: after a
@@ -143,7 +215,8 @@ class FeatureStore:
         Raises
         ------
         StoreError
-            If it cannot be written (disk full, no permission); the message names the entry and the remedy.
+            If it cannot be written (disk full, no permission, a file where a folder of the store should be); the
+            message names the entry (or what blocks it) and the remedy.
         """
         path = self.path(key)
         try:
@@ -156,6 +229,10 @@ class FeatureStore:
                     **{name: getattr(features, name) for name in ARRAY_FIELDS},
                 )
         except OSError as exc:
+            blocker = blocking_path(path.parent)
+            if blocker is not None:
+                raise StoreError(f"{blocker}: is not a folder, where the feature store keeps {path.name}; remove "
+                                 f"it, or choose another cache folder (--cache-dir)") from None
             raise StoreError(f"{path}: cannot write to the feature store ({exc.strerror or exc}); free space or "
                              f"fix permissions in {self.root}, or choose another cache folder (--cache-dir) or "
                              f"none (--no-cache)") from None

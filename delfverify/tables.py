@@ -483,10 +483,38 @@ def _parse_solution(frame: pd.DataFrame, path: str, first_row: int) -> Solution:
     return Solution(frame)
 
 
-def _adopt(value, kind: type, read, parse, name: str, numbers: tuple[str, ...] = ()):
+def read_ids(path: str | os.PathLike) -> pd.DataFrame:
+    """The photo ids of any CSV with an ``id`` column (a gallery, a predictions file, a plain list), each once in
+    file order, with the gallery's optional relative ``path`` (``""`` where not given); other columns are ignored.
+
+    Raises
+    ------
+    TableError
+        No ``id`` column, empty ids, or ids that differ only by spaces around them; the row is named.
+    """
+    return _parse_ids(read_csv(path, "ids"), str(path), 2)
+
+
+def as_ids(value: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    """``read_ids`` of a CSV file, or of a DataFrame with an ``id`` column (and optionally ``path``) of strings,
+    checked as a file is (rows named by position, 0 the first)."""
+    return _adopt(value, None, read_ids, _parse_ids, "the ids table")
+
+
+def _parse_ids(frame: pd.DataFrame, path: str, first_row: int) -> pd.DataFrame:
+    if "id" not in frame.columns:
+        raise TableError(f"{path}: no id column (found {_shorten(','.join(map(str, frame.columns)))}); give a CSV "
+                         f"with a column id, such as a gallery or predictions file")
+    _check_ids(frame, path, "the ids", unique=False, first_row=first_row)
+    paths = frame["path"].str.strip() if "path" in frame.columns else pd.Series([""] * len(frame), dtype=object)
+    table = pd.DataFrame({"id": frame["id"], "path": paths.to_numpy()})
+    return table.drop_duplicates("id").reset_index(drop=True)
+
+
+def _adopt(value, kind: type | None, read, parse, name: str, numbers: tuple[str, ...] = ()):
     """``value`` if it is already a ``kind``; a DataFrame parsed as its file would be (``_text_frame``, rows named
     by position); else a path, read."""
-    if isinstance(value, kind):
+    if kind is not None and isinstance(value, kind):
         return value
     if isinstance(value, pd.DataFrame):
         return parse(_text_frame(value, name, numbers), name, 0)

@@ -69,7 +69,8 @@ class Verifier:
         self.ransac = settings.ransac if settings.ransac is not None else self.extractor.ransac
         self.max_side = settings.max_side
         self.features_fingerprint = short_hash({"extractor": fingerprint(self.extractor), "max_side": self.max_side})
-        self.store = FeatureStore(cache_dir, self.features_fingerprint) if cache_dir is not None else None
+        self.store = FeatureStore(cache_dir, self.features_fingerprint, self.extractor.dim) \
+            if cache_dir is not None else None
         self._memory: OrderedDict[str, Features] = OrderedDict()
         self.extracted = 0
 

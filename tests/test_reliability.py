@@ -193,13 +193,14 @@ def _object_array_npz(path: Path, marker: Path) -> None:
 
 
 def test_store_never_unpickles_an_object_array(tmp_path):
-    store = FeatureStore(tmp_path / "cache", "0123456789abcdef")
+    store = FeatureStore(tmp_path / "cache", "0123456789abcdef", 128)
     key = content_hash(b"photo")
     store.path(key).parent.mkdir(parents=True)
     marker = tmp_path / "unpickled"
     _object_array_npz(store.path(key), marker)
     assert store.get(key) is None
     assert store.stats.corrupt == 1 and not marker.exists() and not store.path(key).exists()
+    assert store.path(key).with_name(f"{key}.npz.bad").is_file()  # set aside, not deleted
 
 
 def test_corrupt_store_entries_are_reported_and_recomputed(baseline, private_cache, tmp_path, capsys, caplog):
@@ -227,7 +228,7 @@ def test_corrupt_store_entries_are_reported_and_recomputed(baseline, private_cac
     messages = [r.getMessage() for r in caplog.records if r.name == "delfverify.store"]
     assert sorted(m.split(" (")[0] for m in messages) == sorted(f"corrupt feature store entry {e}" for e in entries[:6])
     for entry in entries[:6]:  # extracted again and stored whole
-        store = FeatureStore(private_cache, entry.parent.parent.name)
+        store = FeatureStore(private_cache, entry.parent.parent.name, 128)
         assert store.get(entry.stem) is not None and store.stats.corrupt == 0
 
 

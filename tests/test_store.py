@@ -4,11 +4,13 @@ unreadable entries, atomic writes under concurrent writers, and a store that can
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import multiprocessing
 import os
 import threading
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,26 +23,33 @@ KEY = content_hash(b"some image bytes")
 FINGERPRINT = "0123456789abcdef"
 
 
-def _features(n: int, dim: int = 128, seed: int = 0) -> Features:
+def _features(n: int, dim: int = 128, seed: int = 0, dtype=np.uint8) -> Features:
     rng = np.random.default_rng(seed)
+    descriptors = rng.integers(0, 256, size=(n, dim)) if dtype == np.uint8 else rng.normal(size=(n, dim))
     return Features(
         locations=rng.uniform(0, 1000, size=(n, 2)).astype(np.float32),
-        descriptors=rng.normal(size=(n, dim)).astype(np.float32),
+        descriptors=descriptors.astype(dtype),
         scales=rng.uniform(1, 10, size=n).astype(np.float32),
         scores=rng.uniform(0, 1, size=n).astype(np.float32),
+        extraction_scale=(0.5, 0.5),
+        image_shape=(1000, 1200),
     )
+
+
+def _store(root, dim: int = 128) -> FeatureStore:
+    return FeatureStore(root, FINGERPRINT, dim)
 
 
 def _assert_same(a: Features, b: Features) -> None:
     for name in ("locations", "descriptors", "scales", "scores"):
         x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype == np.float32
-        assert x.shape == y.shape
+        assert x.dtype == y.dtype and x.shape == y.shape
         np.testing.assert_array_equal(x, y)
+    assert (a.extraction_scale, a.image_shape) == (b.extraction_scale, b.image_shape)
 
 
 def test_store_round_trip_is_exact(tmp_path):
-    store = FeatureStore(tmp_path, FINGERPRINT)
+    store = _store(tmp_path)
     features = _features(300)
     assert store.get(KEY) is None
     store.put(KEY, features)
@@ -48,16 +57,17 @@ def test_store_round_trip_is_exact(tmp_path):
     assert (store.stats.hits, store.stats.misses, store.stats.writes, store.stats.corrupt) == (1, 1, 1, 0)
 
 
-def test_store_round_trip_in_a_new_store_object(tmp_path):
-    features = _features(50, dim=40, seed=3)
-    FeatureStore(tmp_path, FINGERPRINT).put(KEY, features)
-    _assert_same(FeatureStore(tmp_path, FINGERPRINT).get(KEY), features)
+@pytest.mark.parametrize("dtype", [np.uint8, np.float16, np.float32])
+def test_store_round_trip_in_a_new_store_object_for_every_descriptor_dtype(tmp_path, dtype):
+    features = _features(50, dim=40, seed=3, dtype=dtype)
+    _store(tmp_path, 40).put(KEY, features)
+    _assert_same(_store(tmp_path, 40).get(KEY), features)
 
 
 @pytest.mark.parametrize("dim", [40, 128])
 def test_store_empty_features_round_trip_keeps_shapes(tmp_path, dim):
-    store = FeatureStore(tmp_path, FINGERPRINT)
-    store.put(KEY, Features.empty(dim))
+    store = _store(tmp_path, dim)
+    store.put(KEY, replace(Features.empty(dim), image_shape=(10, 10)))
     back = store.get(KEY)
     assert len(back) == 0
     assert back.locations.shape == (0, 2)
@@ -66,7 +76,7 @@ def test_store_empty_features_round_trip_keeps_shapes(tmp_path, dim):
 
 
 def test_store_entries_live_under_the_fingerprint_folder(tmp_path):
-    store = FeatureStore(tmp_path, FINGERPRINT)
+    store = _store(tmp_path)
     store.put(KEY, _features(5))
     path = store.path(KEY)
     assert path == tmp_path / FINGERPRINT / KEY[:2] / f"{KEY}.npz"
@@ -75,12 +85,12 @@ def test_store_entries_live_under_the_fingerprint_folder(tmp_path):
 
 
 def test_store_other_fingerprint_does_not_see_entries(tmp_path):
-    FeatureStore(tmp_path, FINGERPRINT).put(KEY, _features(5))
-    assert FeatureStore(tmp_path, "fedcba9876543210").get(KEY) is None
+    _store(tmp_path).put(KEY, _features(5))
+    assert FeatureStore(tmp_path, "fedcba9876543210", 128).get(KEY) is None
 
 
 def test_store_overwrite_replaces_entry(tmp_path):
-    store = FeatureStore(tmp_path, FINGERPRINT)
+    store = _store(tmp_path)
     store.put(KEY, _features(5, seed=1))
     store.put(KEY, _features(7, seed=2))
     _assert_same(store.get(KEY), _features(7, seed=2))
@@ -97,6 +107,8 @@ def _valid_arrays(**override):
     features = _features(10)
     arrays = {
         "format_version": np.int64(FORMAT_VERSION),
+        "extraction_scale": np.array(features.extraction_scale, np.float64),
+        "image_shape": np.array(features.image_shape, np.int64),
         "locations": features.locations,
         "descriptors": features.descriptors,
         "scales": features.scales,
@@ -130,19 +142,44 @@ CORRUPTIONS = {
     "wrong-version": lambda p: _write_npz(p, **_valid_arrays(format_version=np.int64(FORMAT_VERSION + 1))),
     "no-version": lambda p: _write_npz(p, **_valid_arrays(format_version=None)),
     "pickled-object": lambda p: _write_npz(p, **_valid_arrays(scores=np.array([{"a": 1}], dtype=object))),
+    "nan-descriptors": lambda p: _write_npz(p, **_valid_arrays(descriptors=np.full((10, 128), np.nan, np.float32))),
+    "five-column-descriptors": lambda p: _write_npz(p, **_valid_arrays(descriptors=np.zeros((10, 5), np.uint8))),
+    "infinite-locations": lambda p: _write_npz(p, **_valid_arrays(locations=np.full((10, 2), np.inf, np.float32))),
+    "locations-outside-the-photo": lambda p: _write_npz(p, **_valid_arrays(
+        locations=np.full((10, 2), 5000, np.float32))),
+    "no-photo-size": lambda p: _write_npz(p, **_valid_arrays(image_shape=np.zeros(2, np.int64))),
+    "huge-header": lambda p: _write_npz_claiming(p, "descriptors", (10**12, 128)),
+    "short-data": lambda p: _write_npz_claiming(p, "scores", (10,), data=b"\x00" * 8),
+    "extra-member": lambda p: _write_npz(p, **_valid_arrays(), extra=np.zeros(3)),
 }
 
 
+def _write_npz_claiming(path, name: str, shape: tuple, data: bytes = b"") -> None:
+    """A valid entry but for one member whose npy header claims ``shape`` and holds ``data``."""
+    _write_npz(path, **_valid_arrays())
+    arrays = dict(np.load(path))
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": arrays[name].dtype.str, "fortran_order": False,
+                                                  "shape": shape})
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, array in arrays.items():
+            if member == name:
+                archive.writestr(f"{member}.npy", np.lib.format.magic(1, 0) + header.getvalue() + data)
+            else:
+                with archive.open(f"{member}.npy", "w") as handle:
+                    np.lib.format.write_array(handle, array)
+
+
 @pytest.mark.parametrize("corrupt", list(CORRUPTIONS), ids=list(CORRUPTIONS))
-def test_store_corrupt_entry_is_reported_removed_and_missed(tmp_path, caplog, corrupt):
-    store = FeatureStore(tmp_path, FINGERPRINT)
+def test_store_corrupt_entry_is_reported_set_aside_and_missed(tmp_path, caplog, corrupt):
+    store = _store(tmp_path)
     store.put(KEY, _features(10))
     path = store.path(KEY)
     CORRUPTIONS[corrupt](path)
     with caplog.at_level(logging.WARNING, logger="delfverify.store"):
         assert store.get(KEY) is None
     assert store.stats.corrupt == 1
-    assert not path.exists()
+    assert not path.exists() and path.with_name(f"{path.name}.bad").is_file()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "delfverify.store"]
     assert len(warnings) == 1 and str(path) in warnings[0].getMessage()
     # The next read is a plain miss, not another corruption.
@@ -150,7 +187,7 @@ def test_store_corrupt_entry_is_reported_removed_and_missed(tmp_path, caplog, co
 
 
 def _writer(root: str, fingerprint: str, key: str, seed: int, repeats: int) -> None:
-    store = FeatureStore(root, fingerprint)
+    store = FeatureStore(root, fingerprint, 128)
     for _ in range(repeats):
         store.put(key, _features(400, seed=seed))
 
@@ -161,7 +198,7 @@ def test_store_concurrent_writers_never_expose_partial_entries(tmp_path):
     writers = [context.Process(target=_writer, args=(str(root), FINGERPRINT, KEY, 0, 50)) for _ in range(2)]
     for process in writers:
         process.start()
-    reader = FeatureStore(root, FINGERPRINT)
+    reader = _store(root)
     expected = _features(400, seed=0)
     reads = 0
     try:
@@ -175,7 +212,7 @@ def test_store_concurrent_writers_never_expose_partial_entries(tmp_path):
             process.join(timeout=60)
     assert all(p.exitcode == 0 for p in writers)
     assert reader.stats.corrupt == 0
-    _assert_same(FeatureStore(root, FINGERPRINT).get(KEY), expected)
+    _assert_same(_store(root).get(KEY), expected)
     assert reads + reader.stats.misses > 0
     assert not list(root.rglob("*.tmp"))
     assert [p.name for p in root.rglob("*") if p.is_file()] == [f"{KEY}.npz"]
@@ -183,7 +220,7 @@ def test_store_concurrent_writers_never_expose_partial_entries(tmp_path):
 
 @pytest.mark.parametrize("key", ["", "abc", "ABCDEF0123456789", "../../etc/passwd", "0123456789abcdeg", "0123 56789"])
 def test_store_invalid_key_raises_value_error(tmp_path, key):
-    store = FeatureStore(tmp_path, FINGERPRINT)
+    store = _store(tmp_path)
     with pytest.raises(ValueError, match="key"):
         store.path(key)
     with pytest.raises(ValueError, match="key"):
@@ -195,7 +232,7 @@ def test_store_invalid_key_raises_value_error(tmp_path, key):
 @pytest.mark.parametrize("fingerprint", ["", "a/b", "..", "a\\b", "x.y"])
 def test_store_invalid_fingerprint_raises_value_error(tmp_path, fingerprint):
     with pytest.raises(ValueError, match="fingerprint"):
-        FeatureStore(tmp_path, fingerprint)
+        FeatureStore(tmp_path, fingerprint, 128)
 
 
 def test_content_hash_distinguishes_bytes_and_arrays():
@@ -208,7 +245,7 @@ def test_content_hash_distinguishes_bytes_and_arrays():
 
 
 def test_store_entry_is_a_plain_npz_without_pickles(tmp_path):
-    store = FeatureStore(tmp_path, FINGERPRINT)
+    store = _store(tmp_path)
     store.put(KEY, _features(3))
     with zipfile.ZipFile(store.path(KEY)) as archive:
         names = sorted(archive.namelist())
@@ -227,13 +264,13 @@ def _folder(path):
     (path / "something").write_bytes(b"inside")
 
 
-@pytest.mark.parametrize("replace", [_folder, _fifo], ids=["directory", "fifo"])
-def test_store_entry_that_cannot_be_read_is_reported_removed_and_recomputed(tmp_path, caplog, replace):
-    store = FeatureStore(tmp_path, FINGERPRINT)
+@pytest.mark.parametrize("make", [_folder, _fifo], ids=["directory", "fifo"])
+def test_store_entry_that_cannot_be_read_is_reported_set_aside_and_recomputed(tmp_path, caplog, make):
+    store = _store(tmp_path)
     store.put(KEY, _features(10))
     path = store.path(KEY)
     path.unlink()
-    replace(path)
+    make(path)
     found = {}
     reader = threading.Thread(target=lambda: found.update(entry=store.get(KEY)), daemon=True)
     reader.start()
@@ -243,11 +280,11 @@ def test_store_entry_that_cannot_be_read_is_reported_removed_and_recomputed(tmp_
     assert any(str(path) in r.getMessage() and "not a regular file" in r.getMessage() for r in caplog.records)
     assert not os.path.lexists(path)
     store.put(KEY, _features(10))  # written again, and found by the next run
-    _assert_same(FeatureStore(tmp_path, FINGERPRINT).get(KEY), _features(10))
+    _assert_same(_store(tmp_path).get(KEY), _features(10))
 
 
 def test_store_that_cannot_be_written_names_the_entry_and_the_remedy(tmp_path, monkeypatch):
-    store = FeatureStore(tmp_path / "cache", FINGERPRINT)
+    store = _store(tmp_path / "cache")
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -260,3 +297,25 @@ def test_store_that_cannot_be_written_names_the_entry_and_the_remedy(tmp_path, m
                                f"folder (--cache-dir) or none (--no-cache)")
     assert isinstance(info.value, DelfverifyError)
     assert list(store.path(KEY).parent.iterdir()) == []  # no temporary file left
+
+
+def test_a_file_where_a_store_folder_should_be_is_named_with_the_remedy(tmp_path):
+    store = _store(tmp_path / "cache")
+    shard = store.path(KEY).parent
+    shard.parent.mkdir(parents=True)
+    shard.write_bytes(b"not a folder")
+    with pytest.raises(StoreError) as info:
+        store.put(KEY, _features(3))
+    assert str(info.value) == (f"{shard}: is not a folder, where the feature store keeps {KEY}.npz; remove it, or "
+                               f"choose another cache folder (--cache-dir)")
+    assert shard.read_bytes() == b"not a folder"
+
+
+def test_compact_rootsift_entries_take_at_most_180_bytes_a_keypoint(tmp_path, textured_image):
+    from delfverify import Verifier
+
+    verifier = Verifier(cache_dir=tmp_path)
+    features = verifier.features_of(textured_image)
+    entry = next(tmp_path.rglob("*.npz"))
+    assert features.descriptors.dtype == np.uint8 and len(features) > 500
+    assert entry.stat().st_size / len(features) <= 180

@@ -34,6 +34,11 @@ class RootSIFT:
         Keep at most this many keypoints, strongest first (the thresholds were measured with 2,000).
     contrast_threshold : float
         SIFT's contrast threshold (OpenCV default 0.04).
+    compact : bool
+        Give each descriptor as uint8 codes ``round(255 d)`` of its unit vector ``d`` (matched as the codes divided
+        by their length, ``Features.unit_descriptors``): 128 bytes a keypoint in the feature store instead of 512.
+        Measured on every dev and hard pair (``benchmarks/bench_store.py``, README): the same decisions and GAP as
+        float32 descriptors. ``False`` keeps float32 descriptors, the reference.
     """
 
     name = "rootsift"
@@ -45,13 +50,16 @@ class RootSIFT:
     thresholds = {"fundamental": Thresholds(support=11, accept=14), "affine": Thresholds(support=6, accept=8),
                   "homography": Thresholds(support=6, accept=8)}
 
-    def __init__(self, max_features: int = 2000, contrast_threshold: float = 0.04):
+    def __init__(self, max_features: int = 2000, contrast_threshold: float = 0.04, compact: bool = True):
         if not (isinstance(max_features, int) and max_features >= 1):
             raise ValueError(f"max_features must be a positive integer, got {max_features!r}")
         if not contrast_threshold > 0:
             raise ValueError(f"contrast_threshold must be > 0, got {contrast_threshold}")
+        if not isinstance(compact, bool):
+            raise ValueError(f"compact must be True or False, got {compact!r}")
         self.max_features = max_features
         self.contrast_threshold = contrast_threshold
+        self.compact = compact
         self._sift = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -68,6 +76,7 @@ class RootSIFT:
         return {
             "max_features": self.max_features,
             "contrast_threshold": self.contrast_threshold,
+            "compact": self.compact,
             "opencv": cv2.__version__,
         }
 
@@ -79,7 +88,7 @@ class RootSIFT:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         keypoints, desc = self._sift.detectAndCompute(gray, None)
         if desc is None or len(keypoints) == 0:
-            return Features.empty(self.dim)
+            return Features.empty(self.dim, np.uint8 if self.compact else np.float32)
         responses = np.array([kp.response for kp in keypoints], np.float32)
         # SIFT may return a few more than nfeatures on ties; keep the strongest, in a stable order.
         order = np.argsort(-responses, kind="stable")[: self.max_features]
@@ -87,6 +96,8 @@ class RootSIFT:
         desc /= np.maximum(desc.sum(axis=1, keepdims=True), 1e-12)
         desc = np.sqrt(desc)
         desc /= np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-12)
+        if self.compact:
+            desc = np.round(desc * 255).astype(np.uint8)
         pts = np.array([keypoints[i].pt for i in order], np.float32)
         return Features(
             locations=np.ascontiguousarray(pts[:, ::-1]),
