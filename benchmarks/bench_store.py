@@ -1,9 +1,11 @@
-"""The compact feature store: RootSIFT descriptors kept as uint8 codes against float32 ones, measured in one run.
+"""The compact feature store: RootSIFT descriptors kept as SIFT's uint8 histograms against float32 RootSIFT vectors,
+measured in one run.
 
     python benchmarks/bench_store.py [--sets dev hard] [--cache-dir DIR] [--workers N]
 
 Per set, with the default verification (2,000 keypoints, fundamental matrix) and the one difference of the
-descriptors (``RootSIFT(compact=True)``, the default, against ``RootSIFT(compact=False)``, the reference):
+descriptors (``RootSIFT(compact=True)``, the default, whose RootSIFT vectors are taken when matched, against
+``RootSIFT(compact=False)``, the reference, which stores them):
 
 - bytes on disk: the store's entries (the whole ``.npz`` files) per keypoint stored;
 - pairs: every query against every gallery photo (``bench_quality.pair_inliers``): the share with the same inlier

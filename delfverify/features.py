@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -26,9 +27,9 @@ class Features:
         Keypoint centres as (y, x). An extractor gives them in the pixels of the image it was given; a
         ``Verifier`` maps them to the pixels of the photo as the user gave it (``in_original_pixels``).
     descriptors : uint8, float16 or float32 [N, D]
-        As the extractor gives them and the feature store keeps them: compact codes of unit vectors (RootSIFT's
-        ``round(255 d)``, DELF's float16 values) or float32 unit vectors. ``unit_descriptors`` gives the float32
-        unit vectors that are matched.
+        As the extractor gives them and the feature store keeps them: uint8 SIFT histograms (RootSIFT's, whole
+        numbers in [0, 255]), float16 unit vectors (DELF's), or float32 unit vectors. ``unit_descriptors`` gives the
+        float32 unit vectors that are matched.
     scales : float32 [N]
         Keypoint scale (extractor-specific units).
     scores : float32 [N]
@@ -69,16 +70,14 @@ class Features:
     def __len__(self) -> int:
         return int(self.locations.shape[0])
 
+    @cached_property  # the arrays are never changed in place; a pair of photos asks for both sets
     def unit_descriptors(self) -> np.ndarray:
-        """The descriptors as float32 unit vectors, as they are matched: uint8 codes divided by their length (a
-        code of zeros stays zero), float16 values as float32, float32 ones as they are. The same codes always give
-        the same vectors, bit for bit."""
-        if self.descriptors.dtype == np.float32:
-            return self.descriptors
-        vectors = self.descriptors.astype(np.float32)
+        """The descriptors as float32 unit vectors, as they are matched: uint8 SIFT histograms as their RootSIFT
+        vectors (``root_sift``, bit for bit what RootSIFT would have given as
+        float32), float16 values as float32, float32 ones as they are."""
         if self.descriptors.dtype == np.uint8:
-            vectors /= np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[:, None], np.float32(1.0))
-        return vectors
+            return root_sift(self.descriptors)
+        return self.descriptors.astype(np.float32, copy=False)
 
     @classmethod
     def empty(cls, dim: int, dtype: type = np.float32) -> "Features":
@@ -106,3 +105,14 @@ class Features:
 def short_hash(doc: Any) -> str:
     """The first 16 hex digits of the SHA-256 of a JSON document (keys sorted): a stable cache key."""
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def root_sift(histograms: np.ndarray) -> np.ndarray:
+    """RootSIFT vectors of SIFT histograms [N, 128]: ``sqrt(h / |h|_1)``, then unit length (float32; a histogram of
+    zeros stays zero). The one implementation: ``RootSIFT`` and ``Features.unit_descriptors`` of uint8 histograms
+    both call it, so stored and fresh descriptors match bit for bit."""
+    desc = histograms.astype(np.float32)
+    desc /= np.maximum(desc.sum(axis=1, keepdims=True), 1e-12)
+    desc = np.sqrt(desc)
+    desc /= np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-12)
+    return desc

@@ -1,8 +1,8 @@
 """Feature store: a directory cache of ``Features`` keyed by image content and extractor fingerprint.
 
 Layout: ``<root>/<fingerprint>/<hash[:2]>/<hash>.npz``, one uncompressed ``.npz`` per image, holding the four
-arrays as the extractor gives them (RootSIFT's descriptors as uint8 codes, DELF's as float16), the extraction
-scale, the photo's size and a ``format_version``: about 144 bytes a RootSIFT keypoint. Entries of another version
+arrays as the extractor gives them (RootSIFT's descriptors as SIFT's uint8 histograms, DELF's as float16), the extraction
+scale, the photo's size and a ``format_version``: about 145 bytes a RootSIFT keypoint. Entries of another version
 are recomputed, never misread (version 3 keeps compact descriptors, version 2 float32 ones, version 1 locations in
 the pixels of the shrunk image).
 

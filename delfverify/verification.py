@@ -326,7 +326,7 @@ def verify_features(
     Verification
         ``num_inliers`` is 0 when there are too few putative matches or RANSAC finds no model.
     """
-    matches = match_descriptors(features_a.unit_descriptors(), features_b.unit_descriptors(), match)
+    matches = match_descriptors(features_a.unit_descriptors, features_b.unit_descriptors, match)
     scale_a, scale_b = (_fitting_scale(f, ransac) for f in (features_a, features_b))
     src = features_a.locations[matches.pairs[:, 0], ::-1].astype(np.float64) * scale_a
     dst = features_b.locations[matches.pairs[:, 1], ::-1].astype(np.float64) * scale_b

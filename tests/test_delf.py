@@ -78,7 +78,7 @@ def test_delf_extract_shapes_dtypes_and_normalisation(tiny_model, textured_image
     for name in ("locations", "scales", "scores"):
         assert getattr(features, name).dtype == np.float32
     assert features.descriptors.dtype == np.float16  # 80 bytes a keypoint in the store
-    np.testing.assert_allclose(np.linalg.norm(features.unit_descriptors(), axis=1), 1.0, rtol=2e-3)
+    np.testing.assert_allclose(np.linalg.norm(features.unit_descriptors, axis=1), 1.0, rtol=2e-3)
     ys, xs = features.locations[:, 0], features.locations[:, 1]
     assert ys.min() >= 0 and ys.max() <= textured_image.shape[0] - 1
     assert xs.min() >= 0 and xs.max() <= textured_image.shape[1] - 1

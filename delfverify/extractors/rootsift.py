@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..features import Features
+from ..features import Features, root_sift
 from ..matching import MatchConfig
 from ..verification import GEOMETRY_SETTINGS
 from .base import Thresholds
@@ -35,10 +35,10 @@ class RootSIFT:
     contrast_threshold : float
         SIFT's contrast threshold (OpenCV default 0.04).
     compact : bool
-        Give each descriptor as uint8 codes ``round(255 d)`` of its unit vector ``d`` (matched as the codes divided
-        by their length, ``Features.unit_descriptors``): 128 bytes a keypoint in the feature store instead of 512.
-        Measured on every dev and hard pair (``benchmarks/bench_store.py``, README): the same decisions and GAP as
-        float32 descriptors. ``False`` keeps float32 descriptors, the reference.
+        Give the descriptors as SIFT's own histograms, whole numbers in [0, 255] stored as uint8, whose RootSIFT
+        vectors are taken when they are matched (``Features.unit_descriptors``, ``delfverify.features.root_sift``): 128 bytes a
+        keypoint in the feature store instead of 512, and bit for bit the same vectors, hence the same matches and
+        inliers. ``False`` gives the float32 RootSIFT vectors themselves, the reference.
     """
 
     name = "rootsift"
@@ -76,7 +76,7 @@ class RootSIFT:
         return {
             "max_features": self.max_features,
             "contrast_threshold": self.contrast_threshold,
-            "compact": self.compact,
+            "descriptors": "uint8 SIFT histograms" if self.compact else "float32 RootSIFT",
             "opencv": cv2.__version__,
         }
 
@@ -92,12 +92,8 @@ class RootSIFT:
         responses = np.array([kp.response for kp in keypoints], np.float32)
         # SIFT may return a few more than nfeatures on ties; keep the strongest, in a stable order.
         order = np.argsort(-responses, kind="stable")[: self.max_features]
-        desc = desc[order].astype(np.float32)
-        desc /= np.maximum(desc.sum(axis=1, keepdims=True), 1e-12)
-        desc = np.sqrt(desc)
-        desc /= np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-12)
-        if self.compact:
-            desc = np.round(desc * 255).astype(np.uint8)
+        histograms = desc[order]  # OpenCV's SIFT descriptors are whole numbers in [0, 255]
+        desc = histograms.astype(np.uint8) if self.compact else root_sift(histograms)
         pts = np.array([keypoints[i].pt for i in order], np.float32)
         return Features(
             locations=np.ascontiguousarray(pts[:, ::-1]),
@@ -105,3 +101,4 @@ class RootSIFT:
             scales=np.array([keypoints[i].size for i in order], np.float32),
             scores=responses[order],
         )
+
