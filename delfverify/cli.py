@@ -3,6 +3,7 @@
     delfverify verify A.jpg B.jpg [--json] [--plot matches.png]
     delfverify rerank PREDICTIONS.csv --gallery ... --gallery-images ... --query-images ...
     delfverify extract GALLERY.csv --images DIR [--workers N | --scheduler tcp://HOST:8786]
+    delfverify calibrate --gallery GALLERY.csv --gallery-images DIR -o TABLE.json
     delfverify gap PREDICTIONS.csv --truth SOLUTION.csv
     delfverify tune PREDICTIONS.csv ... --truth SOLUTION.csv --gallery ... -o POLICY.json
     delfverify report DETAILS.csv --gallery ... --gallery-images ... --query-images ... -o REPORT.html
@@ -18,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -68,6 +70,9 @@ def add_verifier_options(parser: argparse.ArgumentParser) -> None:
                             "(default: %(default)s)")
     group.add_argument("--max-side", type=int, default=verify.max_side,
                        help="shrink photos to this longest side before extraction (default: %(default)s)")
+    group.add_argument("--null-table", metavar="JSON",
+                       help="what unrelated photo pairs reach, for the false-match rates of inlier counts, measured by "
+                            "'delfverify calibrate' (default: the table shipped for the extractor and model)")
     cache = group.add_mutually_exclusive_group()
     cache.add_argument("--cache-dir", default=None,
                        help=f"feature store directory (default: {default_cache_dir()}, or $DELFVERIFY_CACHE_DIR)")
@@ -95,7 +100,7 @@ def run_settings(args: argparse.Namespace, **fixed: Any) -> RunSettings:
     """The ``RunSettings`` the options describe (the cache, and where a command has them the workers, scheduler,
     candidates and what to do with missing photos), with ``fixed`` laid over them."""
     options = {"cache_dir": args.cache_dir, "cache": not args.no_cache}
-    for name in ("workers", "scheduler", "journal", "candidates", "keep_candidates", "on_missing"):
+    for name in ("workers", "scheduler", "journal", "null_table", "candidates", "keep_candidates", "on_missing"):
         if hasattr(args, name):
             options[name] = getattr(args, name)
     if hasattr(args, "workers"):
@@ -131,17 +136,20 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from .calibration import format_rate
     from .fileio import check_outputs
     from .verifier import Verifier
 
     settings = verify_settings(args)
     check_outputs([("the plot", args.plot)], [("photo A", args.image_a), ("photo B", args.image_b)])
-    verifier = Verifier(settings, cache_dir=run_settings(args).store_folder())
+    run = run_settings(args)
+    verifier = Verifier(settings, cache_dir=run.store_folder(), null_table=run.null_table)
     features_a = verifier.features_of(args.image_a)
     features_b = verifier.features_of(args.image_b)
     result = verifier.verify_features(features_a, features_b)
     accept = verifier.thresholds.accept
     accepted = result.num_inliers >= accept
+    accept_rate = float(verifier.false_match_rate(accept))
     if args.plot:
         from .images import load_image
         from .plotting import plot_matches
@@ -159,16 +167,26 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "num_features_b": result.num_features_b,
             "geometry": result.geometry,
             "accept_inliers": accept,
+            "accept_false_match_rate": None if math.isnan(accept_rate) else accept_rate,
             "match": accepted,
+            "false_match_rate": None if math.isnan(result.false_match_rate) else result.false_match_rate,
             "unverifiable": result.unverifiable,
             "transform": None if result.transform is None else result.transform.tolist(),
         }))
     else:
         verdict = "match" if accepted else f"cannot tell: {result.unverifiable}" if result.unverifiable \
             else "no match"
+        if verifier.null_table is None:
+            meaning = (f"false-match rate unknown: no null table for {args.features} with the {result.geometry} "
+                       f"model (measure one with 'delfverify calibrate')")
+        else:
+            meaning = (f"false-match rate {format_rate(result.false_match_rate)}: the share of unrelated photo pairs "
+                       f"that reach {result.num_inliers} inliers")
+        reached = "" if math.isnan(accept_rate) else f", which {format_rate(accept_rate)} of unrelated pairs reach"
         print(f"{result.num_inliers} inliers of {result.num_putative} putative matches "
               f"({result.num_features_a} and {result.num_features_b} features): {verdict} "
-              f"(threshold {accept} inliers for {args.features} with the {result.geometry} model)")
+              f"(threshold {accept} inliers{reached}, for {args.features} with the {result.geometry} model); "
+              f"{meaning}")
     return 0
 
 
@@ -208,6 +226,27 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     for image_id, reason in result.failed.items():
         logger.warning("%s: %s", image_id[:80], reason)
     print(f"stored the features of {args.ids}: {result.describe()}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibration import measure_null_table, write_null_table
+    from .fileio import check_outputs
+    from .verifier import Verifier
+
+    check_outputs([("the null table", args.output)], [("the gallery file", args.gallery)])
+    run = run_settings(args)
+    verifier = Verifier(verify_settings(args), cache_dir=run.store_folder())
+    measured = measure_null_table(verifier, args.gallery, args.gallery_images, pairs=args.pairs, seed=args.seed_pairs,
+                                  max_photos=args.max_photos, progress=not args.quiet and sys.stderr.isatty())
+    write_null_table(measured.table, args.output)
+    aside = measured.pairs[measured.pairs["status"] == "set_aside"]
+    if len(aside):
+        labels = aside.groupby(["label_a", "label_b"]).size().sort_values(ascending=False)
+        logger.warning("%d pair(s) set aside as sharing geometry, from %d label pair(s), e.g. %s and %s (%d pairs): "
+                       "photos of these labels may show the same place", len(aside), len(labels),
+                       str(labels.index[0][0])[:80], str(labels.index[0][1])[:80], labels.iloc[0])
+    print(f"wrote {args.output}: {measured.table.describe()}; use it with --null-table {args.output}")
     return 0
 
 
@@ -344,7 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "'label1 score1 label2 score2 ...'), id,landmarks,confidence or id,label,confidence; several "
                         "rows or pairs per id are its candidate labels")
     rerank.add_argument("--policy", default="default",
-                        help="built-in policy (default, seed) or a policy JSON file (default: %(default)s)")
+                        help="built-in policy (default, seed) or a policy JSON file (default: %(default)s: suppress "
+                             "below the inlier count that 10%% of unrelated photo pairs reach, boost from the count "
+                             "that 0.1%% reach; for rootsift with a fundamental matrix 11 and 14)")
     rerank.add_argument("-o", "--output", metavar="CSV",
                         help="re-ranked predictions (default: <predictions name>.reranked.csv here)")
     rerank.add_argument("--details", metavar="CSV", help="per-prediction details: confidences, band, gallery "
@@ -377,6 +418,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_worker_options(extract)
     add_verifier_options(extract)
     extract.set_defaults(handler=_cmd_extract)
+
+    from .calibration import DEFAULT_PAIRS
+
+    calibrate = commands.add_parser(
+        "calibrate", parents=[common], help="measure what unrelated photo pairs reach, on your gallery",
+        description="Verify seeded pairs of gallery photos of different labels and fit the table of how many "
+                    "unrelated pairs reach each inlier count: the false-match rates that verify, rerank and tune "
+                    "quote with --null-table. Pairs whose photos share a scene (counts far beyond chance) are set "
+                    "aside and named.")
+    calibrate.add_argument("--gallery", required=True, help="gallery CSV with id,landmark_id[,path]")
+    calibrate.add_argument("--gallery-images", required=True, metavar="DIR",
+                           help="gallery photos: DIR/<id>.jpg or DIR/a/b/c/<id>.jpg")
+    calibrate.add_argument("-o", "--output", required=True, metavar="JSON", help="the null table")
+    calibrate.add_argument("--pairs", type=int, default=DEFAULT_PAIRS,
+                           help="pairs of photos of different labels to verify (default: %(default)s)")
+    calibrate.add_argument("--pair-seed", dest="seed_pairs", type=int, default=0,
+                           help="seed of the sample of pairs (default: %(default)s; --seed is RANSAC's)")
+    calibrate.add_argument("--max-photos", type=int, default=None,
+                           help="sample the pairs among this many photos, drawn first: fewer extractions on a large "
+                                "gallery (default: every photo)")
+    add_verifier_options(calibrate)
+    calibrate.set_defaults(handler=_cmd_calibrate)
 
     gap = commands.add_parser("gap", parents=[common], help="Global Average Precision of a predictions file",
                               description="GAP (Kaggle landmark recognition metric) of predictions against a "

@@ -18,8 +18,10 @@ from .fileio import atomic_write
 from .tables import read_csv
 
 #: Columns of the details, one row per prediction.
-DETAILS_COLUMNS = ("id", "label", "band", "old_confidence", "new_confidence", "gallery_ids", "inliers", "status",
-                   "reason")
+DETAILS_COLUMNS = ("id", "label", "band", "old_confidence", "new_confidence", "gallery_ids", "inliers",
+                   "false_match_rate", "status", "reason")
+#: Columns that details written by earlier versions lack; they read as empty.
+OPTIONAL_COLUMNS = ("false_match_rate",)
 #: Columns of the details when queries have several candidates: a row per candidate, its rank, and whether it is
 #: the query's chosen label.
 CANDIDATE_DETAILS_COLUMNS = ("id", "rank", *DETAILS_COLUMNS[1:], "chosen")
@@ -56,14 +58,17 @@ def check_details(details: pd.DataFrame, name: str = "details") -> pd.DataFrame:
     DetailsError
         A column is missing, or a confidence or rank is not a number; the row is named.
     """
-    missing = [c for c in DETAILS_COLUMNS if c not in details.columns]
+    missing = [c for c in DETAILS_COLUMNS if c not in details.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise DetailsError(f"{name}: details lack column(s) {', '.join(missing)}; expected "
                            f"{','.join(DETAILS_COLUMNS)} as written by 'delfverify rerank --details'")
     details = details.reset_index(drop=True).copy()
+    for column in OPTIONAL_COLUMNS:
+        if column not in details.columns:
+            details[column] = np.nan
     for column in ("id", "label", "band", "gallery_ids", "inliers", "status", "reason"):
         details[column] = details[column].fillna("").astype(str)
-    for column in ("old_confidence", "new_confidence"):
+    for column in ("old_confidence", "new_confidence", "false_match_rate"):
         values = pd.to_numeric(details[column].replace("", np.nan), errors="coerce")
         bad = values.isna() & details[column].notna() & (details[column].astype(str) != "")
         if bad.any():

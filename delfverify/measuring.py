@@ -59,7 +59,7 @@ def open_session(settings: VerifySettings = VerifySettings(), run: RunSettings =
         store = run.store_folder()
         if store is None and run.parallel:
             store = stack.enter_context(tempfile.TemporaryDirectory())
-        verifier = Verifier(settings, cache_dir=store)
+        verifier = Verifier(settings, cache_dir=store, null_table=run.null_table)
         pairs = stack.enter_context(PairJournal(run.journal_file())) if run.cache and journal else None
         runner = stack.enter_context(Runner(verifier, run))
         yield Session(verifier, runner, pairs)

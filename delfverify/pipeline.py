@@ -35,6 +35,7 @@ from .report import ReportResult, write_report
 from .rescaling import STATUSES, Rescaled, rescale
 from .settings import RunSettings, VerifySettings, split_options
 from .tables import Gallery, Predictions, Solution, as_gallery, as_predictions, write_predictions
+from .verifier import Verifier
 
 __all__ = ["CANDIDATE_DETAILS_COLUMNS", "CHUNK_SIZE", "DETAILS_COLUMNS", "STATUSES", "Choice", "Decision",
            "InlierTable", "PairPlan", "Photos", "RerankResult", "Rescaled", "Session", "best_candidates",
@@ -67,10 +68,13 @@ class RerankResult:
         return self.predictions.to_frame()
 
 
-def details_table(predictions: Predictions, decision: Decision) -> pd.DataFrame:
+def details_table(predictions: Predictions, decision: Decision, verifier: Verifier) -> pd.DataFrame:
     """The details of a run: ``DETAILS_COLUMNS``, or ``CANDIDATE_DETAILS_COLUMNS`` when a query has several
-    candidates."""
+    candidates. ``false_match_rate`` is that of the most inliers of any gallery photo of the row (4 significant
+    digits; empty where nothing was counted or the verifier has no null table)."""
     table, rescaled = decision.table, decision.choice.rescaled
+    most = np.max(np.nan_to_num(table.inliers, nan=-1.0), axis=1, initial=-1.0)
+    rates = verifier.false_match_rate(np.where(most < 0, np.nan, most))
     details = pd.DataFrame({
         "id": predictions.table["id"],
         "label": predictions.table["label"],
@@ -80,6 +84,7 @@ def details_table(predictions: Predictions, decision: Decision) -> pd.DataFrame:
         "gallery_ids": [" ".join(ids) for ids in table.gallery_ids],
         "inliers": [" ".join("-" if np.isnan(v) else str(int(v)) for v in row[: len(ids)])
                     for row, ids in zip(table.inliers, table.gallery_ids)],
+        "false_match_rate": [float(f"{r:.4g}") for r in np.atleast_1d(rates)],
         "status": rescaled.status,
         "reason": rescaled.reason,
     })
@@ -183,7 +188,7 @@ def rerank(
     with open_session(settings, run) as session:
         extractor = session.verifier.extractor
         if not isinstance(policy, Policy):
-            policy = load_policy(policy, extractor, session.verifier.ransac.geometry)
+            policy = load_policy(policy, extractor, session.verifier.ransac.geometry, session.verifier.null_table)
         if policy.extractor is not None and policy.extractor != extractor.name:
             logger.warning("policy %s was set for %s features, running with %s: its inlier thresholds may not fit",
                            policy.name, policy.extractor, extractor.name)
@@ -200,8 +205,8 @@ def rerank(
                            predictions.query))
     chosen = predictions if np.array_equal(rows, np.arange(len(predictions))) else Predictions(
         predictions.table.iloc[rows].reset_index(drop=True), predictions.format)
-    result = RerankResult(chosen.with_confidence(rescaled.confidence[rows]), details_table(predictions, decision),
-                          summary, policy)
+    result = RerankResult(chosen.with_confidence(rescaled.confidence[rows]),
+                          details_table(predictions, decision, session.verifier), summary, policy)
     if output is not None:
         write_predictions(result.predictions, output)
     if details is not None:

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .calibration import format_rate
 from .details import check_details, relabelled
 from .fileio import atomic_write
 from .images import ImageError, ImageLookupError, Photos, load_image, read_bytes
@@ -87,6 +88,7 @@ class Picture:
     width: int = 0
     height: int = 0
     inliers: int = 0
+    false_match_rate: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,8 @@ def _draw_pictures(details: pd.DataFrame, inliers: _Inliers, sample: Mapping[str
             spent += (folder / name).stat().st_size
             with Image.open(folder / name) as image:  # reads the header only
                 width, height = image.size
-            pictures.append(Picture(int(row), kind, f"{folder.name}/{name}", "", width, height, count))
+            pictures.append(Picture(int(row), kind, f"{folder.name}/{name}", "", width, height, count,
+                                    float(verifier.false_match_rate(count))))
     if differ:
         logger.warning("report: %d of %d pictures find other inlier counts than the run (e.g. %s): were the "
                        "verification settings and the feature store the same?", len(differ), len(pictures), differ[0])
@@ -351,6 +354,7 @@ def _table_json(details: pd.DataFrame, most: np.ndarray, outcome: np.ndarray | N
         columns[name] = _numbers(details[column].round(4).to_numpy(float))
     columns["inliers"] = details["inliers"].tolist()
     columns["top"] = _numbers(most)  # the most inliers, to sort the inliers column by
+    columns["fmr"] = _numbers(details["false_match_rate"].to_numpy(float))
     code("status", details["status"])
     if outcome is not None:
         code("outcome", outcome)
@@ -388,8 +392,14 @@ def _gallery_html(details: pd.DataFrame, most: np.ndarray, pictures: Sequence[Pi
             if p.file:
                 figures.append(f'<figure><a href="{esc(quote(p.file))}"><img src="{esc(quote(p.file))}" '
                                f'width="{p.width}" height="{p.height}" loading="lazy" alt="matches of {esc(pid)}">'
-                               f'</a><figcaption>{link} &middot; {p.inliers} inliers{ran}</figcaption></figure>')
+                               f'</a><figcaption>{link} &middot; {p.inliers} inliers{ran}{_rate(p.false_match_rate)}</figcaption>'
+                               f'</figure>')
             else:
                 figures.append(f'<figure class="none"><figcaption>{link}<br>{esc(p.why)}</figcaption></figure>')
         parts.append(f'<h3>{esc(kind)} ({len(chosen)})</h3><div class="pictures">{"".join(figures)}</div>')
     return "".join(parts)
+
+
+def _rate(rate: float) -> str:
+    """A caption's false-match rate, or nothing where there is no null table."""
+    return "" if math.isnan(rate) else f" &middot; false-match rate {format_rate(rate)}"

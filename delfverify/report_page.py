@@ -183,7 +183,7 @@ $gallery
   var doc = JSON.parse(document.getElementById("report-data").textContent);
   var columns = doc.columns, data = doc.data, coded = doc.coded, pictures = doc.pictures;
   var n = data.id.length, pageRows = $page_rows;
-  var titles = {old: "old conf.", "new": "new conf.", picture: "picture"};
+  var titles = {old: "old conf.", "new": "new conf.", fmr: "false-match rate", picture: "picture"};
   var sortBy = {inliers: "top"};
   var shown = columns.filter(function (c) { return c !== "top"; });
   var params = new URLSearchParams(window.location.search);
@@ -262,6 +262,10 @@ $gallery
     }
     if (coded[column]) { v = coded[column][v]; }
     if (column === "old" || column === "new") { v = v === null ? "" : v.toFixed(4); td.className = "num"; }
+    if (column === "fmr") {  // as delfverify.calibration.format_rate writes it
+      v = v === null ? "" : v >= 1e-4 ? String(Number((v * 100).toPrecision(2))) + "%" : v.toPrecision(2);
+      td.className = "num";
+    }
     if (column === "chosen") { v = v ? "\\u2713" : ""; }
     if (column === "rank" || column === "inliers") { td.className = "num"; }
     if (column === "status" || column === "reason") { td.className = column; }

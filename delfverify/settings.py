@@ -159,6 +159,9 @@ class RunSettings:
         The feature store and pair journal (default ``delfverify.store.default_cache_dir()``).
     cache : bool
         ``False`` keeps features in memory and journals nothing.
+    null_table : path or NullTable, optional
+        Where the false-match rates of inlier counts come from (``delfverify calibrate``); default: the table
+        shipped for the extractor and geometric model.
     journal : path, optional
         The pair journal (an SQLite file; default ``journal.sqlite`` in the cache folder). Only the process that
         runs the command writes it, so on a cluster keep it on a local disk of that machine: SQLite's locks are not
@@ -179,6 +182,7 @@ class RunSettings:
     cache_dir: str | os.PathLike | None = None
     cache: bool = True
     journal: str | os.PathLike | None = None
+    null_table: Any = None
     candidates: int = DEFAULT_CANDIDATES
     keep_candidates: bool = False
     on_missing: str = "keep"

@@ -21,6 +21,7 @@ input always gives the same inliers.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -142,6 +143,11 @@ class Verification:
         an affine map or a homography; for the fundamental matrix ``F``, ``[x_b, y_b, 1] F [x_a, y_a, 1]^T = 0``.
     geometry : str
         The model (``RansacConfig.geometry``).
+    false_match_rate : float
+        The estimated share of unrelated photo pairs (two photos of different places) that reach at least
+        ``num_inliers`` inliers with the same extractor and model, in (0, 1], from a null table
+        (``delfverify.calibration``; a ``Verifier`` fills it in); NaN where there is no table for them (DELF, until
+        one is measured with ``delfverify calibrate``).
     """
 
     num_inliers: int
@@ -152,6 +158,7 @@ class Verification:
     inlier_mask: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool), repr=False)
     transform: np.ndarray | None = field(default=None, repr=False)
     geometry: str = "affine"
+    false_match_rate: float = math.nan
 
     @property
     def unverifiable(self) -> str:

@@ -9,12 +9,16 @@ verified with those settings.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import OrderedDict
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from .calibration import NullTable, builtin_table, check_table_for, read_null_table
 from .extractors import resolve_extractor
 from .extractors.base import Extractor, Thresholds, fingerprint, measured_thresholds
 from .features import Features, short_hash
@@ -41,6 +45,11 @@ class Verifier:
     cache_dir : path, optional
         Feature store directory; ``None`` (default) keeps features in memory only. The CLI and
         ``delfverify.rerank`` use the user cache directory (``delfverify.store.default_cache_dir()``).
+    null_table : path or NullTable, optional
+        What unrelated pairs reach with these settings (``delfverify.calibration``), for
+        ``Verification.false_match_rate``; default: the table shipped for the extractor and geometric model, if
+        any. A table of another extractor or model is refused; one measured with other settings is used with a
+        warning.
 
     Attributes
     ----------
@@ -53,12 +62,14 @@ class Verifier:
     ransac : RansacConfig
         The geometric model and RANSAC settings in use (the extractor's unless ``settings.ransac`` is given).
     max_side : int or None
+    null_table : NullTable or None
+        The table the false-match rates come from (``None``: none for these settings; the rates are NaN).
     extracted : int
         Images whose features this verifier extracted (not found in memory or the store).
     """
 
     def __init__(self, settings: VerifySettings | str | Extractor | None = None, *,
-                 cache_dir: str | os.PathLike | None = None):
+                 cache_dir: str | os.PathLike | None = None, null_table: str | os.PathLike | NullTable | None = None):
         if settings is None:
             settings = VerifySettings()
         elif not isinstance(settings, VerifySettings):
@@ -73,6 +84,25 @@ class Verifier:
             if cache_dir is not None else None
         self._memory: OrderedDict[str, Features] = OrderedDict()
         self.extracted = 0
+        self.null_table = self._null_table(null_table)
+
+    def _null_table(self, given: str | os.PathLike | NullTable | None) -> NullTable | None:
+        """The given table (read and checked against these settings), else the one shipped for them."""
+        if given is None:
+            return builtin_table(self.extractor, self.ransac.geometry)
+        table = given if isinstance(given, NullTable) else read_null_table(given)
+        source = "the null table" if isinstance(given, NullTable) else str(given)
+        warning = check_table_for(table, self, source)
+        if warning:
+            logger.warning("%s", warning)
+        return table
+
+    def false_match_rate(self, counts):
+        """``null_table.false_match_rate(counts)`` (NaN where a count is NaN), or NaN for every count without a
+        table."""
+        if self.null_table is None:
+            return np.full(np.shape(counts), np.nan) if np.ndim(counts) else math.nan
+        return self.null_table.false_match_rate(counts)
 
     @property
     def thresholds(self) -> Thresholds:
@@ -167,8 +197,10 @@ class Verifier:
             self._memory.popitem(last=False)
 
     def verify_features(self, features_a: Features, features_b: Features) -> Verification:
-        """Match two feature sets and verify them geometrically with this verifier's settings."""
-        return verify_features(features_a, features_b, self.match, self.ransac)
+        """Match two feature sets and verify them geometrically with this verifier's settings; the result's
+        ``false_match_rate`` is that of its inlier count."""
+        result = verify_features(features_a, features_b, self.match, self.ransac)
+        return replace(result, false_match_rate=float(self.false_match_rate(result.num_inliers)))
 
     def verify(self, image_a: ImageInput, image_b: ImageInput) -> Verification:
         """Match and geometrically verify two photos (see ``verify_pair``)."""
@@ -180,6 +212,7 @@ def verify_pair(
     image_b: ImageInput,
     *,
     cache_dir: str | os.PathLike | None = None,
+    null_table: str | os.PathLike | NullTable | None = None,
     settings: VerifySettings | None = None,
     **options: Any,
 ) -> Verification:
@@ -193,6 +226,8 @@ def verify_pair(
     image_a, image_b : path, bytes, PIL image or numpy array
     cache_dir : path, optional
         Feature store directory (default: none).
+    null_table : path or NullTable, optional
+        Where ``false_match_rate`` comes from (default: the table shipped for the extractor and model).
     settings : VerifySettings, optional
         What decides the inlier count (default: ``VerifySettings()``, RootSIFT with a fundamental matrix).
     **options
@@ -203,7 +238,8 @@ def verify_pair(
     -------
     Verification
         ``num_inliers`` (0 when verification failed), ``num_putative``, ``num_features_a``, ``num_features_b``,
-        ``matches``, ``inlier_mask`` and ``transform`` (the model, in the pixels of the photos as given).
+        ``matches``, ``inlier_mask``, ``transform`` (the model, in the pixels of the photos as given) and
+        ``false_match_rate`` (the share of unrelated photo pairs that reach as many inliers).
 
     Raises
     ------
@@ -221,4 +257,5 @@ def verify_pair(
     >>> result.num_inliers >= 14  # RootSIFT's acceptance threshold with its fundamental matrix  # doctest: +SKIP
     True
     """
-    return Verifier(replace(settings or VerifySettings(), **options), cache_dir=cache_dir).verify(image_a, image_b)
+    verifier = Verifier(replace(settings or VerifySettings(), **options), cache_dir=cache_dir, null_table=null_table)
+    return verifier.verify(image_a, image_b)

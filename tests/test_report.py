@@ -182,7 +182,8 @@ def test_the_sample_report_draws_one_picture_per_sampled_row_with_the_runs_inlie
         assert Path(file).name.startswith(details["status"][row])
     # Recomputed from the stored features, each picture finds the run's count (a caption would say "the run: N").
     page = result.path.read_text(encoding="utf-8")
-    captions = re.findall(r'<a href="\?q=(\w+)#table">\w+</a> &middot; \w+ &middot; (\d+) inliers</figcaption>', page)
+    captions = re.findall(r'<a href="\?q=(\w+)#table">\w+</a> &middot; \w+ &middot; (\d+) inliers &middot; '
+                          r'false-match rate [0-9.e%-]+</figcaption>', page)
     most = {pid: max(int(v) for v in cell.split()) for pid, cell in zip(details["id"], details["inliers"])}
     assert len(captions) == expected and all(int(count) == most[pid] for pid, count in captions)
     assert result.bytes == result.path.stat().st_size + sum(f.stat().st_size for f in result.pictures_dir.iterdir())
@@ -222,7 +223,7 @@ def test_a_picture_that_finds_another_count_than_the_run_says_so(sample_run, tmp
     with caplog.at_level(logging.WARNING, logger="delfverify.report"):
         result = write_report(details, tmp_path / "r.html", photos=sample_photos(),
                               verifier=Verifier(cache_dir=sample_run.cache))
-    assert f"{max(counts)} inliers (the run: {max(counts) + 1000})</figcaption>" in result.path.read_text("utf-8")
+    assert f"{max(counts)} inliers (the run: {max(counts) + 1000}) &middot; false-match rate" in result.path.read_text("utf-8")
     assert caplog.text.count("find other inlier counts than the run") == 1 and "1 of " in caplog.text
 
 

@@ -72,10 +72,10 @@ from .measure import (NullMeasurement, PairVerifier, check_table_for, different_
                       sample_pairs)
 from .table import (DEFAULT_PAIRS, EMPIRICAL_MIN_PAIRS, FORMAT, FORMAT_VERSION, MIN_PAIRS, MIN_RATE, CalibrationCheck,
                     CalibrationError, NullTable, NullTableError, check_calibration, fit_null_table,
-                    shared_geometry_cut)
+                    format_rate, shared_geometry_cut)
 
 __all__ = ["DEFAULT_PAIRS", "EMPIRICAL_MIN_PAIRS", "FORMAT", "FORMAT_VERSION", "MIN_PAIRS", "MIN_RATE",
            "CalibrationCheck", "CalibrationError", "NullMeasurement", "NullTable", "NullTableError", "PairVerifier",
            "builtin_table", "check_calibration", "check_table_for", "different_label_pairs", "fit_null_table",
-           "measure_null_table", "null_table_from_dict", "null_table_from_json", "read_null_table",
+           "format_rate", "measure_null_table", "null_table_from_dict", "null_table_from_json", "read_null_table",
            "sample_pairs", "shared_geometry_cut", "write_null_table"]

@@ -266,6 +266,18 @@ class NullTable:
                 "set_aside": list(self.set_aside), "unverifiable": self.unverifiable, "failed": self.failed}
 
 
+def format_rate(rate: float) -> str:
+    """A false-match rate for people, to two significant digits: a percentage from 0.01% up (``100%``, ``6%``,
+    ``0.066%``), a power of ten below (``3.1e-12``); ``unknown`` for NaN.
+
+    >>> format_rate(1.0), format_rate(0.0598), format_rate(0.000659), format_rate(3.14e-12)
+    ('100%', '6%', '0.066%', '3.1e-12')
+    """
+    if math.isnan(rate):
+        return "unknown"
+    return f"{float(f'{rate * 100:.2g}'):g}%" if rate >= 1e-4 else f"{rate:.2g}"
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 

@@ -64,6 +64,11 @@ class DELF:
         Image pyramid scales (research: 0.25 ... 2.0).
     max_feature_num : int
         Most features per image (research: 1000).
+    compact : bool
+        Give the descriptors as float16 (80 bytes a keypoint in the feature store, 176 in all, instead of 160 and
+        256): their distances differ from float32's by about 1e-3 (``benchmarks/bench_store.py --delf MODEL``
+        measures what that does to inlier counts; real DELF weights cannot be downloaded here). ``False`` keeps
+        float32, the reference.
     """
 
     name = "delf"
@@ -80,6 +85,7 @@ class DELF:
         score_threshold: float = 100.0,
         image_scales: Sequence[float] = DEFAULT_IMAGE_SCALES,
         max_feature_num: int = 1000,
+        compact: bool = True,
     ):
         if not (isinstance(max_feature_num, int) and max_feature_num >= 1):
             raise ValueError(f"max_feature_num must be a positive integer, got {max_feature_num!r}")
@@ -88,7 +94,10 @@ class DELF:
         self.model = str(model)
         self.score_threshold = float(score_threshold)
         self.image_scales = tuple(float(s) for s in image_scales)
+        if not isinstance(compact, bool):
+            raise ValueError(f"compact must be True or False, got {compact!r}")
         self.max_feature_num = max_feature_num
+        self.compact = compact
         self._model_id = _model_identity(self.model)
         self._signature = loaded_signature(self.model, self._model_id)
 
@@ -109,6 +118,7 @@ class DELF:
             "score_threshold": self.score_threshold,
             "image_scales": list(self.image_scales),
             "max_feature_num": self.max_feature_num,
+            "descriptors": "float16" if self.compact else "float32",
         }
 
     def extract(self, image: np.ndarray) -> Features:
@@ -124,14 +134,14 @@ class DELF:
         )
         locations = np.asarray(out["locations"], np.float32).reshape(-1, 2)
         if len(locations) == 0:
-            return Features.empty(self.dim, np.float16)
+            return Features.empty(self.dim, np.float16 if self.compact else np.float32)
         descriptors = np.asarray(out["descriptors"], np.float32).reshape(len(locations), -1)
         if descriptors.shape[1] != self.dim:
             raise ModelLoadError(f"{self.model}: model returned {descriptors.shape[1]}-D descriptors, expected {self.dim}")
         norms = np.linalg.norm(descriptors, axis=1, keepdims=True)
         return Features(
             locations=locations,
-            descriptors=(descriptors / np.maximum(norms, 1e-12)).astype(np.float16),  # 80 bytes a keypoint stored
+            descriptors=(descriptors / np.maximum(norms, 1e-12)).astype(np.float16 if self.compact else np.float32),
             scales=np.asarray(out["scales"], np.float32).reshape(-1),
             scores=np.asarray(out["attention"], np.float32).reshape(-1),
         )

@@ -19,8 +19,10 @@ from .schema import PolicyError, policy_from_dict
 _MAX_DIGITS = 20
 
 
-def load_policy(name_or_file: str | os.PathLike, extractor: str | Any, geometry: str | None = None) -> Policy:
-    """A built-in policy by name, or a policy JSON file.
+def load_policy(name_or_file: str | os.PathLike, extractor: str | Any, geometry: str | None = None,
+                null_table: Any = None) -> Policy:
+    """A built-in policy by name, or a policy JSON file (its thresholds may be false-match rates, read with
+    ``null_table``: ``policy_from_dict``).
 
     Raises
     ------
@@ -47,7 +49,7 @@ def load_policy(name_or_file: str | os.PathLike, extractor: str | Any, geometry:
     if huge is not None:
         raise PolicyError(f"{path}: {huge[0]}: integer of {huge[1].digits} digits is out of range")
     try:
-        policy = policy_from_dict(doc)
+        policy = policy_from_dict(doc, null_table)
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from None
     return policy if policy.extractor else replace(policy, extractor=extractor if isinstance(extractor, str)

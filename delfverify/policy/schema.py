@@ -7,6 +7,7 @@ import math
 from typing import Any, Mapping
 
 from ..errors import DelfverifyError
+from ..calibration.table import MIN_RATE
 from .model import COMBINES, MODES, SELECTIONS, Action, Band, FrequencyPenalty, Fusion, Policy
 
 #: The most gallery photos a policy may verify per prediction (``k``): the inlier table has ``k`` columns per
@@ -72,7 +73,23 @@ def _action(doc: Any, where: str) -> Action:
     return Action(low, high)
 
 
-def _band(doc: Any, where: str) -> Band:
+def _count(doc: Mapping[str, Any], key: str, where: str, null_table: Any, required: bool = False) -> int | None:
+    """An inlier threshold: a count in ``[0, MAX_INLIERS]``, or ``{"false_match_rate": r}``, the smallest count that
+    at most the share ``r`` of unrelated photo pairs reach (``NullTable.count_for_rate``), with ``null_table``."""
+    value = doc.get(key)
+    if not isinstance(value, Mapping):
+        return _integer(doc, key, where, None, 0, MAX_INLIERS, required=required)
+    _check_keys(value, {"false_match_rate"}, f"{where}.{key}")
+    rate = _field(value, "false_match_rate", float, f"{where}.{key}", required=True)
+    if not 0 < rate <= 1:
+        raise PolicyError(f"{where}.{key}.false_match_rate: must be a number in (0, 1], got {rate}")
+    if null_table is None:
+        raise PolicyError(f"{where}.{key}: a false-match rate needs a null table for the extractor and model "
+                          f"(none is shipped for them: give one with --null-table, from 'delfverify calibrate')")
+    return int(null_table.count_for_rate(max(rate, MIN_RATE)))
+
+
+def _band(doc: Any, where: str, null_table: Any = None) -> Band:
     _check_keys(doc, {"lower", "upper", "k", "skip", "min_inliers", "suppress", "boost_inliers", "boost"}, where)
     lower = _field(doc, "lower", float, where, required=True)
     upper = _field(doc, "upper", float, where, required=True)
@@ -82,9 +99,9 @@ def _band(doc: Any, where: str) -> Band:
         lower=lower,
         upper=upper,
         k=_integer(doc, "k", where, 2, 1, MAX_K),
-        min_inliers=_integer(doc, "min_inliers", where, None, 0, MAX_INLIERS),
+        min_inliers=_count(doc, "min_inliers", where, null_table),
         suppress=_action(doc["suppress"], f"{where}.suppress") if "suppress" in doc else Action(0.0, 0.0),
-        boost_inliers=_integer(doc, "boost_inliers", where, None, 0, MAX_INLIERS),
+        boost_inliers=_count(doc, "boost_inliers", where, null_table),
         boost=_action(doc["boost"], f"{where}.boost") if "boost" in doc else Action(1.0, 1.0),
     )
     if band.boost_inliers is not None and band.min_inliers is not None and band.boost_inliers < band.min_inliers:
@@ -98,13 +115,17 @@ def _band(doc: Any, where: str) -> Band:
     return band
 
 
-def policy_from_dict(doc: Mapping[str, Any]) -> Policy:
+def policy_from_dict(doc: Mapping[str, Any], null_table: Any = None) -> Policy:
     """Validate a policy document and build the ``Policy``.
+
+    An inlier threshold (``min_inliers``, ``boost_inliers``, ``below_inliers``) may be given as a false-match rate,
+    ``{"false_match_rate": 0.1}``: the smallest count that at most that share of unrelated photo pairs reach, by
+    ``null_table`` (``delfverify.calibration.NullTable``); the policy holds the count.
 
     Raises
     ------
     PolicyError
-        Naming the field that is missing, unknown, of the wrong type or out of range.
+        Naming the field that is missing, unknown, of the wrong type or out of range, or a rate without a table.
     """
     where = "policy"
     _check_keys(doc, {"name", "mode", "bands", "fusion", "combine", "selection", "seed", "frequency_penalty",
@@ -120,7 +141,7 @@ def policy_from_dict(doc: Mapping[str, Any]) -> Policy:
     fusion = Fusion()
     if mode == "bands":
         raw = _field(doc, "bands", list, where, required=True)
-        bands = tuple(_band(b, f"{where}.bands[{i}]") for i, b in enumerate(raw))
+        bands = tuple(_band(b, f"{where}.bands[{i}]", null_table) for i, b in enumerate(raw))
         if not bands:
             raise PolicyError(f"{where}.bands: give at least one band")
         if bands[0].lower != 0.0 or bands[-1].upper != 1.0:
@@ -153,7 +174,7 @@ def policy_from_dict(doc: Mapping[str, Any]) -> Policy:
         penalty = FrequencyPenalty(
             max_share=_field(raw, "max_share", float, w, required=True),
             factor=_field(raw, "factor", float, w, required=True),
-            below_inliers=_integer(raw, "below_inliers", w, None, 0, MAX_INLIERS, required=True),
+            below_inliers=_count(raw, "below_inliers", w, null_table, required=True),
         )
         if not (0 < penalty.max_share < 1 and 0 <= penalty.factor <= 1):
             raise PolicyError(f"{w}: need 0 < max_share < 1 and 0 <= factor <= 1")
