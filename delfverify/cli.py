@@ -204,6 +204,9 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .extracting import extract
 
+    if args.no_cache:
+        raise CLIError("--no-cache: extract fills the feature store; name its folder with --cache-dir, or leave both "
+                       "out for the user cache")
     result = extract(args.ids, images=args.images, settings=verify_settings(args), run=run_settings(args))
     for image_id, reason in result.failed.items():
         logger.warning("%s: %s", image_id[:80], reason)
