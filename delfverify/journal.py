@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
-from .errors import DelfverifyError
+from .errors import DelfverifyError, shorten
 from .store import MAX_KEYPOINTS
 
 logger = logging.getLogger(__name__)
@@ -97,11 +97,6 @@ class _WrongSchema(sqlite3.DatabaseError):
     """A valid database this code cannot use (another schema version, other tables): treated as damage."""
 
 
-def _shorten(text: str, limit: int = 40) -> str:
-    """``text``, cut to ``limit`` characters with an ellipsis where longer (values quoted in messages)."""
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"
-
-
 def _schema(db: sqlite3.Connection, path: Path) -> tuple[int, frozenset]:
     """The journal's schema version and what it holds (``sqlite_master``'s rows)."""
     version = _run(db, path, "PRAGMA user_version").fetchone()[0]
@@ -121,7 +116,7 @@ def _check_schema(version: int, objects: frozenset) -> None:
             raise _WrongSchema(f"its table pairs is not that of journal schema version {version} (other columns, "
                                f"types or constraints)")
         names = ", ".join(sorted(f"{kind} {name}" for kind, name in held))
-        raise _WrongSchema(f"it holds {_shorten(names, 120)}: not only the table pairs of journal schema version "
+        raise _WrongSchema(f"it holds {shorten(names, 120)}: not only the table pairs of journal schema version "
                            f"{version}")
 
 
@@ -267,7 +262,7 @@ class PairJournal:
             record = PairRecord(*row)
             if not record.possible():
                 logger.warning("journal %s: ignoring impossible entry (%s) for pair %s/%s; recomputing", self.path,
-                               ", ".join(f"{field} {_shorten(repr(value))}" for field, value in
+                               ", ".join(f"{field} {shorten(repr(value), 40)}" for field, value in
                                          zip(PairRecord._fields, row)), query[:12], gallery[:12])
                 self.corrupt += 1
                 continue

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DelfverifyError, InputTypeError
 from .fileio import atomic_write
+from .table_checks import TableError, check_gallery, check_predictions, check_solution
 
 FORMATS = {
     "kaggle": ("id", "landmarks"),
@@ -46,103 +46,6 @@ FORMATS = {
     "label_confidence": ("id", "label", "confidence"),
 }
 _ACCEPTED = "; ".join(f"{name}: {','.join(cols)}" for name, cols in FORMATS.items())
-
-
-class TableError(DelfverifyError, ValueError):
-    """A CSV file or a table is malformed; the message names the file (or the table), the row or the column, and the
-    remedy."""
-
-
-def _checked_frame(table: object, name: str, columns: tuple[str, ...], remedy: str) -> pd.DataFrame:
-    """``table`` if it is a DataFrame of exactly ``columns`` (in any order), its rows numbered 0..n-1 (reset if they
-    were not, e.g. after a filter).
-
-    Raises
-    ------
-    InputTypeError
-        Not a DataFrame.
-    TableError
-        Missing, unexpected or repeated columns, naming them.
-    """
-    if not isinstance(table, pd.DataFrame):
-        raise InputTypeError(f"{name}: table must be a pandas DataFrame with the columns {','.join(columns)}, got "
-                             f"{type(table).__name__}")
-    found = [str(c) for c in table.columns]
-    missing = [c for c in columns if c not in found]
-    extra = [c for c in found if c not in columns]
-    repeated = sorted({c for c in found if found.count(c) > 1})
-    if missing or extra or repeated or len(found) != len(table.columns):
-        problems = [f"{label} column(s) {', '.join(map(repr, cols))}" for label, cols in
-                    (("missing", missing), ("unexpected", extra), ("repeated", repeated)) if cols]
-        raise TableError(f"{name}: {'; '.join(problems)}; its columns are exactly {','.join(columns)} (found "
-                         f"{_shorten(','.join(found)) or 'none'}){remedy}")
-    if not (isinstance(table.index, pd.RangeIndex) and table.index.start == 0 and table.index.step == 1):
-        table = table.reset_index(drop=True)
-    return table
-
-
-def _check_text(table: pd.DataFrame, column: str, name: str, what: str, blank: bool = True) -> np.ndarray:
-    """The column as an object array of str, checked: every value a ``str`` (no NaN or None), and not empty unless
-    ``blank``. Vectorised: a million rows take a few tens of milliseconds.
-
-    Raises
-    ------
-    TableError
-        Naming the column, the first bad row (its position) and its value.
-    """
-    values = table[column]
-    if len(values) and (pd.api.types.infer_dtype(values, skipna=False) != "string" or values.isna().any()):
-        array = values.to_numpy(object)
-        row = next(i for i, value in enumerate(array) if not isinstance(value, str))
-        raise TableError(f"{name}: column {column!r}, row {row}: {type(array[row]).__name__} "
-                         f"{_shorten(repr(array[row]))}; {what} must be strings")
-    array = values.to_numpy(object)
-    if not blank:
-        empty = np.flatnonzero(array == "")
-        if len(empty):
-            raise TableError(f"{name}: column {column!r}, row {empty[0]}: empty; {what} must not be empty")
-    return array
-
-
-def _check_predictions(table: pd.DataFrame, fmt: object) -> tuple[pd.DataFrame, np.ndarray]:
-    """A ``Predictions`` table checked (``Predictions`` says what it holds) and its queries' first rows.
-
-    Raises
-    ------
-    InputTypeError, TableError
-        Naming the column (or ``format``), the first bad row and its value.
-    """
-    name = "Predictions"
-    if not (isinstance(fmt, str) and fmt in FORMATS):
-        raise TableError(f"{name}: format must be one of {', '.join(FORMATS)}, got {_shorten(repr(fmt))}")
-    table = _checked_frame(table, name, ("id", "label", "confidence"),
-                           "; as_predictions reads a frame with the columns of any of the file formats")
-    ids = _check_text(table, "id", name, "ids", blank=False)
-    labels = _check_text(table, "label", name, "labels (\"\" for no prediction)")
-    column = table["confidence"]
-    if len(column) and not (pd.api.types.is_float_dtype(column) or pd.api.types.is_integer_dtype(column)) \
-            or pd.api.types.is_bool_dtype(column):
-        raise TableError(f"{name}: column 'confidence' holds {column.dtype} values; confidences must be floats in "
-                         f"[0, 1], NaN where there is no label (as_predictions reads numbers given as text)")
-    confidence = column.to_numpy(float, na_value=np.nan)
-    labelled = labels != ""
-    with np.errstate(invalid="ignore"):
-        bad = np.flatnonzero(np.where(labelled, ~((confidence >= 0.0) & (confidence <= 1.0)), ~np.isnan(confidence)))
-    if len(bad):
-        row = bad[0]
-        what = (f"{float(confidence[row])!r} for label {_shorten(repr(labels[row]))} must be a number in [0, 1]"
-                if labelled[row] else f"{float(confidence[row])!r} without a label; a row without a label has NaN")
-        raise TableError(f"{name}: column 'confidence', row {row}: {what}")
-    first = np.ones(len(ids), bool)
-    first[1:] = ids[1:] != ids[:-1]
-    starts = np.flatnonzero(first)
-    if len(pd.unique(ids[starts])) != len(starts):
-        again = int(starts[np.flatnonzero(pd.Series(ids[starts]).duplicated().to_numpy())[0]])
-        before = int(np.flatnonzero(ids[:again] == ids[again])[-1])
-        raise TableError(f"{name}: column 'id', row {again}: the rows of id {_shorten(repr(ids[again]))} are not "
-                         f"consecutive (another id's rows come after its row {before}); a query's candidates are "
-                         f"consecutive rows, best first")
-    return table, starts
 
 
 @dataclass(frozen=True)
@@ -161,21 +64,15 @@ class Predictions:
 
     Raises
     ------
-    TableError
-        On construction: a missing or unexpected column, a value of another type (ids and labels must be ``str``:
-        read CSV files with ``dtype=str``, or use ``as_predictions``), an empty id, a confidence outside [0, 1] or
-        NaN beside a label (or a number without one), the rows of an id apart, or an unknown format; the message
-        names the column and the row (its position). Checked in a few vectorised passes (1,000,000 rows take well
-        under a second).
-    InputTypeError
-        ``table`` is not a DataFrame.
+    TableError, InputTypeError
+        On construction, naming the column and the row (its position): ``delfverify.table_checks``.
     """
 
     table: pd.DataFrame
     format: str = "kaggle"
 
     def __post_init__(self) -> None:
-        table, starts = _check_predictions(self.table, self.format)
+        table, starts = check_predictions(self.table, self.format, tuple(FORMATS))
         object.__setattr__(self, "table", table)
         self.__dict__["query_starts"] = starts  # the cached property, found by the check
 
@@ -274,22 +171,14 @@ class Gallery:
 
     Raises
     ------
-    TableError
-        On construction: a missing or unexpected column, a value that is not a ``str``, or an empty id or label;
-        naming the column and the row (``as_gallery`` reads a frame without ``path``, or with other columns).
-    InputTypeError
-        ``table`` is not a DataFrame.
+    TableError, InputTypeError
+        On construction (``delfverify.table_checks``); ``as_gallery`` reads a frame without ``path`` or with others.
     """
 
     table: pd.DataFrame
 
     def __post_init__(self) -> None:
-        table = _checked_frame(self.table, "Gallery", ("id", "landmark_id", "path"),
-                               "; as_gallery adds path and drops other columns")
-        _check_text(table, "id", "Gallery", "ids", blank=False)
-        _check_text(table, "landmark_id", "Gallery", "labels", blank=False)
-        _check_text(table, "path", "Gallery", "paths (\"\" to look a photo up by its id)")
-        object.__setattr__(self, "table", table)
+        object.__setattr__(self, "table", check_gallery(self.table))
 
     def __len__(self) -> int:
         return len(self.table)
@@ -315,20 +204,14 @@ class Solution:
 
     Raises
     ------
-    TableError
-        On construction: a missing or unexpected column, a value that is not a ``str``, or an empty id; naming the
-        column and the row (``as_solution`` reads a frame with other columns, or NaN for no landmark).
-    InputTypeError
-        ``table`` is not a DataFrame.
+    TableError, InputTypeError
+        On construction (``delfverify.table_checks``); ``as_solution`` reads a frame with other columns or NaN.
     """
 
     table: pd.DataFrame
 
     def __post_init__(self) -> None:
-        table = _checked_frame(self.table, "Solution", ("id", "landmarks"), "; as_solution drops other columns")
-        _check_text(table, "id", "Solution", "ids", blank=False)
-        _check_text(table, "landmarks", "Solution", "landmarks (\"\" for a query without a landmark)")
-        object.__setattr__(self, "table", table)
+        object.__setattr__(self, "table", check_solution(self.table))
 
 
 def read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
