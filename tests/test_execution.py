@@ -349,9 +349,10 @@ def test_a_scheduler_that_cannot_be_reached_is_one_line_naming_it(tmp_path, monk
     """tls:// without certificates ended in a TypeError from Dask's TLS connector."""
     pytest.importorskip("distributed")
     monkeypatch.setattr(execution, "DASK_CONNECT_TIMEOUT", 0.5)
-    with pytest.raises(WorkerError) as info:
-        with Runner(Verifier("rootsift", cache_dir=tmp_path), RunSettings(scheduler=address)):
-            pass
+    with pytest.raises(WorkerError) as info, Runner(Verifier("rootsift", cache_dir=tmp_path),
+                                                    RunSettings(scheduler=address)):
+        pass
     message = str(info.value)
-    assert message.startswith(f"cannot connect to the Dask scheduler at {address} within 0.5 s (") and "\n" not in message
+    assert message.startswith(f"cannot connect to the Dask scheduler at {address} within 0.5 s (")
+    assert "\n" not in message
     assert ("needs the client's certificates" in message) == address.startswith("tls://")

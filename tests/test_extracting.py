@@ -54,9 +54,9 @@ def test_extract_needs_a_store(tmp_path, capsys):
         extract(GALLERY, images=SAMPLE / "gallery", cache=False)
     # Through the command line it ended in a traceback (a plain ValueError)
     assert cli.main(["extract", str(GALLERY), "--images", str(SAMPLE / "gallery"), "--no-cache", "-q"]) == 2
-    assert capsys.readouterr().err.splitlines() == [
+    assert capsys.readouterr().err.splitlines() == [(
         "delfverify: error: --no-cache: extract fills the feature store; name its folder with --cache-dir, or leave "
-        "both out for the user cache"]
+        "both out for the user cache")]
 
 
 def test_cli_extract_prints_what_it_did_and_errors_are_one_line(tmp_path, capsys):

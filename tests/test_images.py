@@ -13,10 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 import delfverify.images as images
-from delfverify.images import DEFAULT_MAX_SIDE, ImageDirectory, ImageError, ImageLookupError, decode_image, load_image
+from delfverify.errors import DelfverifyError, InputTypeError
+from delfverify.images import (
+    DEFAULT_MAX_SIDE,
+    ImageDirectory,
+    ImageError,
+    ImageLookupError,
+    check_image,
+    decode_image,
+    load_image,
+    read_bytes,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -524,13 +537,6 @@ def test_symlink_inside_root_is_allowed(tmp_path):
 
 
 # --- one check for every image input: accepted types, levels by one rule, never a clip (issue #19) ---------------
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.extra import numpy as hnp  # noqa: E402
-
-from delfverify.errors import DelfverifyError, InputTypeError  # noqa: E402
-from delfverify.images import check_image, read_bytes  # noqa: E402
 
 _NOT_IMAGES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.complex_numbers(),
                         st.lists(st.lists(st.integers(0, 255), max_size=3), max_size=3), st.tuples(st.integers()),

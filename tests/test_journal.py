@@ -8,15 +8,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import delfverify.journal as journal_module
 from delfverify.journal import JournalError, PairJournal, PairRecord
+from delfverify.store import MAX_KEYPOINTS
 
 FP = "fingerprint-a"
 
@@ -355,14 +361,6 @@ def test_a_journal_of_version_1_is_upgraded_and_its_rows_recomputed(tmp_path):
 
 # --- the journal is input: a schema it cannot use is damage, rows with impossible values are recomputed (#19) ------
 
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from delfverify.store import MAX_KEYPOINTS  # noqa: E402
-
 _V1 = ("CREATE TABLE pairs (fingerprint TEXT, query TEXT, gallery TEXT, num_inliers INTEGER, num_putative INTEGER, "
        "PRIMARY KEY (fingerprint, query, gallery))")
 _V2 = ("CREATE TABLE pairs (fingerprint TEXT, query TEXT, gallery TEXT, num_inliers INTEGER, num_putative INTEGER, "
@@ -398,10 +396,14 @@ def test_a_database_the_journal_cannot_use_is_moved_aside_and_the_run_goes_on(tm
         journal.put(FP, "q", "g", _r(3, 8))
         assert journal.get(FP, [("q", "g")]) == {("q", "g"): _r(3, 8)}
     assert len(list(tmp_path.glob("journal.sqlite.corrupt-*"))) == 1
-    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"journal {path} is damaged or not a valid "
-                                                                       f"database"]
+    damaged = f"journal {path} is damaged or not a valid database"
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [damaged]
     with PairJournal(path) as again:  # the next run uses the fresh journal
         assert again.corrupt == 0 and again.get(FP, [("q", "g")]) == {("q", "g"): _r(3, 8)}
+
+
+#: Where the property tests write their many small journals: memory when the system has it (no disk syncs).
+_SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
 @st.composite
@@ -432,11 +434,11 @@ def _schemas(draw):
     return statements, usable
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(_schemas())
 def test_databases_of_every_schema_are_used_exactly_when_they_are_the_journals(drawn):
     statements, usable = drawn
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=_SCRATCH) as folder:
         path = Path(folder) / "journal.sqlite"
         db = sqlite3.connect(path)
         for statement in statements:
@@ -484,7 +486,7 @@ _SHARED: dict = {}
 def _shared_journal() -> Path:
     """One journal for every example of the next test (each example writes under its own fingerprint)."""
     if "path" not in _SHARED:
-        _SHARED["folder"] = tempfile.TemporaryDirectory()
+        _SHARED["folder"] = tempfile.TemporaryDirectory(dir=_SCRATCH)
         _SHARED["path"] = Path(_SHARED["folder"].name) / "journal.sqlite"
         PairJournal(_SHARED["path"]).close()
     _SHARED["examples"] = _SHARED.get("examples", 0) + 1

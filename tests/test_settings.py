@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from delfverify.extractors import RootSIFT
 from delfverify.matching import MatchConfig
@@ -67,13 +69,11 @@ def test_the_store_folder_follows_the_cache_settings(tmp_path, monkeypatch):
     assert RunSettings().store_folder() == tmp_path / "user"
     assert RunSettings(cache_dir=tmp_path / "mine").store_folder() == tmp_path / "mine"
     assert RunSettings(cache=False).store_folder() is None
-    assert not RunSettings().parallel and RunSettings(workers=2).parallel and RunSettings(scheduler="tcp://x:8786").parallel
+    assert not RunSettings().parallel and RunSettings(workers=2).parallel
+    assert RunSettings(scheduler="tcp://x:8786").parallel
 
 
 # --- a Dask scheduler's address is checked when the settings are built (issue #19) ------------------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _GOOD_HOSTS = ["localhost", "10.0.0.1", "sched-1.example.org", "[::1]", "[fe80::1]", "node_7"]
 
@@ -111,10 +111,10 @@ def test_scheduler_addresses_of_every_shape_are_accepted_exactly_when_valid(draw
 
 @pytest.mark.parametrize("address, problem", [
     ("foo", "no port"), ("tcp://", "no host"),
-    ("inproc://x", "scheme 'inproc' is not one of tcp, tls, ws, wss: an in-process scheduler is given by its "
-                   "distributed.Client"),
-    ("tcp://h:0", "port '0' is not a number from 1 to 65535"), ("tcp://h:1/x", "it has more than host:port after "
-                                                                             "the scheme"),
+    ("inproc://x", ("scheme 'inproc' is not one of tcp, tls, ws, wss: an in-process scheduler is given by its "
+                    "distributed.Client")),
+    ("tcp://h:0", "port '0' is not a number from 1 to 65535"),
+    ("tcp://h:1/x", "it has more than host:port after the scheme"),
 ])
 def test_the_command_line_names_the_scheduler_option_before_any_work(tmp_path, capsys, address, problem):
     from delfverify import cli
@@ -123,6 +123,6 @@ def test_the_command_line_names_the_scheduler_option_before_any_work(tmp_path, c
     status = cli.main(["extract", "ids.csv", "--images", str(tmp_path), "--scheduler", address, "--cache-dir",
                        str(cache), "-q"])
     assert status == 2 and not cache.exists()
-    assert capsys.readouterr().err.splitlines() == [
+    assert capsys.readouterr().err.splitlines() == [(
         f"delfverify: error: --scheduler must be a Dask scheduler address such as tcp://host:8786 (scheme tcp, tls, "
-        f"ws, wss; port 1 to 65535) or a distributed.Client; here {problem}, got {address!r}"]
+        f"ws, wss; port 1 to 65535) or a distributed.Client; here {problem}, got {address!r}")]

@@ -44,10 +44,10 @@ def _predictions(**columns) -> pd.DataFrame:
     (_predictions(confidence=["0.5", "1", "0.25"]), "kaggle", "Predictions: column 'confidence' holds"),
     (_predictions(confidence=[True, False, True]), "kaggle", "Predictions: column 'confidence' holds bool"),
     (_predictions(id=["q1", "q2", "q1"]), "kaggle",
-     "Predictions: column 'id', row 2: the rows of id 'q1' are not consecutive (another id's rows come after its "
-     "row 0)"),
-    (_predictions(), "csv", "Predictions: format must be one of kaggle, landmarks_confidence, label_confidence, "
-                            "got 'csv'"),
+     ("Predictions: column 'id', row 2: the rows of id 'q1' are not consecutive (another id's rows come after its "
+      "row 0)")),
+    (_predictions(), "csv",
+     "Predictions: format must be one of kaggle, landmarks_confidence, label_confidence, got 'csv'"),
     (_predictions(), ["kaggle"], "Predictions: format must be one of"),
 ])
 def test_a_predictions_table_built_by_hand_is_checked_naming_the_column(table, fmt, message):
@@ -74,8 +74,8 @@ def test_the_issue_tables_missing_columns_integer_ids_and_a_confidence_of_2_5():
         Gallery(pd.DataFrame({"id": [5], "landmark_id": ["x"], "path": [""]}))
     with pytest.raises(TableError, match="Solution: column 'landmarks', row 1: float nan"):
         Solution(pd.DataFrame({"id": ["a", "b"], "landmarks": ["x", math.nan]}))
-    with pytest.raises(InputTypeError, match="Solution: table must be a pandas DataFrame with the columns id,landmarks, "
-                                             "got dict"):
+    with pytest.raises(InputTypeError, match="Solution: table must be a pandas DataFrame with the columns "
+                                             "id,landmarks, got dict"):
         Solution({"id": ["a"], "landmarks": ["x"]})
 
 
@@ -86,7 +86,8 @@ def test_a_valid_table_is_kept_and_a_filtered_one_renumbered():
     filtered = pd.concat([table, table.assign(id=["q3", "q4", "q4"])])[lambda t: t["label"] != "a"]
     renumbered = Predictions(filtered)
     assert renumbered.table.index.tolist() == [0, 1, 2, 3] and renumbered.rank.tolist() == [1, 2, 1, 2]
-    assert Predictions(pd.DataFrame({"id": ["q"], "label": [""], "confidence": [math.nan]})).has_label.tolist() == [False]
+    empty = Predictions(pd.DataFrame({"id": ["q"], "label": [""], "confidence": [math.nan]}))
+    assert empty.has_label.tolist() == [False]
     assert len(Predictions(pd.DataFrame({"id": [], "label": [], "confidence": []}))) == 0
     assert len(Gallery(pd.DataFrame({"id": pd.Series([], dtype=object), "landmark_id": [], "path": []}))) == 0
     gallery = Gallery(pd.DataFrame({"path": ["", "sub/x.jpg"], "id": ["g1", "g2"], "landmark_id": ["x", "y"]}))
@@ -105,8 +106,9 @@ def test_tables_read_from_files_and_frames_pass_the_checks(tmp_path):
 
 # --- property tests: frames with missing and extra columns, values of every type, out-of-range confidences --------
 
-_VALUES = st.one_of(st.text(max_size=3), st.just(""), st.integers(-2, 2), st.floats(allow_nan=True, allow_infinity=True),
-                    st.floats(0, 1), st.none(), st.booleans(), st.binary(max_size=2))
+_VALUES = st.one_of(st.text(max_size=3), st.just(""), st.integers(-2, 2),
+                    st.floats(allow_nan=True, allow_infinity=True), st.floats(0, 1), st.none(), st.booleans(),
+                    st.binary(max_size=2))
 
 
 @st.composite
