@@ -440,8 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with command_output(VERBOSE if args.verbose else QUIET if args.quiet else DEFAULT):  # before TF loads
         try:
             return args.handler(args)
-        except (DelfverifyError, OSError) as exc:
-            print(f"delfverify: error: {exc}", file=sys.stderr)
+        except (DelfverifyError, OSError) as exc:  # one line, whatever the message holds (a library's own text)
+            print("delfverify: error: " + " ".join(str(exc).replace("\r", "\n").split("\n")), file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("delfverify: interrupted", file=sys.stderr)
