@@ -222,6 +222,9 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .extracting import extract
 
+    if args.no_cache:
+        raise CLIError("--no-cache: extract fills the feature store; name its folder with --cache-dir, or leave both "
+                       "out for the user cache")
     result = extract(args.ids, images=args.images, settings=verify_settings(args), run=run_settings(args))
     for image_id, reason in result.failed.items():
         logger.warning("%s: %s", image_id[:80], reason)
@@ -500,8 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with command_output(VERBOSE if args.verbose else QUIET if args.quiet else DEFAULT):  # before TF loads
         try:
             return args.handler(args)
-        except (DelfverifyError, OSError) as exc:
-            print(f"delfverify: error: {exc}", file=sys.stderr)
+        except (DelfverifyError, OSError) as exc:  # one line, whatever the message holds (a library's own text)
+            print("delfverify: error: " + " ".join(str(exc).replace("\r", "\n").split("\n")), file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("delfverify: interrupted", file=sys.stderr)

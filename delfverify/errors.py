@@ -9,3 +9,14 @@ bad input), so ``except ValueError`` keeps working for library callers.
 
 class DelfverifyError(Exception):
     """A problem with the input or the environment, described for the user (file, row or option, and remedy)."""
+
+
+class InputTypeError(DelfverifyError, TypeError):
+    """An argument of a type the function does not take (``None`` or a list where an image goes, an object where a
+    table goes); the message names the argument and the types it takes."""
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text``, cut to ``limit`` characters with an ellipsis where longer: values quoted in messages stay short,
+    however long the input holding them."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"

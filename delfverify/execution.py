@@ -47,7 +47,7 @@ from .errors import DelfverifyError
 from .images import ImageError, read_bytes
 from .journal import PairRecord
 from .matching import limit_blas_threads
-from .settings import RunSettings, VerifySettings
+from .settings import RunSettings, VerifySettings, scheduler_address_problem
 from .store import content_hash
 from .verifier import Verifier
 
@@ -284,7 +284,13 @@ class Runner:
                 from distributed import Client
             except ImportError:
                 raise DelfverifyError("--scheduler needs Dask distributed: pip install 'delfverify[dask]'") from None
-            self._client = self.scheduler if isinstance(self.scheduler, Client) else _connect(self.scheduler)
+            if isinstance(self.scheduler, Client):
+                self._client = self.scheduler
+            else:
+                problem = scheduler_address_problem(self.scheduler) if isinstance(self.scheduler, str) else "no address"
+                if problem is not None:  # RunSettings checks it; a Runner may be given settings built otherwise
+                    raise WorkerError(f"Dask scheduler {self.scheduler!r}: {problem}")
+                self._client = _connect(self.scheduler)
         elif self.distributed:
             self._pool = self._new_pool()
         self.restarts = 0
@@ -402,23 +408,35 @@ def _connect(address: str):
     """A Dask client of the scheduler at ``address``, within ``DASK_CONNECT_TIMEOUT`` seconds.
 
     Dask bounds the TCP connection but not the handshake that follows, so a port that accepts and never answers
-    would hang ``Client`` for ever: the connection is tried first, in full, under a bound of our own.
+    would hang ``Client`` for ever: the connection is tried first, in full, under a bound of our own, with the
+    security settings (TLS certificates) of Dask's configuration, as ``Client`` uses them.
+
+    Raises
+    ------
+    WorkerError
+        Any failure to connect or to hand-shake (refused, timed out, a TLS address without certificates, an address
+        Dask cannot parse), in one line naming the address.
     """
     from distributed import Client
     from distributed.comm import connect
+    from distributed.security import Security
 
     async def handshake() -> None:
-        comm = await connect(address, timeout=DASK_CONNECT_TIMEOUT)
+        comm = await connect(address, timeout=DASK_CONNECT_TIMEOUT, **Security().get_connection_args("client"))
         await comm.close()
 
     with ThreadPoolExecutor(1) as thread:  # its own event loop, whatever loop the caller may be running
         try:
             thread.submit(asyncio.run, asyncio.wait_for(handshake(), DASK_CONNECT_TIMEOUT)).result()
             return Client(address, timeout=DASK_CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever Dask raises, the user's remedy is the same
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            if len(reason) > 300:
+                reason = f"{reason[:299]}…"
+            secure = (" (a tls:// or wss:// address needs the client's certificates in Dask's configuration, "
+                      "distributed.comm.tls)" if address.startswith(("tls://", "wss://")) else "")
             raise WorkerError(f"cannot connect to the Dask scheduler at {address} within {DASK_CONNECT_TIMEOUT:g} s "
-                              f"({exc or type(exc).__name__}); check the address and that the scheduler "
-                              f"runs") from None
+                              f"({reason}); check the address and that the scheduler runs{secure}") from None
 
 
 def batched(items: Sequence, size: int) -> Iterator[Sequence]:

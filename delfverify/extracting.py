@@ -20,7 +20,7 @@ import pandas as pd
 from .execution import StoredFile, batched, extract_files
 from .images import ImageDirectory, ImageLookupError, as_directory
 from .measuring import CHUNK_SIZE, open_session
-from .settings import RunSettings, VerifySettings, split_options
+from .settings import RunSettings, SettingsError, VerifySettings, split_options
 from .tables import as_ids
 
 @dataclass(frozen=True)
@@ -84,15 +84,15 @@ def extract(ids: str | os.PathLike | pd.DataFrame, *, images: str | os.PathLike 
 
     Raises
     ------
-    ValueError
-        ``cache=False``.
+    SettingsError
+        ``cache=False`` (a ``ValueError``).
     TableError, ImageLookupError
         A malformed CSV or a missing image folder; before any work.
     """
     started = time.perf_counter()
     settings, run = split_options(options, settings, run)
     if not run.cache:
-        raise ValueError("extract fills the feature store: give a cache folder, not cache=False")
+        raise SettingsError("cache", "True: extract fills the feature store, so give a cache folder", run.cache)
     table = as_ids(ids)
     directory = as_directory(images)
     failed: dict[str, str] = {}

@@ -1,6 +1,35 @@
 """Images: finding a photo by id in a folder (``ImageDirectory``) and decoding any photo-like input to RGB uint8.
 
-Accepts a path, raw bytes, a PIL image or a numpy array (gray, RGB or RGBA; uint8, uint16 or float in [0, 1]).
+What every entry point takes as an image (``decode_image``, ``load_image``, ``verify_pair``, ``Verifier.key``,
+``Verifier.features_of``), checked by ``check_image``:
+
+- a path (``str`` or ``os.PathLike``) of an image file;
+- encoded image bytes (``bytes``, ``bytearray`` or ``memoryview``: the content of a file, never raw pixels);
+- a PIL image;
+- a numpy array of pixels, ``[H, W]`` (gray), ``[H, W, 1]``, ``[H, W, 3]`` (RGB) or ``[H, W, 4]`` (RGBA, alpha
+  dropped), in any byte order.
+
+Anything else (``None``, a number, a list, a tensor) is an ``InputTypeError`` (a ``TypeError``) naming these types;
+an input of one of them that cannot be read as a photo is an ``ImageError`` (a ``ValueError``) naming it.
+
+Levels (``to_uint8``, one rule for arrays and for the pixels of 16-bit, 32-bit and float image files), never
+clipped: a value outside the range a type allows is refused, naming the range found.
+
+- ``uint8``: as it is.
+- ``uint16`` (16-bit PNG and TIFF files, Pillow's ``I;16`` modes): its full range 0..65535, divided by 257.
+- any other integer type (signed or unsigned, 8 to 64 bits; 32-bit files, Pillow's mode ``I``): no negative
+  value; read at the smallest depth that holds its values: 0..255 as 8-bit levels, up to 65535 as 16-bit levels
+  (divided by 257), larger values scaled so that the largest is 255. Such types say nothing about the depth of
+  their data (``astype(int)`` of 8-bit pixels gives int64), so the values tell it.
+- floats (any width; float TIFF files, Pillow's mode ``F``): values in [0, 1], times 255 and rounded. Anything
+  else, 0..255 floats included, is refused (``ImageError`` naming the range found): the tool cannot tell what
+  such levels mean, and guessing would give a silently dark or white photo. NaN and infinity are refused.
+- ``bool``, complex, object and other dtypes are refused.
+
+An array's content hash (``Verifier.key``) is that of the pixels it reads as, so arrays of any dtype or byte order
+that read as the same pixels are the same image (a big-endian and a native ``uint16`` array of equal values, a
+float array and the ``uint8`` array it rounds to).
+
 EXIF orientation is applied, so features are computed on the photo as a person sees it.
 
 Limits, each checked before the work it bounds, each refusal an ``ImageError`` naming the image:
@@ -10,7 +39,8 @@ Limits, each checked before the work it bounds, each refusal an ``ImageError`` n
 - decompression bombs (more pixels than ``MAX_PIXELS``) are refused before they are decoded;
 - an image whose decoding needs more than ``MAX_DECODE_BYTES`` of memory (``decode_bytes``: its pixels as
   decoded plus two 4-byte-per-pixel working copies) is refused before it is decoded. So one image takes at most
-  ``MAX_FILE_BYTES + MAX_DECODE_BYTES`` of memory in any process that reads it.
+  ``MAX_FILE_BYTES + MAX_DECODE_BYTES`` of memory in any process that reads it. Arrays are converted a block of
+  rows at a time, so their conversion holds no full-size temporary copy.
 
 Any exception Pillow raises while decoding (its plugins raise ``OSError``, ``SyntaxError``, ``ValueError``,
 ``NotImplementedError``, ``struct.error``, ...) makes an ``ImageError``: one bad file never ends a run.
@@ -23,12 +53,12 @@ import os
 import warnings
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Callable, Mapping, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import DelfverifyError
+from .errors import DelfverifyError, InputTypeError
 from .fileio import NotAFileError, read_regular_file
 
 #: Refuse images with more pixels than this (about 16k x 11k); protects against decompression bombs.
@@ -44,13 +74,23 @@ MAX_DECODE_BYTES = 2**30
 #: Bytes per pixel Pillow keeps for an image of each mode once decoded; every other mode takes 4.
 _DECODED_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
 
+#: Pillow modes whose pixels are not 8-bit levels: converted by ``to_uint8`` (Pillow's own conversion would clip
+#: them: a float image in [0, 1] would turn black).
+_LEVEL_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
 #: Values copied or converted at a time from a PIL image or a 16-bit array (bounds the temporary memory).
 _CONVERT_BLOCK = 2**20
 
 #: Default longest side photos are resized to before feature extraction.
 DEFAULT_MAX_SIDE = 1024
 
-ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+#: What is taken as an image (``check_image``).
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
+_IMAGE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)
+_ENCODED = (bytes, bytearray, memoryview)
+#: The accepted types, as messages name them.
+ACCEPTED_IMAGE_TYPES = ("a path (str or os.PathLike), encoded image bytes (bytes, bytearray or memoryview), a PIL "
+                        "image or a numpy array")
 
 
 class ImageError(DelfverifyError, ValueError):
@@ -66,27 +106,54 @@ class ImageLookupError(DelfverifyError, ValueError):
     """An image folder is missing, or an id or path cannot name a file inside it (it would escape the folder)."""
 
 
+def check_image(image: object, name: str = "image") -> None:
+    """Refuse an input of a type no entry point takes as an image (the module docstring lists them).
+
+    Raises
+    ------
+    InputTypeError
+        (a ``TypeError``) naming ``name``, the type given and the types accepted.
+    """
+    if not isinstance(image, _IMAGE_TYPES):
+        raise InputTypeError(f"{name} must be {ACCEPTED_IMAGE_TYPES}, got {type(image).__name__}"
+                             + ("; give pixels as numpy.asarray(...)" if not isinstance(image, (type(None), bool, int,
+                                                                                            float)) else ""))
+
+
 def describe_source(image: ImageInput) -> str:
     """A short human-readable name for an image input, used in messages and reports."""
     if isinstance(image, (str, os.PathLike)):
         return str(image)
-    if isinstance(image, bytes):
-        return f"<{len(image)} bytes>"
+    if isinstance(image, _ENCODED):
+        try:
+            return f"<{memoryview(image).nbytes} bytes>"
+        except ValueError:  # a released memoryview
+            return "<released memoryview>"
     if isinstance(image, np.ndarray):
         return f"<array {image.dtype} {image.shape}>"
-    return f"<PIL image {image.size[0]}x{image.size[1]}>"
+    if isinstance(image, Image.Image):
+        return f"<PIL image {image.size[0]}x{image.size[1]}>"
+    return f"<{type(image).__name__}>"
 
 
 def read_bytes(image: ImageInput) -> bytes | None:
-    """The encoded bytes of a path or bytes input (``None`` for decoded inputs).
+    """The encoded bytes of a path or bytes-like input (``None`` for decoded inputs: PIL images and arrays).
 
     Raises
     ------
+    InputTypeError
+        If ``image`` is of no accepted type (``check_image``).
     ImageError
         If a path does not exist, cannot be read, is not a regular file or is larger than ``MAX_FILE_BYTES``.
     """
+    check_image(image)
     if isinstance(image, bytes):
         return image
+    if isinstance(image, (bytearray, memoryview)):
+        try:
+            return memoryview(image).tobytes()
+        except ValueError as exc:  # a released memoryview
+            raise ImageError(describe_source(image), f"cannot read the bytes ({exc})") from None
     if isinstance(image, (str, os.PathLike)):
         try:
             return read_regular_file(image, MAX_FILE_BYTES)
@@ -127,9 +194,11 @@ def load_image(
 
     Parameters
     ----------
-    image : path, bytes, PIL.Image.Image or numpy.ndarray
-        The photo. Arrays may be ``[H, W]`` (gray), ``[H, W, 3]`` (RGB) or ``[H, W, 4]`` (RGBA, alpha dropped),
-        of dtype uint8, uint16 (scaled by 1/257) or float (values in [0, 1]).
+    image : path, bytes, bytearray, memoryview, PIL.Image.Image or numpy.ndarray
+        The photo (the module docstring says what each type may hold). Arrays may be ``[H, W]`` (gray),
+        ``[H, W, 1]``, ``[H, W, 3]`` (RGB) or ``[H, W, 4]`` (RGBA, alpha dropped), in any byte order: uint8,
+        uint16 (divided by 257), another integer type (at the depth its values need, ``to_uint8``) or float with
+        values in [0, 1].
     max_side : int or None
         If given, shrink the image (keeping its aspect ratio) so its longest side is at most this many pixels.
         Images are never enlarged.
@@ -143,9 +212,12 @@ def load_image(
 
     Raises
     ------
+    InputTypeError
+        (a ``TypeError``) If ``image`` is of no accepted type; the message names them.
     ImageError
-        If the input is missing, not an image, truncated, too large (decompression bomb) or of an unsupported
-        array shape or dtype. The message names the source.
+        (a ``ValueError``) If the input is missing, not an image, truncated, too large (decompression bomb), of an
+        unsupported array shape or dtype, or holds levels out of its type's range (float values outside [0, 1],
+        negative integers, NaN). The message names the source.
     ValueError
         If ``max_side`` is not a positive integer.
     """
@@ -159,10 +231,11 @@ def decode_image(
 
     Raises
     ------
-    ImageError, ValueError
+    InputTypeError, ImageError, ValueError
         As ``load_image``.
     """
-    if max_side is not None and (not isinstance(max_side, int) or max_side < 1):
+    check_image(image)
+    if max_side is not None and (not isinstance(max_side, int) or isinstance(max_side, bool) or max_side < 1):
         raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
     source = source or describe_source(image)
     if isinstance(image, np.ndarray):
@@ -190,7 +263,7 @@ def _open_pil(image: ImageInput, source: str) -> Image.Image:
                 _check_size(pil, source)
                 pil.load()
             pil = ImageOps.exif_transpose(pil)
-            return _pil_to_rgb(pil)
+            return _pil_to_rgb(pil, source)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -227,9 +300,9 @@ def _check_size(pil: Image.Image, source: str) -> None:
                                  f"{needed / 2**20:.0f} MiB, limit {MAX_DECODE_BYTES / 2**20:.0f} MiB)")
 
 
-def _pil_to_rgb(pil: Image.Image) -> Image.Image:
-    if pil.mode in ("I;16", "I;16B", "I;16L", "I"):
-        pil = Image.fromarray(_to_uint8(_pixels(pil)))
+def _pil_to_rgb(pil: Image.Image, source: str) -> Image.Image:
+    if pil.mode in _LEVEL_MODES:  # 16-bit, 32-bit and float pixels: to 8-bit levels by the one rule
+        pil = Image.fromarray(to_uint8(_pixels(pil), source, "image"))
     if pil.mode in ("LA", "PA") or (pil.mode == "P" and "transparency" in pil.info):
         pil = pil.convert("RGBA")
     return pil.convert("RGB")
@@ -249,17 +322,54 @@ def _pixels(pil: Image.Image) -> np.ndarray:
     return out
 
 
-def _to_uint8(array: np.ndarray) -> np.ndarray:
-    """16- or 32-bit integer levels to uint8 with integer arithmetic: divided by 257 (65535 -> 255), or, when
-    values exceed 65535 (32-bit images), scaled so that the largest is 255; negative values become 0. Converted a
-    block of rows at a time, so no full-size temporary copy is made."""
-    high = int(array.max(initial=0))
-    numerator, denominator = (1, 257) if high <= 65535 else (255, high)
-    out = np.empty(array.shape, np.uint8)
-    rows = max(1, _CONVERT_BLOCK // max(1, array[0].size))
-    for start in range(0, len(array), rows):
-        block = array[start : start + rows].astype(np.int64)
-        out[start : start + rows] = np.clip(block * numerator // denominator, 0, 255)
+def to_uint8(levels: np.ndarray, source: str, what: str = "array") -> np.ndarray:
+    """Pixel levels of any integer or float dtype and byte order as uint8 levels of the same shape, by the rule of
+    the module docstring: uint8 as it is, uint16 divided by 257, other integers at the depth their values need,
+    floats in [0, 1] times 255; never a clip. Converted a block of rows at a time (no full-size temporary copy).
+
+    Raises
+    ------
+    ImageError
+        Naming ``source``: an unsupported dtype, a negative integer, a float outside [0, 1], NaN or infinity.
+    """
+    dtype = levels.dtype
+    if dtype.kind == "u" and dtype.itemsize == 1:
+        return levels
+    if dtype.kind not in "uif":
+        raise ImageError(source, f"unsupported dtype {dtype} (use uint8, uint16, another integer type or float in "
+                                 f"[0, 1])")
+    if not levels.size:
+        return np.zeros(levels.shape, np.uint8)
+    if dtype.kind == "f":
+        low, high = float(levels.min()), float(levels.max())  # NaN anywhere makes both NaN
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ImageError(source, f"float {what} contains NaN or infinite values")
+        if low < 0.0 or high > 1.0:
+            raise ImageError(source, f"float {what} levels must be in [0, 1], found {low:.6g} to {high:.6g}; for "
+                                     f"levels 0..255, divide by 255 or give uint8 pixels")
+        return _blockwise(levels, lambda block: np.round(block.astype(np.float64) * 255.0))
+    low, high = int(levels.min()), int(levels.max())
+    if low < 0:
+        raise ImageError(source, f"{what} of {dtype.name} holds negative levels (lowest {low}); integer levels must "
+                                 f"be 0 or more")
+    if (dtype.kind, dtype.itemsize) == ("u", 2) or 255 < high <= 65535:  # 16-bit levels: 65535 -> 255
+        numerator, denominator = 1, 257
+    elif high <= 255:  # 8-bit levels
+        numerator, denominator = 1, 1
+    else:  # wider than 16 bits: the largest level -> 255
+        numerator, denominator = 255, high
+    if high <= np.iinfo(np.int64).max // numerator:
+        return _blockwise(levels, lambda block: block.astype(np.int64) * numerator // denominator)
+    return _blockwise(levels, lambda block: np.minimum(np.floor(block.astype(np.float64) * (255 / high)), 255))
+
+
+def _blockwise(levels: np.ndarray, convert: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``convert`` (whose values are in 0..255) applied to a block of rows of ``levels`` at a time, into one uint8
+    array."""
+    out = np.empty(levels.shape, np.uint8)
+    rows = max(1, _CONVERT_BLOCK // max(1, levels[0].size))
+    for start in range(0, len(levels), rows):
+        out[start : start + rows] = convert(levels[start : start + rows])
     return out
 
 
@@ -269,19 +379,11 @@ def _array_to_uint8(array: np.ndarray, source: str) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
-        raise ImageError(source, "array must be [H, W], [H, W, 3] or [H, W, 4]")
+        raise ImageError(source, f"array must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got shape "
+                                 f"{list(array.shape)}")
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ImageError(source, "array has no pixels")
-    if array.dtype == np.uint8:
-        out = array
-    elif array.dtype == np.uint16:
-        out = _to_uint8(array)
-    elif np.issubdtype(array.dtype, np.floating):
-        if not np.all(np.isfinite(array)):
-            raise ImageError(source, "float array contains NaN or infinite values")
-        out = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
-    else:
-        raise ImageError(source, f"unsupported dtype {array.dtype} (use uint8, uint16 or float in [0, 1])")
+    out = to_uint8(array, source)
     if out.ndim == 2:
         out = np.repeat(out[:, :, None], 3, axis=2)
     return np.ascontiguousarray(out)

@@ -7,13 +7,20 @@ images' content hashes.
 
 What goes wrong, and what happens:
 
-- The file is damaged (SQLite says it is corrupt or not a database, or it holds another schema version): it is
-  moved aside (``<name>.corrupt-<time>``), reported, and started afresh. Only real damage does this.
+- The file is damaged: SQLite says it is corrupt or not a database, or it is a database this code cannot use (another
+  schema version; or its tables, indexes, triggers or views are not exactly those this code creates for its
+  version, a journal of the current version without its table included). It is moved aside
+  (``<name>.corrupt-<time>``), reported, and started afresh: the run goes on. Only real damage does this.
 - Another process holds the journal's lock: a warning says so and the run waits, up to ``LOCK_TIMEOUT`` (60 s)
   in all for one statement; then ``JournalError`` names the journal file.
 - The disk is full, an I/O error, or the file or its folder cannot be opened or written: ``JournalError`` names
   the file and the remedy, and stops the run. The journal is left as it is, and the next run reuses it.
-- A row with impossible values is ignored and recomputed.
+- A row with impossible values (not integers, negative, more inliers than putative matches, more putative matches
+  than either photo has keypoints, or counts above ``delfverify.store.MAX_KEYPOINTS``) is ignored with a warning
+  quoting it (values shortened), and recomputed.
+
+The file is input like any other: its schema is checked when it is opened, before any row is read, and SQLite is
+told not to trust it (``PRAGMA trusted_schema=OFF``).
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ import time
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
-from .errors import DelfverifyError
+from .errors import DelfverifyError, shorten
+from .store import MAX_KEYPOINTS
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +41,23 @@ SCHEMA_VERSION = 2
 #: Seconds to wait for another process that holds the journal's lock, for one statement, before giving up.
 LOCK_TIMEOUT = 60.0
 _BUSY_STEP = 1.0  # SQLite's own wait per attempt: the first attempt that times out logs that the run waits
+
+#: The table of each schema version, as SQLite keeps its statement (``sqlite_master.sql``); version 2 is also what
+#: adding the keypoint counts to version 1's gives.
+_TABLES = {
+    1: "CREATE TABLE pairs (fingerprint TEXT, query TEXT, gallery TEXT, num_inliers INTEGER, num_putative INTEGER, "
+       "PRIMARY KEY (fingerprint, query, gallery))",
+    2: "CREATE TABLE pairs (fingerprint TEXT, query TEXT, gallery TEXT, num_inliers INTEGER, num_putative INTEGER, "
+       "num_features_query INTEGER, num_features_gallery INTEGER, PRIMARY KEY (fingerprint, query, gallery))",
+}
+_INDEX = ("index", "sqlite_autoindex_pairs_1", "pairs", None)  # the primary key's
+#: Everything a journal of each version may hold (``sqlite_master``'s rows: type, name, table, statement). Version 0
+#: is a new file, empty, or whose table another process has just created.
+_SCHEMAS = {
+    0: (frozenset(), frozenset({("table", "pairs", "pairs", _TABLES[2]), _INDEX})),
+    1: (frozenset({("table", "pairs", "pairs", _TABLES[1]), _INDEX}),),
+    2: (frozenset({("table", "pairs", "pairs", _TABLES[2]), _INDEX}),),
+}
 
 _CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _LOCKED = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
@@ -55,8 +80,12 @@ class PairRecord(NamedTuple):
     num_features_gallery: int
 
     def possible(self) -> bool:
-        """Whether the values can come from a verification (counts, inliers among the putative matches)."""
-        return all(isinstance(v, int) and v >= 0 for v in self) and self.num_inliers <= self.num_putative
+        """Whether the values can come from a verification: integer counts of at most ``MAX_KEYPOINTS``, inliers
+        among the putative matches, and no more putative matches than a photo has keypoints (each keypoint of the
+        gallery photo has at most one match)."""
+        return (all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_KEYPOINTS for v in self)
+                and self.num_inliers <= self.num_putative
+                <= max(self.num_features_query, self.num_features_gallery))
 
 
 class JournalError(DelfverifyError):
@@ -65,7 +94,30 @@ class JournalError(DelfverifyError):
 
 
 class _WrongSchema(sqlite3.DatabaseError):
-    """A valid database of another schema version: treated as damage."""
+    """A valid database this code cannot use (another schema version, other tables): treated as damage."""
+
+
+def _schema(db: sqlite3.Connection, path: Path) -> tuple[int, frozenset]:
+    """The journal's schema version and what it holds (``sqlite_master``'s rows)."""
+    version = _run(db, path, "PRAGMA user_version").fetchone()[0]
+    objects = frozenset(_run(db, path, "SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall())
+    return version, objects
+
+
+def _check_schema(version: int, objects: frozenset) -> None:
+    """Raise ``_WrongSchema`` unless the journal holds exactly what this code creates for its version."""
+    if version not in _SCHEMAS:
+        raise _WrongSchema(f"journal schema version {version}, expected {SCHEMA_VERSION}")
+    if objects not in _SCHEMAS[version]:
+        held = {(kind, name) for kind, name, _, _ in objects}
+        if ("table", "pairs") not in held:
+            raise _WrongSchema(f"journal schema version {version} without its table pairs")
+        if any(held == {(kind, name) for kind, name, _, _ in schema} for schema in _SCHEMAS[version]):
+            raise _WrongSchema(f"its table pairs is not that of journal schema version {version} (other columns, "
+                               f"types or constraints)")
+        names = ", ".join(sorted(f"{kind} {name}" for kind, name in held))
+        raise _WrongSchema(f"it holds {shorten(names, 120)}: not only the table pairs of journal schema version "
+                           f"{version}")
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -162,24 +214,27 @@ class PairJournal:
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=_BUSY_STEP, isolation_level=None)
         try:
+            _run(db, self.path, "PRAGMA trusted_schema=OFF")  # the file is input: its schema runs no functions
             _run(db, self.path, "PRAGMA journal_mode=WAL")
             _run(db, self.path, "PRAGMA synchronous=NORMAL")
-            version = _run(db, self.path, "PRAGMA user_version").fetchone()[0]
-            if version not in (0, 1, SCHEMA_VERSION):
-                raise _WrongSchema(f"journal schema version {version}, expected {SCHEMA_VERSION}")
+            version, objects = _schema(db, self.path)
+            upgrade = version != SCHEMA_VERSION
+            if upgrade:  # to create or upgrade: under the write lock, looking again (another run may have done it)
+                _run(db, self.path, "BEGIN IMMEDIATE")
+                version, objects = _schema(db, self.path)
+            _check_schema(version, objects)
             if version == 0:
-                _run(db, self.path,
-                     "CREATE TABLE IF NOT EXISTS pairs (fingerprint TEXT, query TEXT, gallery TEXT, "
-                     "num_inliers INTEGER, num_putative INTEGER, num_features_query INTEGER, "
-                     "num_features_gallery INTEGER, PRIMARY KEY (fingerprint, query, gallery))")
+                _run(db, self.path, _TABLES[SCHEMA_VERSION].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
             elif version == 1:  # rows of version 1 lack the keypoint counts: they are recomputed when needed
                 for column in ("num_features_query", "num_features_gallery"):
                     _run(db, self.path, f"ALTER TABLE pairs ADD COLUMN {column} INTEGER")
             if version != SCHEMA_VERSION:
                 _run(db, self.path, f"PRAGMA user_version={SCHEMA_VERSION}")
+            if upgrade:
+                _run(db, self.path, "COMMIT")
             _run(db, self.path, "SELECT count(*) FROM pairs LIMIT 1").fetchone()
         except BaseException:
-            db.close()
+            db.close()  # rolls back an upgrade begun
             raise
         return db
 
@@ -206,8 +261,9 @@ class PairJournal:
                 continue  # absent, or a row of version 1
             record = PairRecord(*row)
             if not record.possible():
-                logger.warning("journal %s: ignoring impossible entry %r for pair %s/%s; recomputing",
-                               self.path, row, query[:12], gallery[:12])
+                logger.warning("journal %s: ignoring impossible entry (%s) for pair %s/%s; recomputing", self.path,
+                               ", ".join(f"{field} {shorten(repr(value), 40)}" for field, value in
+                                         zip(PairRecord._fields, row)), query[:12], gallery[:12])
                 self.corrupt += 1
                 continue
             found[(query, gallery)] = record

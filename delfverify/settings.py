@@ -26,7 +26,10 @@ delfverify.settings.SettingsError: workers must be a positive integer, got 0
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -41,6 +44,10 @@ from .verification import ENGINES, GEOMETRIES, GEOMETRY_SETTINGS, RansacConfig
 ON_MISSING = ("keep", "suppress")
 #: The first this many candidate labels of each query are verified, unless told otherwise.
 DEFAULT_CANDIDATES = 5
+#: The schemes of a Dask scheduler's address: Dask's TCP, TLS and WebSocket comms (an address without one is TCP).
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss")
+_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_HOST = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?")  # a host name, or an IPv4 address
 
 
 class SettingsError(DelfverifyError, ValueError):
@@ -65,6 +72,51 @@ def check(ok: bool, setting: str, requirement: str, value: Any) -> None:
     """Raise ``SettingsError(setting, requirement, value)`` unless ``ok``."""
     if not ok:
         raise SettingsError(setting, requirement, value)
+
+
+def scheduler_address_problem(address: str) -> str | None:
+    """What is wrong with a Dask scheduler address, or ``None`` when it is ``[scheme://]host:port`` with a scheme of
+    ``SCHEDULER_SCHEMES`` (TCP when left out), a host name or IP address (IPv6 in brackets) and a port from 1 to
+    65535, and nothing else (no path, user or spaces). Checked before anything connects."""
+    if address != address.strip() or any(c.isspace() for c in address):
+        return "it holds spaces"
+    scheme, separator, rest = address.partition("://")
+    if not separator:
+        scheme, rest = "tcp", address
+    if scheme not in SCHEDULER_SCHEMES:
+        hint = ": an in-process scheduler is given by its distributed.Client" if scheme == "inproc" else ""
+        return f"scheme {scheme!r} is not one of {', '.join(SCHEDULER_SCHEMES)}{hint}"
+    if any(c in rest for c in "/?#@"):
+        return "it has more than host:port after the scheme"
+    if rest.startswith("["):
+        host, bracket, port = rest[1:].partition("]")
+        if not bracket or not port.startswith(":"):
+            return "no port" if bracket and not port else "an IPv6 host goes in brackets, [::1]:8786"
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"host [{host}] is not an IPv6 address"
+        port = port[1:]
+    else:
+        host, colon, port = rest.rpartition(":")
+        if not colon:
+            host, port = rest, ""
+        if not host:
+            return "no host"
+        if not _HOST.fullmatch(host):
+            return f"host {host!r} is not a host name or IP address" + (" (IPv6 goes in brackets)" if ":" in host
+                                                                       else "")
+    if not port:
+        return "no port"
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        return f"port {port!r} is not a number from 1 to 65535"
+    return None
+
+
+def is_dask_client(value: Any) -> bool:
+    """Whether ``value`` is a ``distributed.Client`` (without importing Dask: a client exists only once it is)."""
+    distributed = sys.modules.get("distributed")
+    return distributed is not None and isinstance(value, distributed.Client)
 
 
 def is_count(value: Any, least: int = 1) -> bool:
@@ -153,8 +205,10 @@ class RunSettings:
         Local worker processes for extraction and verification; 1 runs in this process (the command line's default
         is the machine's cores).
     scheduler : str or distributed.Client, optional
-        A Dask scheduler's address (``tcp://host:8786``) or a client: the cluster's workers do the work, and the
-        cache must be on a path every worker shares.
+        A Dask scheduler's address ``[scheme://]host:port`` (``tcp://host:8786``; scheme tcp, tls, ws or wss, TCP
+        when left out; port 1 to 65535; checked here, ``scheduler_address_problem``) or a client (an in-process
+        cluster's, whose address is ``inproc://``): the cluster's workers do the work, and the cache must be on a
+        path every worker shares.
     cache_dir : path, optional
         The feature store and pair journal (default ``delfverify.store.default_cache_dir()``).
     cache : bool
@@ -192,6 +246,12 @@ class RunSettings:
         check(is_count(self.workers), "workers", "a positive integer", self.workers)
         check(is_count(self.candidates), "candidates", "a positive integer", self.candidates)
         check(self.on_missing in ON_MISSING, "on_missing", f"one of {', '.join(ON_MISSING)}", self.on_missing)
+        if self.scheduler is not None and not is_dask_client(self.scheduler):
+            problem = (scheduler_address_problem(self.scheduler) if isinstance(self.scheduler, str)
+                       else f"an object of type {type(self.scheduler).__name__}")
+            check(problem is None, "scheduler", f"a Dask scheduler address such as tcp://host:8786 (scheme "
+                  f"{', '.join(SCHEDULER_SCHEMES)}; port 1 to 65535) or a distributed.Client; here {problem}",
+                  self.scheduler)
         for name in ("cache", "keep_candidates", "progress"):
             check(isinstance(getattr(self, name), bool), name, "True or False", getattr(self, name))
 

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DelfverifyError
 from .fileio import atomic_write
+from .table_checks import TableError, check_gallery, check_predictions, check_solution
 
 FORMATS = {
     "kaggle": ("id", "landmarks"),
@@ -48,10 +48,6 @@ FORMATS = {
 _ACCEPTED = "; ".join(f"{name}: {','.join(cols)}" for name, cols in FORMATS.items())
 
 
-class TableError(DelfverifyError, ValueError):
-    """A CSV file is malformed; the message names the file, the row and the remedy."""
-
-
 @dataclass(frozen=True)
 class Predictions:
     """A predictions file, normalised: one row per candidate label of each query.
@@ -59,15 +55,26 @@ class Predictions:
     Attributes
     ----------
     table : pandas.DataFrame
-        Columns ``id`` (str), ``label`` (str, ``""`` = no prediction), ``confidence`` (float, NaN when no
-        prediction). The rows of a query are consecutive and in the classifier's order, best first (its rank,
-        ``rank``); queries are in file order. A file with one row per id keeps its rows exactly as they are.
+        Exactly the columns ``id`` (non-empty str), ``label`` (str, ``""`` = no prediction), ``confidence`` (float
+        in [0, 1]; NaN exactly where there is no prediction). The rows of a query are consecutive and in the
+        classifier's order, best first (its rank, ``rank``); queries are in file order. A file with one row per id
+        keeps its rows exactly as they are. Rows are numbered 0..n-1 (a table filtered before is renumbered).
     format : str
         One of ``FORMATS``; ``write_predictions`` writes this format back.
+
+    Raises
+    ------
+    TableError, InputTypeError
+        On construction, naming the column and the row (its position): ``delfverify.table_checks``.
     """
 
     table: pd.DataFrame
     format: str = "kaggle"
+
+    def __post_init__(self) -> None:
+        table, starts = check_predictions(self.table, self.format, tuple(FORMATS))
+        object.__setattr__(self, "table", table)
+        self.__dict__["query_starts"] = starts  # the cached property, found by the check
 
     def __len__(self) -> int:
         return len(self.table)
@@ -159,10 +166,19 @@ class Gallery:
     Attributes
     ----------
     table : pandas.DataFrame
-        Columns ``id``, ``landmark_id`` and ``path`` (relative image path, ``""`` when not given), in file order.
+        Exactly the columns ``id`` and ``landmark_id`` (non-empty str) and ``path`` (str: relative image path, ``""``
+        when not given), in file order.
+
+    Raises
+    ------
+    TableError, InputTypeError
+        On construction (``delfverify.table_checks``); ``as_gallery`` reads a frame without ``path`` or with others.
     """
 
     table: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "table", check_gallery(self.table))
 
     def __len__(self) -> int:
         return len(self.table)
@@ -183,10 +199,19 @@ class Solution:
     Attributes
     ----------
     table : pandas.DataFrame
-        Columns ``id`` and ``landmarks`` (space-separated labels; ``""`` for a query without a landmark).
+        Exactly the columns ``id`` (non-empty str) and ``landmarks`` (str: space-separated labels; ``""`` for a
+        query without a landmark).
+
+    Raises
+    ------
+    TableError, InputTypeError
+        On construction (``delfverify.table_checks``); ``as_solution`` reads a frame with other columns or NaN.
     """
 
     table: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "table", check_solution(self.table))
 
 
 def read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:

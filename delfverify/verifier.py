@@ -22,7 +22,7 @@ from .calibration import NullTable, builtin_table, check_table_for, read_null_ta
 from .extractors import resolve_extractor
 from .extractors.base import Extractor, Thresholds, fingerprint, measured_thresholds
 from .features import Features, short_hash
-from .images import ImageInput, decode_image, read_bytes
+from .images import ImageInput, check_image, decode_image, read_bytes
 from .settings import VerifySettings
 from .store import FeatureStore, content_hash
 from .verification import Verification, verify_features
@@ -129,12 +129,16 @@ class Verifier:
         return None if self.store is None else self.store.root
 
     def key(self, image: ImageInput) -> str:
-        """The content hash identifying an image (encoded bytes for paths/bytes, pixels otherwise).
+        """The content hash identifying an image: of its encoded bytes for a path or bytes-like input, of the RGB
+        ``uint8`` pixels it reads as for a PIL image or an array (so arrays of any dtype or byte order that read as
+        the same pixels have one key; ``delfverify.images``).
 
         Raises
         ------
+        InputTypeError
+            (a ``TypeError``) If ``image`` is of no accepted type (``delfverify.images.check_image``).
         ImageError
-            If a path is missing or unreadable.
+            If a path is missing or unreadable, or an array cannot be read as pixels.
         """
         data = read_bytes(image)
         if data is not None:
@@ -146,7 +150,8 @@ class Verifier:
 
         Parameters
         ----------
-        image : path, bytes, PIL image or array
+        image : path, bytes, bytearray, memoryview, PIL image or numpy array
+            The accepted types and what each may hold: ``delfverify.images``.
         key : str, optional
             The image's content hash if already known (``key(image)``); then a stored entry is used without
             reading the image at all.
@@ -155,9 +160,12 @@ class Verifier:
 
         Raises
         ------
+        InputTypeError
+            (a ``TypeError``) If ``image`` is of no accepted type.
         ImageError
             If the image cannot be read; the message names it.
         """
+        check_image(image)
         cached = self._cached(key) if key is not None else None
         if cached is not None:
             return cached
@@ -223,7 +231,9 @@ def verify_pair(
 
     Parameters
     ----------
-    image_a, image_b : path, bytes, PIL image or numpy array
+    image_a, image_b : path, bytes, bytearray, memoryview, PIL image or numpy array
+        Arrays: ``[H, W]``, ``[H, W, 3]`` or ``[H, W, 4]`` of uint8, uint16 (divided by 257), another integer type
+        (at the depth its values need) or float in [0, 1], in any byte order; ``delfverify.images`` has the rules.
     cache_dir : path, optional
         Feature store directory (default: none).
     null_table : path or NullTable, optional
@@ -243,12 +253,16 @@ def verify_pair(
 
     Raises
     ------
+    InputTypeError
+        (a ``TypeError``) An image of no accepted type, naming ``image_a`` or ``image_b``; raised before anything
+        is loaded.
     TypeError
         A keyword that is no field of ``VerifySettings``.
     SettingsError
         A setting out of range.
     ImageError
-        An image that cannot be read; the message names it.
+        (a ``ValueError``) An image that cannot be read, or an array whose levels are out of its type's range (a
+        float array outside [0, 1], 0..255 included, is refused, never clipped); the message names it.
 
     Examples
     --------
@@ -257,5 +271,7 @@ def verify_pair(
     >>> result.num_inliers >= 14  # RootSIFT's acceptance threshold with its fundamental matrix  # doctest: +SKIP
     True
     """
+    check_image(image_a, "image_a")
+    check_image(image_b, "image_b")
     verifier = Verifier(replace(settings or VerifySettings(), **options), cache_dir=cache_dir, null_table=null_table)
     return verifier.verify(image_a, image_b)

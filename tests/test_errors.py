@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from delfverify import cli
-from delfverify.errors import DelfverifyError
+from delfverify.errors import DelfverifyError, InputTypeError
 from delfverify.extractors.delf import ModelLoadError
 from delfverify.images import ImageError, ImageLookupError
 from delfverify.policy import PolicyError
@@ -16,6 +16,7 @@ from delfverify.tables import TableError
 @pytest.mark.parametrize("error", [ImageError("a.jpg", "not an image"), ImageLookupError("photos: not found"),
                                    TableError("p.csv: row 3: bad"), PolicyError("policy.bands: bad"),
                                    ModelLoadError("no model"), cli.CLIError("--workers: bad"),
+                                   InputTypeError("image must be a path ..., got NoneType"),
                                    PermissionError(13, "Permission denied", "out.csv")])
 def test_input_errors_are_one_line_with_status_2(monkeypatch, capsys, error):
     def fail(args):
@@ -26,6 +27,17 @@ def test_input_errors_are_one_line_with_status_2(monkeypatch, capsys, error):
     err = capsys.readouterr().err
     assert status == 2
     assert err.splitlines() == [f"delfverify: error: {error}"]
+
+
+@pytest.mark.parametrize("message", ["cannot connect (first line\nsecond line)", "a\r\nb", "ends with a newline\n"])
+def test_an_input_error_is_one_line_whatever_its_message_holds(monkeypatch, capsys, message):
+    def fail(args):
+        raise DelfverifyError(message)
+
+    monkeypatch.setattr(cli, "_cmd_gap", fail)
+    assert cli.main(["gap", "p.csv", "--truth", "t.csv"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.endswith("\n") and "Traceback" not in err
 
 
 def test_a_bug_shows_its_traceback_and_says_so(monkeypatch, capsys):
@@ -53,3 +65,4 @@ def test_project_errors_are_also_the_builtin_kind_that_fits():
     for kind in (ImageError, ImageLookupError, TableError, PolicyError):
         assert issubclass(kind, DelfverifyError) and issubclass(kind, ValueError)
     assert issubclass(ModelLoadError, RuntimeError)
+    assert issubclass(InputTypeError, DelfverifyError) and issubclass(InputTypeError, TypeError)

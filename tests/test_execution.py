@@ -282,9 +282,11 @@ def test_a_dask_scheduler_that_never_answers_is_an_error_within_the_connect_time
 
 @pytest.fixture
 def dask_cluster():
-    """An in-process Dask cluster (threads) without any worker, and a function adding one."""
+    """An in-process Dask cluster (threads) without any worker, reached over TCP as a remote one is (an in-process
+    cluster's own inproc:// address is given by its client instead)."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
         yield cluster
 
 
@@ -324,3 +326,33 @@ def test_a_batch_that_kills_its_dask_worker_is_an_error_naming_the_scheduler(tmp
     assert str(info.value).startswith(f"Dask scheduler {cluster.scheduler_address}: a batch killed the workers that "
                                       f"ran it (")
     assert str(info.value).endswith("); check the workers' memory and logs")
+
+
+# --- a scheduler address is checked up front, and any failure to reach it is one line naming it (issue #19) -----
+
+@pytest.mark.parametrize("address", ["foo", "tcp://", "inproc://x", "tcp://host:0", "tcp://host:99999",
+                                     "tcp://host:8786/path", "udp://host:8786", "tcp://::1:8786", 5])
+def test_a_bad_scheduler_address_is_refused_before_anything_connects(tmp_path, address):
+    from delfverify.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="^scheduler must be a Dask scheduler address such as tcp://host:8786 "):
+        RunSettings(scheduler=address)
+    spec = RunSettings.__new__(RunSettings)  # settings that skipped the check still cannot reach Dask
+    object.__setattr__(spec, "scheduler", address)
+    object.__setattr__(spec, "workers", 1)
+    with pytest.raises(WorkerError, match="^Dask scheduler "):
+        Runner(Verifier("rootsift", cache_dir=tmp_path), spec).__enter__()
+
+
+@pytest.mark.parametrize("address", ["tls://127.0.0.1:1", "tcp://127.0.0.1:1", "ws://127.0.0.1:1"])
+def test_a_scheduler_that_cannot_be_reached_is_one_line_naming_it(tmp_path, monkeypatch, address):
+    """tls:// without certificates ended in a TypeError from Dask's TLS connector."""
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(execution, "DASK_CONNECT_TIMEOUT", 0.5)
+    with pytest.raises(WorkerError) as info, Runner(Verifier("rootsift", cache_dir=tmp_path),
+                                                    RunSettings(scheduler=address)):
+        pass
+    message = str(info.value)
+    assert message.startswith(f"cannot connect to the Dask scheduler at {address} within 0.5 s (")
+    assert "\n" not in message
+    assert ("needs the client's certificates" in message) == address.startswith("tls://")

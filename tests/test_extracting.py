@@ -47,9 +47,16 @@ def test_missing_and_broken_photos_are_named_and_the_others_extracted(tmp_path):
     assert "not an image" in result.failed[ids[0]] and "file not found" in result.failed["missing"]
 
 
-def test_extract_needs_a_store(tmp_path):
-    with pytest.raises(ValueError, match="cache=False"):
+def test_extract_needs_a_store(tmp_path, capsys):
+    from delfverify.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="^cache must be True: extract fills the feature store"):
         extract(GALLERY, images=SAMPLE / "gallery", cache=False)
+    # Through the command line it ended in a traceback (a plain ValueError)
+    assert cli.main(["extract", str(GALLERY), "--images", str(SAMPLE / "gallery"), "--no-cache", "-q"]) == 2
+    assert capsys.readouterr().err.splitlines() == [(
+        "delfverify: error: --no-cache: extract fills the feature store; name its folder with --cache-dir, or leave "
+        "both out for the user cache")]
 
 
 def test_cli_extract_prints_what_it_did_and_errors_are_one_line(tmp_path, capsys):

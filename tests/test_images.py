@@ -13,10 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 import delfverify.images as images
-from delfverify.images import DEFAULT_MAX_SIDE, ImageDirectory, ImageError, ImageLookupError, decode_image, load_image
+from delfverify.errors import DelfverifyError, InputTypeError
+from delfverify.images import (
+    DEFAULT_MAX_SIDE,
+    ImageDirectory,
+    ImageError,
+    ImageLookupError,
+    check_image,
+    decode_image,
+    load_image,
+    read_bytes,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,9 +101,13 @@ def test_load_image_float_array_in_unit_range(dtype):
     np.testing.assert_array_equal(out, pixels)
 
 
-def test_load_image_float_array_is_clipped():
-    out = load_image(np.array([[-0.5, 0.5, 2.0]], np.float32))
+def test_load_image_float_array_is_rounded_never_clipped():
+    out = load_image(np.array([[0.0, 0.5, 1.0]], np.float32))
     np.testing.assert_array_equal(out[0, :, 0], [0, 128, 255])
+    with pytest.raises(ImageError) as info:  # it was clipped to [0, 128, 255]
+        load_image(np.array([[-0.5, 0.5, 2.0]], np.float32))
+    assert str(info.value).endswith("float array levels must be in [0, 1], found -0.5 to 2; for levels 0..255, "
+                                    "divide by 255 or give uint8 pixels")
 
 
 def test_load_image_float_array_with_nan_is_refused():
@@ -103,8 +120,9 @@ def test_load_image_float_array_with_nan_is_refused():
 @pytest.mark.parametrize(
     "array",
     [np.zeros((4, 4, 2), np.uint8), np.zeros((4,), np.uint8), np.zeros((2, 4, 4, 3), np.uint8),
-     np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4, 3), np.int32), np.zeros((4, 4, 3), bool)],
-    ids=["two-channels", "1d", "4d", "no-pixels", "int32", "bool"],
+     np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4, 3), np.complex64), np.zeros((4, 4, 3), bool),
+     np.zeros((4, 4, 3), object), np.zeros((4, 4, 3), "datetime64[s]"), np.zeros((4, 4, 3), "U1")],
+    ids=["two-channels", "1d", "4d", "no-pixels", "complex", "bool", "object", "datetime", "str"],
 )
 def test_load_image_unsupported_array_raises_image_error(array):
     with pytest.raises(ImageError, match="array"):
@@ -244,8 +262,11 @@ def test_load_image_16bit_levels_use_the_integer_rule_exactly():
     expected = [0, 0, 1, 2, 254, 255]  # value // 257
     assert load_image(Image.fromarray(values), None)[0, :, 0].tolist() == expected
     assert load_image(values, None)[0, :, 0].tolist() == expected  # arrays follow the same rule
-    wide = Image.fromarray(np.array([[-5, 0, 100_000, 200_000]], np.int32), mode="I")  # 32-bit: max -> 255
+    wide = Image.fromarray(np.array([[5, 0, 100_000, 200_000]], np.int32), mode="I")  # 32-bit: max -> 255
     assert load_image(wide, None)[0, :, 0].tolist() == [0, 0, 127, 255]
+    negative = Image.fromarray(np.array([[-5, 0, 100_000, 200_000]], np.int32), mode="I")  # was clipped to 0
+    with pytest.raises(ImageError, match=r"image of int32 holds negative levels \(lowest -5\)"):
+        load_image(negative, None)
 
 
 def _dds_of_unknown_format() -> bytes:
@@ -513,3 +534,190 @@ def test_symlink_inside_root_is_allowed(tmp_path):
     real = _touch(tmp_path / "imgs" / "real.jpg")
     (tmp_path / "imgs" / "alias.jpg").symlink_to(real)
     assert ImageDirectory(tmp_path / "imgs").find("alias") == tmp_path / "imgs" / "alias.jpg"
+
+
+# --- one check for every image input: accepted types, levels by one rule, never a clip (issue #19) ---------------
+
+_NOT_IMAGES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.complex_numbers(),
+                        st.lists(st.lists(st.integers(0, 255), max_size=3), max_size=3), st.tuples(st.integers()),
+                        st.dictionaries(st.text(max_size=2), st.integers(), max_size=2), st.just(object()),
+                        st.just(np.uint8(7)), st.just(range(3)), st.just({1, 2}), st.just(iter([b"png"])))
+_VERIFIER = []
+
+
+def _verifier():
+    from delfverify.verifier import Verifier
+
+    if not _VERIFIER:
+        _VERIFIER.append(Verifier("rootsift"))
+    return _VERIFIER[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(_NOT_IMAGES)
+def test_an_input_of_another_type_is_a_type_error_naming_the_accepted_types(value):
+    verifier = _verifier()
+    for call in (load_image, decode_image, read_bytes, check_image, verifier.key, verifier.features_of):
+        with pytest.raises(InputTypeError) as info:
+            call(value)
+        assert isinstance(info.value, TypeError) and isinstance(info.value, DelfverifyError)
+        assert str(info.value).startswith("image must be a path (str or os.PathLike), encoded image bytes (bytes, "
+                                          "bytearray or memoryview), a PIL image or a numpy array, got ")
+        assert str(info.value).count("\n") == 0
+
+
+def test_verify_pair_names_the_argument_of_another_type_before_loading_anything(monkeypatch):
+    import delfverify.verifier as verifier_module
+
+    monkeypatch.setattr(verifier_module, "Verifier", None)  # nothing is built before the inputs are checked
+    with pytest.raises(InputTypeError, match=r"^image_b must be a path .*, got NoneType$"):
+        verifier_module.verify_pair(_rgb(), None)
+    with pytest.raises(InputTypeError, match=r"^image_a must be .*, got list; give pixels as numpy.asarray\(...\)$"):
+        verifier_module.verify_pair([[1, 2], [3, 4]], _rgb())
+
+
+def test_bytes_bytearray_and_memoryview_of_one_file_are_one_image(tmp_path):
+    data = _encode(Image.fromarray(_rgb()), "PNG")
+    verifier = _verifier()
+    inputs = [data, bytearray(data), memoryview(data), memoryview(bytearray(data)), tmp_path / "p.png"]
+    inputs[-1].write_bytes(data)
+    for image in inputs:
+        np.testing.assert_array_equal(load_image(image), _rgb())
+        assert verifier.key(image) == verifier.key(data)
+    with pytest.raises(ImageError, match=r"^<5 bytes>: not an image file"):
+        load_image(bytearray(b"hello"))
+    released = memoryview(data)
+    released.release()
+    with pytest.raises(ImageError, match=r"^<released memoryview>: cannot read the bytes"):
+        load_image(released)
+
+
+def _expected_levels(values: np.ndarray) -> np.ndarray | None:
+    """The documented rule, element by element in Python numbers: the uint8 levels, or None for a refusal."""
+    kind, size = values.dtype.kind, values.dtype.itemsize
+    flat = values.ravel().tolist()
+    if kind == "f":
+        if not all(np.isfinite(v) and 0.0 <= v <= 1.0 for v in flat):
+            return None
+        return np.array([round(v * 255.0) for v in flat], np.uint8).reshape(values.shape)
+    if kind not in "ui" or min(flat) < 0:
+        return None
+    high = max(flat)
+    if (kind, size) == ("u", 1) or (high <= 255 and (kind, size) != ("u", 2)):
+        out = flat
+    elif (kind, size) == ("u", 2) or high <= 65535:
+        out = [v // 257 for v in flat]
+    else:
+        out = [v * 255 // high for v in flat]
+    return np.array(out, np.uint8).reshape(values.shape)
+
+
+_DTYPES = st.one_of(hnp.integer_dtypes(endianness="?"), hnp.unsigned_integer_dtypes(endianness="?"),
+                    hnp.floating_dtypes(endianness="?"), st.just(np.dtype(bool)), hnp.complex_number_dtypes())
+
+
+@st.composite
+def _arrays(draw):
+    """Arrays of every dtype and byte order, shape (valid or not) and range: small levels, full ranges, the
+    dtype's extremes, floats beyond [0, 1], NaN and infinity."""
+    dtype = draw(_DTYPES)
+    shape = draw(st.sampled_from([(3, 4), (3, 4, 1), (3, 4, 3), (3, 4, 4), (2, 3, 2), (5,), (0, 4, 3), (1, 1)]))
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        high = draw(st.sampled_from([1, 255, 256, 4095, 65535, 65536, int(info.max)]))
+        low = draw(st.sampled_from([0, 0, 0, -1, int(info.min)]))
+        elements = st.integers(max(info.min, low), min(info.max, max(high, low)))
+    elif dtype.kind == "f":
+        elements = st.one_of(st.floats(0, 1, width=8 * min(dtype.itemsize, 8)),
+                             st.floats(width=8 * min(dtype.itemsize, 8)))
+        if draw(st.booleans()):
+            elements = st.floats(0, 1, width=8 * min(dtype.itemsize, 8))
+    else:
+        elements = None
+    return draw(hnp.arrays(dtype, shape, elements=elements))
+
+
+_OUTCOMES: set = set()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_arrays())
+def test_arrays_of_every_dtype_byte_order_shape_and_range_follow_the_one_rule(array):
+    """Either the documented levels or an ImageError naming the array: never another exception, never a clip, and
+    the byte order changes nothing (the pixels, hence the content hash, are the same)."""
+    from delfverify.store import content_hash
+
+    shape_ok = array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4))
+    pixels = array[:, :, :3] if shape_ok and array.ndim == 3 and array.shape[2] == 4 else array
+    expected = _expected_levels(pixels) if shape_ok and array.size else None
+    _OUTCOMES.add((array.dtype.kind, expected is not None))
+    if expected is None:
+        with pytest.raises(ImageError) as info:
+            load_image(array, None)
+        assert str(info.value).startswith(f"<array {array.dtype} {array.shape}>: ")
+        return
+    out = load_image(array, None)
+    gray = expected if expected.ndim == 2 else expected[:, :, 0] if expected.shape[2] == 1 else None
+    np.testing.assert_array_equal(out, np.repeat(gray[:, :, None], 3, axis=2) if gray is not None else expected)
+    swapped = array.byteswap().view(array.dtype.newbyteorder())  # the same values in the other byte order
+    np.testing.assert_array_equal(swapped, array)
+    assert content_hash(decode_image(swapped, None).pixels) == content_hash(out)
+
+
+def test_the_arrays_drawn_were_both_read_and_refused_for_each_kind():
+    if not _OUTCOMES:
+        pytest.skip("runs after the property test")
+    assert {("u", True), ("u", False), ("i", True), ("i", False), ("f", True), ("f", False), ("b", False),
+            ("c", False)} <= _OUTCOMES
+
+
+def test_the_issue_arrays_float_0_to_255_refused_big_endian_uint16_read():
+    pixels = _rgb()
+    with pytest.raises(ImageError, match=r"float array levels must be in \[0, 1\], found 0 to 255"):
+        load_image(pixels.astype(np.float64))  # was clipped to white: a confident 0 inliers
+    big = (pixels.astype(np.uint16) * 257).astype(">u2")  # was refused
+    np.testing.assert_array_equal(load_image(big), pixels)
+    np.testing.assert_array_equal(load_image(pixels.astype(np.int64)), pixels)  # astype(int) of 8-bit pixels
+    np.testing.assert_array_equal(load_image(pixels.astype(">i4") * 257), pixels)  # 16-bit levels in int32
+    for bad, match in [(np.full((2, 2), np.inf), "NaN or infinite"), (np.full((2, 2), -1, np.int16), "negative")]:
+        with pytest.raises(ImageError, match=match):
+            load_image(bad)
+
+
+def test_an_array_is_converted_a_block_of_rows_at_a_time(monkeypatch):
+    monkeypatch.setattr(images, "_CONVERT_BLOCK", 7)  # blocks of one row: the result is the same
+    values = np.arange(12 * 5, dtype=np.float32).reshape(12, 5) / 59
+    np.testing.assert_array_equal(load_image(values, None)[:, :, 0], np.round(values.astype(np.float64) * 255))
+
+
+def _tiff(values: np.ndarray, mode: str | None = None) -> bytes:
+    return _encode(Image.fromarray(values, mode) if mode else Image.fromarray(values), "TIFF")
+
+
+def test_a_float_tiff_in_0_1_is_scaled_and_one_outside_is_refused_naming_it(tmp_path):
+    levels = np.linspace(0, 1, 20 * 30, dtype=np.float32).reshape(20, 30)
+    path = tmp_path / "float.tif"
+    path.write_bytes(_tiff(levels))
+    with Image.open(path) as check:
+        assert check.mode == "F"
+    out = load_image(path, None)  # was black: Pillow's conversion clips [0, 1] to 0 or 1
+    np.testing.assert_array_equal(out[:, :, 0], np.round(levels.astype(np.float64) * 255))
+    for name, values, reason in [
+            ("wide.tif", levels * 255, "float image levels must be in [0, 1], found 0 to 255"),
+            ("negative.tif", levels - 0.5, "float image levels must be in [0, 1], found -0.5 to 0.5"),
+            ("nan.tif", np.where(levels > 0.5, np.nan, levels).astype(np.float32), "NaN or infinite")]:
+        (tmp_path / name).write_bytes(_tiff(values.astype(np.float32)))
+        with pytest.raises(ImageError) as info:
+            load_image(tmp_path / name)
+        assert str(info.value).startswith(f"{tmp_path / name}: ") and reason in str(info.value)
+
+
+def test_16_bit_tiffs_of_either_byte_order_and_32_bit_tiffs_are_scaled_by_their_range(tmp_path):
+    values = np.array([[0, 257, 514, 65535]], np.uint16)
+    for order in ("<u2", ">u2"):
+        data = _tiff(values.astype(order))
+        with Image.open(io.BytesIO(data)) as check:
+            assert check.mode == ("I;16B" if order == ">u2" else "I;16")
+        assert load_image(data, None)[0, :, 0].tolist() == [0, 1, 2, 255]
+    assert load_image(_tiff(np.array([[0, 100, 255]], np.int32), "I"), None)[0, :, 0].tolist() == [0, 100, 255]
+    assert load_image(_tiff(np.array([[0, 65535]], np.int32), "I"), None)[0, :, 0].tolist() == [0, 255]

@@ -8,15 +8,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import delfverify.journal as journal_module
 from delfverify.journal import JournalError, PairJournal, PairRecord
+from delfverify.store import MAX_KEYPOINTS
 
 FP = "fingerprint-a"
 
@@ -351,3 +357,167 @@ def test_a_journal_of_version_1_is_upgraded_and_its_rows_recomputed(tmp_path):
         journal.put(FP, "q", "old", _r(4, 5))
         assert journal.get(FP, [("q", "old")]) == {("q", "old"): _r(4, 5)}
     assert not list(tmp_path.glob("*.corrupt-*"))
+
+
+# --- the journal is input: a schema it cannot use is damage, rows with impossible values are recomputed (#19) ------
+
+_V1 = ("CREATE TABLE pairs (fingerprint TEXT, query TEXT, gallery TEXT, num_inliers INTEGER, num_putative INTEGER, "
+       "PRIMARY KEY (fingerprint, query, gallery))")
+_V2 = ("CREATE TABLE pairs (fingerprint TEXT, query TEXT, gallery TEXT, num_inliers INTEGER, num_putative INTEGER, "
+       "num_features_query INTEGER, num_features_gallery INTEGER, PRIMARY KEY (fingerprint, query, gallery))")
+_COLUMNS = ["fingerprint TEXT", "query TEXT", "gallery TEXT", "num_inliers INTEGER", "num_putative INTEGER",
+            "num_features_query INTEGER", "num_features_gallery INTEGER"]
+
+
+@pytest.mark.parametrize("script", [
+    "PRAGMA user_version=2;",  # the issue's case: the current version without its table
+    "CREATE TABLE pairs (a, b); PRAGMA user_version=2;",
+    f"{_V2.replace('num_putative', 'putative')}; PRAGMA user_version=2;",
+    f"{_V2.replace('num_inliers INTEGER', 'num_inliers INTEGER CHECK (num_inliers < 0)')}; PRAGMA user_version=2;",
+    f"{_V2.replace('query TEXT', 'query TEXT COLLATE NOCASE')}; PRAGMA user_version=2;",
+    f"{_V2}; CREATE TRIGGER forget AFTER INSERT ON pairs BEGIN DELETE FROM pairs; END; PRAGMA user_version=2;",
+    f"{_V2}; CREATE VIEW everything AS SELECT * FROM pairs; PRAGMA user_version=2;",
+    f"{_V2}; CREATE TABLE notes (text); PRAGMA user_version=2;",
+    "CREATE TABLE notes (text);",  # version 0, but another program's database
+    "CREATE VIEW pairs AS SELECT 1 AS fingerprint; PRAGMA user_version=2;",
+    f"{_V2}; PRAGMA user_version=1;",  # version 1 holding version 2's table: adding the columns would fail
+    "PRAGMA user_version=1;",
+    "PRAGMA user_version=-1;",
+], ids=["current-version-without-table", "other-columns", "renamed-column", "check-constraint", "collation",
+        "trigger", "view", "foreign-table", "version-0-foreign-table", "view-named-pairs", "version-1-of-version-2",
+        "version-1-without-table", "negative-version"])
+def test_a_database_the_journal_cannot_use_is_moved_aside_and_the_run_goes_on(tmp_path, caplog, script):
+    path = tmp_path / "journal.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(script)
+    db.close()
+    with caplog.at_level(logging.WARNING, logger="delfverify.journal"), PairJournal(path) as journal:
+        assert journal.corrupt == 1
+        journal.put(FP, "q", "g", _r(3, 8))
+        assert journal.get(FP, [("q", "g")]) == {("q", "g"): _r(3, 8)}
+    assert len(list(tmp_path.glob("journal.sqlite.corrupt-*"))) == 1
+    damaged = f"journal {path} is damaged or not a valid database"
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [damaged]
+    with PairJournal(path) as again:  # the next run uses the fresh journal
+        assert again.corrupt == 0 and again.get(FP, [("q", "g")]) == {("q", "g"): _r(3, 8)}
+
+
+#: Where the property tests write their many small journals: memory when the system has it (no disk syncs).
+_SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
+@st.composite
+def _schemas(draw):
+    """A database SQLite opens: a schema version, maybe a table named pairs of some of the journal's columns (in
+    any order, maybe retyped, maybe keyed), maybe other objects beside it."""
+    version = draw(st.sampled_from([0, 0, 1, 1, 2, 2, 2, 3, 99]))
+    statements = []
+    shape = draw(st.sampled_from(["v2", "v2", "v1", "none", "none", "drawn"]))
+    if shape in ("v1", "v2"):
+        statements.append(_V1 if shape == "v1" else _V2)
+    elif shape == "drawn":
+        columns = draw(st.lists(st.sampled_from(_COLUMNS), min_size=1, max_size=8, unique=True))
+        columns = [c if draw(st.booleans()) else f"{c.split()[0]} {draw(st.sampled_from(['', 'REAL', 'BLOB']))}"
+                   for c in columns]
+        key = ", PRIMARY KEY (fingerprint, query, gallery)" if draw(st.booleans()) and all(
+            any(c.startswith(k + " ") for c in columns) for k in ("fingerprint", "query", "gallery")) else ""
+        statements.append(f"CREATE TABLE pairs ({', '.join(columns)}{key})")
+    first = statements[0].split("(")[1].split()[0] if statements else ""
+    extra = draw(st.sampled_from(["", "", "", "CREATE TABLE notes (text)", f"CREATE INDEX by_first ON pairs ({first})",
+                                  "CREATE VIEW seen AS SELECT 1",
+                                  "CREATE TRIGGER t AFTER INSERT ON pairs BEGIN SELECT 1; END"]))
+    if extra and (statements or "ON pairs" not in extra):
+        statements.append(extra)
+    statements.append(f"PRAGMA user_version={version}")
+    usable = ((version == 0 and statements[:-1] in ([], [_V2])) or (version == 1 and statements[:-1] == [_V1])
+              or (version == 2 and statements[:-1] == [_V2]))
+    return statements, usable
+
+
+@settings(max_examples=60, deadline=None)
+@given(_schemas())
+def test_databases_of_every_schema_are_used_exactly_when_they_are_the_journals(drawn):
+    statements, usable = drawn
+    with tempfile.TemporaryDirectory(dir=_SCRATCH) as folder:
+        path = Path(folder) / "journal.sqlite"
+        db = sqlite3.connect(path)
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+        db.close()
+        with PairJournal(path) as journal:  # never an exception
+            assert journal.corrupt == (0 if usable else 1)
+            journal.put(FP, "q", "g", _r(3, 8))
+            assert journal.get(FP, [("q", "g")]) == {("q", "g"): _r(3, 8)}
+        assert len(list(Path(folder).glob("journal.sqlite.corrupt-*"))) == (0 if usable else 1)
+        check = sqlite3.connect(path)
+        assert check.execute("PRAGMA user_version").fetchone()[0] == journal_module.SCHEMA_VERSION
+        assert {row[0] for row in check.execute("SELECT sql FROM sqlite_master WHERE type = 'table'")} == {_V2}
+        check.close()
+
+
+_COUNT = st.one_of(st.integers(0, 200), st.integers(-2**63, 2**63 - 1), st.just(MAX_KEYPOINTS),
+                   st.just(MAX_KEYPOINTS + 1), st.floats(allow_nan=False), st.text(max_size=3), st.binary(max_size=3),
+                   st.none(), st.just("9" * 5000))
+
+
+@st.composite
+def _possible_rows(draw):
+    """Counts a verification can give: inliers <= putative <= the larger keypoint count <= MAX_KEYPOINTS."""
+    inliers, putative, keypoints = sorted(draw(st.lists(st.integers(0, MAX_KEYPOINTS), min_size=3, max_size=3)))
+    other = draw(st.integers(0, MAX_KEYPOINTS))
+    return (inliers, putative, keypoints, other) if draw(st.booleans()) else (inliers, putative, other, keypoints)
+
+
+_ROWS = st.one_of(_possible_rows(), st.tuples(_COUNT, _COUNT, _COUNT, _COUNT))
+
+
+def _possible(values) -> bool:
+    """The documented rule, in plain Python."""
+    if not all(type(v) is int and 0 <= v <= MAX_KEYPOINTS for v in values):
+        return False
+    inliers, putative, query, gallery = values
+    return inliers <= putative <= max(query, gallery)
+
+
+_SHARED: dict = {}
+
+
+def _shared_journal() -> Path:
+    """One journal for every example of the next test (each example writes under its own fingerprint)."""
+    if "path" not in _SHARED:
+        _SHARED["folder"] = tempfile.TemporaryDirectory(dir=_SCRATCH)
+        _SHARED["path"] = Path(_SHARED["folder"].name) / "journal.sqlite"
+        PairJournal(_SHARED["path"]).close()
+    _SHARED["examples"] = _SHARED.get("examples", 0) + 1
+    return _SHARED["path"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_ROWS, min_size=1, max_size=6))
+def test_rows_of_every_value_are_used_exactly_when_possible_else_recomputed_with_a_short_warning(rows):
+    path = _shared_journal()
+    fingerprint = f"example-{_SHARED['examples']}"
+    db = sqlite3.connect(path)
+    db.executemany("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [(fingerprint, f"q{i}", "g", *values) for i, values in enumerate(rows)])
+    db.commit()
+    stored = db.execute("SELECT query, num_inliers, num_putative, num_features_query, num_features_gallery FROM pairs "
+                        "WHERE fingerprint = ?", (fingerprint,)).fetchall()  # as kept (column types convert some)
+    db.close()
+    logger = logging.getLogger("delfverify.journal")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        with PairJournal(path) as journal:
+            found = journal.get(fingerprint, [(f"q{i}", "g") for i in range(len(rows))])
+            corrupt = journal.corrupt
+    finally:
+        logger.removeHandler(handler)
+    old = {q for q, a, b, c, d in stored if c is None and d is None and type(a) is int and type(b) is int}
+    expected = {(q, "g"): PairRecord(*values) for q, *values in stored if _possible(values)}
+    assert found == expected
+    assert corrupt == len(stored) - len(expected) - len(old) == len(records)  # rows of version 1: recomputed quietly
+    assert all("ignoring impossible entry" in r.getMessage() and len(r.getMessage()) < 400 for r in records)

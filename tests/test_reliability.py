@@ -242,6 +242,10 @@ def _corrupt_journal(path: Path, how: str) -> None:
         db.execute("UPDATE pairs SET num_inliers = num_putative + 1 WHERE rowid % 2 = 0")
         db.execute("UPDATE pairs SET num_inliers = 'many' WHERE rowid % 2 = 1")
         db.commit()
+    elif how == "current-version-without-table":  # SQLite opens it, but it is no journal this code can use
+        db.execute("DROP TABLE pairs")  # issue #19: the same error on every run, though it said the next goes on
+        db.close()
+        return
     root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'pairs'").fetchone()[0]
     page = db.execute("PRAGMA page_size").fetchone()[0]
     db.close()
@@ -256,7 +260,7 @@ def _corrupt_journal(path: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["random-bytes", "truncated", "schema-version-99", "impossible-rows",
-                                 "damaged-page"])
+                                 "damaged-page", "current-version-without-table"])
 def test_corrupt_journal_is_reported_and_pairs_recomputed(baseline, private_cache, tmp_path, capsys, caplog, how):
     journal = private_cache / "journal.sqlite"
     _corrupt_journal(journal, how)

@@ -121,3 +121,20 @@ def test_extractor_object_or_name_give_the_same_verifier(textured_image, warp):
     assert by_name.pair_fingerprint == by_object.pair_fingerprint
     assert by_name.verify(textured_image, warp(textured_image)).num_inliers == \
         by_object.verify(textured_image, warp(textured_image)).num_inliers
+
+
+def test_verify_pair_refuses_float_levels_of_0_to_255_and_reads_big_endian_16_bit(textured_image, warp):
+    """The issue's cases: a float64 array of 0..255 was clipped to white (a confident 0 inliers); a big-endian uint16
+    array was refused."""
+    from delfverify.images import ImageError
+
+    other = warp(textured_image)
+    with pytest.raises(ImageError, match=r"^<array float64 \(300, 400, 3\)>: float array levels must be in \[0, 1\]"):
+        verify_pair(textured_image.astype(np.float64), other)
+    plain = verify_pair(textured_image, other)
+    assert plain.num_inliers > 50
+    wide = (textured_image.astype(np.uint16) * 257).astype(">u2")
+    assert verify_pair(wide, other).num_inliers == plain.num_inliers
+    assert verify_pair(textured_image / 255.0, other).num_inliers == plain.num_inliers
+    verifier = Verifier("rootsift")
+    assert verifier.key(wide) == verifier.key(wide.astype("<u2")) == verifier.key(textured_image)
