@@ -10,6 +10,10 @@
 A problem with the input or the surroundings (a ``DelfverifyError``: missing file, unreadable image, model not
 loadable, malformed CSV, bad option; or a file system error) prints one line ``delfverify: error: ...`` and exits
 with status 2. Any other exception is a bug: its traceback is shown, with a line saying so, and the exit status is 1.
+
+Every output is planned before the work (``delfverify.outputs``). An output may be ``-`` (standard output), a
+device or a FIFO; when one goes to standard output, the command's own lines (what it wrote, the scores) go to
+standard error, so that they never mix into the data.
 """
 
 from __future__ import annotations
@@ -130,13 +134,23 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
                              "a path every worker shares")
 
 
+def _say(to_stdout: bool) -> Callable[..., None]:
+    """``print`` for a command's own lines: to standard error when an output goes to standard output."""
+    stream = sys.stderr if to_stdout else sys.stdout
+    return lambda *parts: print(*parts, file=stream)
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .fileio import check_outputs
+    from .outputs import OutputPlan, goes_to_stdout
     from .verifier import Verifier
 
     settings = verify_settings(args)
-    check_outputs([("the plot", args.plot)], [("photo A", args.image_a), ("photo B", args.image_b)])
-    verifier = Verifier(settings, cache_dir=run_settings(args).store_folder())
+    store = run_settings(args).store_folder()
+    plan = OutputPlan([("photo A", args.image_a), ("photo B", args.image_b)])
+    plan.cache(store)
+    plot = plan.file("the plot", args.plot)
+    say = _say(goes_to_stdout(plot))
+    verifier = Verifier(settings, cache_dir=store)
     features_a = verifier.features_of(args.image_a)
     features_b = verifier.features_of(args.image_b)
     result = verifier.verify_features(features_a, features_b)
@@ -147,9 +161,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         from .plotting import plot_matches
 
         plot_matches(load_image(args.image_a, None), load_image(args.image_b, None), features_a, features_b,
-                     result, args.plot)
+                     result, plot)
     if args.json:
-        print(json.dumps({
+        say(json.dumps({
             "image_a": args.image_a,
             "image_b": args.image_b,
             "features": args.features,
@@ -166,17 +180,19 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     else:
         verdict = "match" if accepted else f"cannot tell: {result.unverifiable}" if result.unverifiable \
             else "no match"
-        print(f"{result.num_inliers} inliers of {result.num_putative} putative matches "
+        say(f"{result.num_inliers} inliers of {result.num_putative} putative matches "
               f"({result.num_features_a} and {result.num_features_b} features): {verdict} "
               f"(threshold {accept} inliers for {args.features} with the {result.geometry} model)")
     return 0
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:
+    from .outputs import goes_to_stdout
     from .pipeline import rerank
 
     settings, run = verify_settings(args), run_settings(args)
     output = args.output or f"{os.path.splitext(os.path.basename(args.predictions))[0]}.reranked.csv"
+    say = _say(any(goes_to_stdout(p) for p in (output, args.details, args.report)))
     result = rerank(args.predictions, gallery=args.gallery, gallery_images=args.gallery_images,
                     query_images=args.query_images, output=output, details=args.details, report=args.report,
                     truth=args.truth, policy=args.policy, settings=settings, run=run)
@@ -189,12 +205,13 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
                    f"{statuses or 'none'}; relabelled {summary['relabelled']}")
     else:
         counted = f"{len(details)} predictions, policy {result.policy.name}): {statuses or 'none'}"
-    print(f"wrote {output} ({counted}; pairs verified {summary['pairs_computed']}, reused {summary['pairs_reused']}; "
-          f"features extracted {summary['features_extracted']}")
+    shown = "standard output" if output == "-" else output
+    say(f"wrote {shown} ({counted}; pairs verified {summary['pairs_computed']}, reused {summary['pairs_reused']}; "
+        f"features extracted {summary['features_extracted']}")
     if result.scores is not None:
-        print(result.scores.describe())
+        say(result.scores.describe())
     if result.report is not None:
-        print(_describe_report(result.report))
+        say(_describe_report(result.report))
     for row in result.details.itertuples():
         if row.status == "error":
             logger.warning("%s: %s", row.id, row.reason)
@@ -214,30 +231,34 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 def _describe_report(report: "ReportResult") -> str:
     pictures = f"{report.pictures} match pictures in {report.pictures_dir}" if report.pictures else "no match pictures"
     skipped = f", {report.pictures_skipped} sampled rows without (see the warnings)" if report.pictures_skipped else ""
-    return f"wrote {report.path} ({pictures}{skipped}; {report.bytes / 2**20:.1f} MiB in all)"
+    shown = "standard output" if str(report.path) == "-" else report.path
+    return f"wrote {shown} ({pictures}{skipped}; {report.bytes / 2**20:.1f} MiB in all)"
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .details import read_details
-    from .fileio import check_outputs
     from .images import ImageDirectory, Photos
-    from .report import write_report
+    from .outputs import OutputPlan
+    from .report import plan_report, write_report
     from .tables import read_gallery
     from .verifier import Verifier
 
     if bool(args.gallery_images) != bool(args.query_images):
         raise CLIError("--gallery-images and --query-images go together: the pictures need both")
-    check_outputs([("the report", args.output)], [("the details file", args.details), ("the truth file", args.truth),
-                                                  ("the gallery file", args.gallery)])
+    plan = OutputPlan([("the details file", args.details), ("the truth file", args.truth),
+                       ("the gallery file", args.gallery)],
+                      [("the query image folder", args.query_images),
+                       ("the gallery image folder", args.gallery_images)])
+    report = plan_report(plan, args.output, pictures=bool(args.gallery_images))
     details = read_details(args.details)
     photos = verifier = None
     if args.gallery_images:
         paths = read_gallery(args.gallery).paths() if args.gallery else {}
         photos = Photos(ImageDirectory(args.query_images), ImageDirectory(args.gallery_images), paths)
         verifier = Verifier(verify_settings(args), cache_dir=run_settings(args).store_folder())
-    result = write_report(details, args.output, truth=args.truth, photos=photos, verifier=verifier,
+    result = write_report(details, report, truth=args.truth, photos=photos, verifier=verifier,
                           title=f"delfverify report: {os.path.basename(args.details)}")
-    print(_describe_report(result))
+    _say(report.page.to_stdout)(_describe_report(result))
     return 0
 
 
@@ -268,13 +289,20 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
     config = settings_of(lambda: TuneConfig(folds=args.folds, repeats=args.repeats, seed=args.cv_seed,
                                             space=SPACES[args.search](max_k=args.max_k)), {"seed": "--cv-seed"})
+    from .outputs import goes_to_stdout
+
     settings, run = verify_settings(args), run_settings(args)
     result = tune(args.predictions, truth=args.truth, gallery=args.gallery, gallery_images=args.gallery_images,
                   query_images=args.query_images, output=args.output, plot=args.plot, config=config,
                   settings=settings, run=run)
-    print(format_summary(result))
-    print(f"wrote {args.output}" + (f" and {args.plot}" if args.plot else "")
-          + f"; use it with: delfverify rerank ... --policy {args.output}")
+    say = _say(goes_to_stdout(args.output) or goes_to_stdout(args.plot))
+    say(format_summary(result))
+    if args.output == "-":
+        say("wrote the policy to standard output" + (f" and the plot to {args.plot}" if args.plot else "")
+            + "; save it to a file to use it with: delfverify rerank ... --policy FILE")
+    else:
+        say(f"wrote {args.output}" + (f" and {args.plot}" if args.plot else "")
+            + f"; use it with: delfverify rerank ... --policy {args.output}")
     return 0
 
 
@@ -329,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("image_a", help="first photo")
     verify.add_argument("image_b", help="second photo")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
-    verify.add_argument("--plot", metavar="PNG", help="write the photos side by side with inlier matches drawn")
+    verify.add_argument("--plot", metavar="PNG", help="write the photos side by side with inlier matches drawn (- for "
+                        "standard output; the result line then goes to standard error)")
     add_verifier_options(verify)
     verify.set_defaults(handler=_cmd_verify)
 
@@ -346,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("--policy", default="default",
                         help="built-in policy (default, seed) or a policy JSON file (default: %(default)s)")
     rerank.add_argument("-o", "--output", metavar="CSV",
-                        help="re-ranked predictions (default: <predictions name>.reranked.csv here)")
+                        help="re-ranked predictions (default: <predictions name>.reranked.csv here; - for standard "
+                             "output, the summary then goes to standard error)")
     rerank.add_argument("--details", metavar="CSV", help="per-prediction details: confidences, band, gallery "
                         "ids, inlier counts, status and reason (per candidate, with its rank and whether chosen)")
     rerank.add_argument("--candidates", type=int, default=run.candidates, metavar="N",
@@ -359,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a prediction whose images are missing/unreadable or whose label has no gallery "
                              "photo keeps its confidence, or is suppressed as if 0 inliers (default: %(default)s)")
     rerank.add_argument("--report", metavar="HTML", help="a visual report of the run: summary, plots, a table of "
-                        "every prediction and match pictures (in <name>_files/ beside it)")
+                        "every prediction and match pictures (in <name>_files/ beside it, a folder delfverify makes "
+                        "itself: an existing one it did not make is refused)")
     rerank.add_argument("--truth", metavar="CSV", help="solution CSV id,landmarks: print GAP before and after, the "
                         "oracle and the accuracy (and show them in the report)")
     add_data_options(rerank)
@@ -398,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "'delfverify rerank --policy'.")
     tune.add_argument("predictions", nargs="+", help="one or more predictions CSV files for the queries of --truth")
     tune.add_argument("--truth", required=True, help="solution CSV id,landmarks")
-    tune.add_argument("-o", "--output", required=True, metavar="JSON", help="the tuned policy")
+    tune.add_argument("-o", "--output", required=True, metavar="JSON", help="the tuned policy (- for standard "
+                      "output; the summary then goes to standard error)")
     tune.add_argument("--plot", metavar="PNG", help="GAP against each band's min_inliers, and inlier histograms "
                       "of correct, wrong and non-landmark predictions")
     tune.add_argument("--search", choices=SPACES, default=tune_defaults.search,
