@@ -125,8 +125,9 @@ class OutputPlan:
         self.image_folders = [(name, Path(os.path.realpath(f if isinstance(f, (str, os.PathLike)) else f.root)))
                               for name, f in image_folders if f is not None]  # a path, or an ImageDirectory
         self.outputs: list[Output] = []
-        # (name, real path or None, descriptor or None, folder whose inside is its own, the path as given)
+        # (name, real path or None, descriptor or None, a folder whose inside is the tool's, the path as given)
         self._claims: list[tuple[str, Path | None, int | None, bool, str]] = []
+        self._folders: set[Path] = set()  # claimed paths that are folders
 
     @property
     def to_stdout(self) -> bool:
@@ -204,6 +205,16 @@ class OutputPlan:
         given = os.fspath(path)
         absolute = Path(os.path.abspath(given))
         real = Path(os.path.realpath(absolute.parent)) / absolute.name  # the folder itself is never followed
+        for other, other_path in self.inputs:
+            if _inside(Path(os.path.realpath(other_path)), real):
+                raise OutputError(f"{given}: {name} holds {other} ({other_path}); {remedy}")
+        for other, folder in self.image_folders:
+            if _inside(folder, real):
+                raise OutputError(f"{given}: {name} holds {other} ({folder}); {remedy}")
+        self._check_image_folders(name, given, real, remedy)
+        for other, claimed, _, _, other_given in self._claims:
+            if claimed is not None and (_inside(claimed, real) or _inside(real, claimed)):
+                raise OutputError(f"{given}: {name} would hold {other} ({other_given}); {remedy}")
         st = _stat(real, name, remedy, follow=False)
         listed: frozenset = frozenset()
         if st is None:
@@ -240,18 +251,9 @@ class OutputPlan:
                     raise OutputError(f"{given}: {name} holds {stray[0]}, which delfverify did not write there (its "
                                       f"manifest does not list it); move it away, or {remedy}")
             if not os.access(real, os.W_OK | os.X_OK):
-                raise _unwritable(name, given, real)
-        for other, other_path in self.inputs:
-            if _inside(Path(os.path.realpath(other_path)), real):
-                raise OutputError(f"{given}: {name} holds {other} ({other_path}); {remedy}")
-        for other, folder in self.image_folders:
-            if _inside(folder, real):
-                raise OutputError(f"{given}: {name} holds {other} ({folder}); {remedy}")
-        self._check_image_folders(name, given, real, remedy)
-        for other, claimed, _, _, other_given in self._claims:
-            if claimed is not None and (_inside(claimed, real) or _inside(real, claimed)):
-                raise OutputError(f"{given}: {name} would hold {other} ({other_given}); {remedy}")
+                raise _unwritable(name, given, real, remedy)
         self._claims.append((name, real, None, True, given))
+        self._folders.add(real)
         return OwnedFolder(name, real, pattern, member_name, purpose, listed, st is not None)
 
     def cache(self, store: PathArg | None, journal: PathArg | None = None) -> None:
@@ -273,8 +275,9 @@ class OutputPlan:
             if st is None:
                 _check_creatable("the cache folder", given, real, remedy)
             elif not os.access(real, os.W_OK | os.X_OK):
-                raise _unwritable("the cache folder", given, real)
+                raise _unwritable("the cache folder", given, real, remedy)
             self._claims.append(("the cache folder", real, None, False, given))
+            self._folders.add(real)
         if journal is not None:
             remedy = "choose another journal (--journal) or cache folder (--cache-dir), or none (--no-cache)"
             planned = self.file("the journal", journal, streams=False, remedy=remedy)
@@ -289,7 +292,8 @@ class OutputPlan:
             if claimed is None:
                 continue
             if claimed == real or _same_file(given, other_given):
-                raise OutputError(f"{given}: {name} would overwrite {other} ({other_given}), the same file; {remedy}")
+                same = "path" if claimed in self._folders else "file"
+                raise OutputError(f"{given}: {name} would overwrite {other} ({other_given}), the same {same}; {remedy}")
             if owned and _inside(real, claimed):
                 raise OutputError(f"{given}: {name} would be written into {other} ({other_given}), which delfverify "
                                   f"fills itself; {remedy}")
@@ -297,8 +301,8 @@ class OutputPlan:
     def _check_image_folders(self, name: str, given: str, real: Path, remedy: str) -> None:
         for other, folder in self.image_folders:
             if _inside(real, folder):
-                raise OutputError(f"{given}: {name} would be written into {other} ({folder}), among the photos; "
-                                  f"{remedy} outside it")
+                raise OutputError(f"{given}: {name} would be written into {other} ({folder}), among the photos, "
+                                  f"where nothing is ever written; {remedy}")
 
 
 def _descriptor(given: str) -> int | None:
@@ -354,14 +358,13 @@ def _real(given: str, name: str) -> Path:
     return Path(os.path.realpath(given))
 
 
-def _unwritable(name: str, given: str, folder: Path) -> OutputError:
+def _unwritable(name: str, given: str, folder: Path, remedy: str) -> OutputError:
     try:
         read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         read_only = False
     if read_only:
-        return OutputError(f"{given}: cannot write {name}: {folder} is on a read-only file system; choose another "
-                           f"path")
+        return OutputError(f"{given}: cannot write {name}: {folder} is on a read-only file system; {remedy}")
     return OutputError(f"{given}: no permission to write {name} in {folder}")
 
 
@@ -374,7 +377,7 @@ def _check_creatable(name: str, given: str, real: Path, remedy: str) -> None:
     if not folder.is_dir():
         raise OutputError(f"{given}: cannot write {name}: {folder} is not a directory")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise _unwritable(name, given, folder)
+        raise _unwritable(name, given, folder, remedy)
     try:
         name_max = os.pathconf(folder, "PC_NAME_MAX")
         path_max = os.pathconf(folder, "PC_PATH_MAX")

@@ -55,10 +55,10 @@ def write_outputs(items: Sequence[tuple[Output, bytes | str]],
         Naming the output that failed, the reason and the remedy; nothing was replaced, and no temporary file nor
         any folder made by this call is left.
     """
+    folders = [(folder, set(names)) for folder, names in folders]
     job = _Job()
     try:
         for folder, names in folders:
-            names = set(names)
             if names:
                 job.stage(Output(f"the manifest of {folder.name}", str(folder.path / MANIFEST), FILE,
                                  folder.path / MANIFEST, member=True), _manifest(folder, folder.listed | names))
@@ -76,7 +76,7 @@ def write_outputs(items: Sequence[tuple[Output, bytes | str]],
         job.abandon()
         raise
     for folder, names in folders:
-        _tidy(folder, set(names))
+        _tidy(folder, names)
 
 
 class _Job:
