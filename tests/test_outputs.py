@@ -343,6 +343,11 @@ def test_rerank_and_tune_write_to_standard_output_and_say_what_they_did_on_stand
                               SAMPLE / "gallery.csv", "--gallery-images", SAMPLE / "gallery", "--query-images",
                               SAMPLE / "queries", "--cache-dir", cache, "--workers", 1, "-q", "-o", "-"])
     assert status == 0 and json.loads(out)["bands"] and "wrote the policy to standard output" in err
+    status, out, err = _main(["report", sample_run.folder / "details.csv", "-o", "-"])  # a page without pictures
+    assert status == 0 and out.startswith("<!DOCTYPE html>") and err.startswith("wrote standard output (no match")
+    status, out, err = _main(["report", sample_run.folder / "details.csv", "-o", "-", "--gallery-images",
+                              SAMPLE / "gallery", "--query-images", SAMPLE / "queries"])
+    assert status == 2 and "its match pictures go in a folder beside it" in _one_line(err) and out == ""
 
 
 def test_a_report_name_too_long_for_the_file_system_is_refused_before_any_work(sample_run, tmp_path):
@@ -353,3 +358,15 @@ def test_a_report_name_too_long_for_the_file_system_is_refused_before_any_work(s
     status, out, err = _main(sample_argv(tmp_path / "out", cache, "--report", page))
     assert status == 2 and "the name rrrr" in _one_line(err) and "choose a shorter name" in _one_line(err)
     assert not (tmp_path / "out").exists() and not page.exists()
+
+
+def test_extract_and_verify_plan_their_cache_folder_before_any_work(tmp_path):
+    queries = Path(shutil.copytree(SAMPLE / "queries", tmp_path / "queries"))
+    (tmp_path / "ids.csv").write_text(f"id\n{QID}\n")
+    status, out, err = _main(["extract", tmp_path / "ids.csv", "--images", queries, "--cache-dir",
+                              queries / "cache", "--workers", 1])
+    assert status == 2 and out == "" and "the cache folder would be written into the image folder" in _one_line(err)
+    photo = queries / f"{QID}.jpg"
+    status, out, err = _main(["verify", photo, photo, "--cache-dir", photo])
+    assert status == 2 and out == "" and "the cache folder would overwrite photo A" in _one_line(err)
+    assert sorted(p.name for p in queries.iterdir()) == sorted(p.name for p in (SAMPLE / "queries").iterdir())
