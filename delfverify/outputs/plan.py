@@ -361,7 +361,7 @@ def _real(given: str, name: str) -> Path:
 def _unwritable(name: str, given: str, folder: Path, remedy: str) -> OutputError:
     try:
         read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-    except OSError:
+    except (OSError, AttributeError):  # no statvfs (Windows)
         read_only = False
     if read_only:
         return OutputError(f"{given}: cannot write {name}: {folder} is on a read-only file system; {remedy}")

@@ -96,7 +96,7 @@ class _Job:
         except (FileNotFoundError, NotADirectoryError):
             st = None
         if st is not None and not (stat.S_ISREG(st.st_mode) or (target.member and stat.S_ISLNK(st.st_mode))):
-            raise OSError(errno.EEXIST, f"{_kind(st.st_mode)} took its place after the run started")
+            raise OSError(errno.EEXIST, f"{_kind(st.st_mode)} stands in its place")
         missing = []
         folder = final.parent
         while not os.path.lexists(folder):
@@ -131,7 +131,7 @@ class _Job:
         try:
             os.set_blocking(fd, True)
             if stat.S_ISREG(os.fstat(fd).st_mode):  # it changed since planning: never write into a file in place
-                raise OSError(errno.EEXIST, "a regular file took its place after the run started")
+                raise OSError(errno.EEXIST, "a regular file took its place after the run was planned")
             _write_all(fd, data)
         finally:
             os.close(fd)
