@@ -11,6 +11,10 @@
 A problem with the input or the surroundings (a ``DelfverifyError``: missing file, unreadable image, model not
 loadable, malformed CSV, bad option; or a file system error) prints one line ``delfverify: error: ...`` and exits
 with status 2. Any other exception is a bug: its traceback is shown, with a line saying so, and the exit status is 1.
+
+Every output is planned before the work (``delfverify.outputs``). An output may be ``-`` (standard output), a
+device or a FIFO; when one goes to standard output, the command's own lines (what it wrote, the scores) go to
+standard error, so that they never mix into the data.
 """
 
 from __future__ import annotations
@@ -135,15 +139,25 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
                              "a path every worker shares")
 
 
+def _say(to_stdout: bool) -> Callable[..., None]:
+    """``print`` for a command's own lines: to standard error when an output goes to standard output."""
+    stream = sys.stderr if to_stdout else sys.stdout
+    return lambda *parts: print(*parts, file=stream)
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .calibration import format_rate
-    from .fileio import check_outputs
+    from .outputs import OutputPlan, goes_to_stdout
     from .verifier import Verifier
 
     settings = verify_settings(args)
-    check_outputs([("the plot", args.plot)], [("photo A", args.image_a), ("photo B", args.image_b)])
     run = run_settings(args)
-    verifier = Verifier(settings, cache_dir=run.store_folder(), null_table=run.null_table)
+    store = run.store_folder()
+    plan = OutputPlan([("photo A", args.image_a), ("photo B", args.image_b)])
+    plan.cache(store)
+    plot = plan.file("the plot", args.plot)
+    say = _say(goes_to_stdout(plot))
+    verifier = Verifier(settings, cache_dir=store, null_table=run.null_table)
     features_a = verifier.features_of(args.image_a)
     features_b = verifier.features_of(args.image_b)
     result = verifier.verify_features(features_a, features_b)
@@ -155,9 +169,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         from .plotting import plot_matches
 
         plot_matches(load_image(args.image_a, None), load_image(args.image_b, None), features_a, features_b,
-                     result, args.plot)
+                     result, plot)
     if args.json:
-        print(json.dumps({
+        say(json.dumps({
             "image_a": args.image_a,
             "image_b": args.image_b,
             "features": args.features,
@@ -183,7 +197,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             meaning = (f"false-match rate {format_rate(result.false_match_rate)}: the share of unrelated photo pairs "
                        f"that reach {result.num_inliers} inliers")
         reached = "" if math.isnan(accept_rate) else f", which {format_rate(accept_rate)} of unrelated pairs reach"
-        print(f"{result.num_inliers} inliers of {result.num_putative} putative matches "
+        say(f"{result.num_inliers} inliers of {result.num_putative} putative matches "
               f"({result.num_features_a} and {result.num_features_b} features): {verdict} "
               f"(threshold {accept} inliers{reached}, for {args.features} with the {result.geometry} model); "
               f"{meaning}")
@@ -191,10 +205,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:
+    from .outputs import goes_to_stdout
     from .pipeline import rerank
 
     settings, run = verify_settings(args), run_settings(args)
     output = args.output or f"{os.path.splitext(os.path.basename(args.predictions))[0]}.reranked.csv"
+    say = _say(any(goes_to_stdout(p) for p in (output, args.details, args.report)))
     result = rerank(args.predictions, gallery=args.gallery, gallery_images=args.gallery_images,
                     query_images=args.query_images, output=output, details=args.details, report=args.report,
                     truth=args.truth, policy=args.policy, settings=settings, run=run)
@@ -207,12 +223,13 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
                    f"{statuses or 'none'}; relabelled {summary['relabelled']}")
     else:
         counted = f"{len(details)} predictions, policy {result.policy.name}): {statuses or 'none'}"
-    print(f"wrote {output} ({counted}; pairs verified {summary['pairs_computed']}, reused {summary['pairs_reused']}; "
-          f"features extracted {summary['features_extracted']}")
+    shown = "standard output" if output == "-" else output
+    say(f"wrote {shown} ({counted}; pairs verified {summary['pairs_computed']}, reused {summary['pairs_reused']}; "
+        f"features extracted {summary['features_extracted']}")
     if result.scores is not None:
-        print(result.scores.describe())
+        say(result.scores.describe())
     if result.report is not None:
-        print(_describe_report(result.report))
+        say(_describe_report(result.report))
     for row in result.details.itertuples():
         if row.status == "error":
             logger.warning("%s: %s", row.id, row.reason)
@@ -234,52 +251,59 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibration import measure_null_table, write_null_table
-    from .fileio import check_outputs
+    from .outputs import OutputPlan, goes_to_stdout
     from .verifier import Verifier
 
-    check_outputs([("the null table", args.output)], [("the gallery file", args.gallery)])
-    run = run_settings(args)
-    verifier = Verifier(verify_settings(args), cache_dir=run.store_folder())
+    store = run_settings(args).store_folder()
+    plan = OutputPlan([("the gallery file", args.gallery)], [("the gallery image folder", args.gallery_images)])
+    plan.cache(store)
+    output = plan.file("the null table", args.output)
+    say = _say(goes_to_stdout(output))
+    verifier = Verifier(verify_settings(args), cache_dir=store)
     measured = measure_null_table(verifier, args.gallery, args.gallery_images, pairs=args.pairs, seed=args.seed_pairs,
                                   max_photos=args.max_photos, progress=not args.quiet and sys.stderr.isatty())
-    write_null_table(measured.table, args.output)
+    write_null_table(measured.table, output)
     aside = measured.pairs[measured.pairs["status"] == "set_aside"]
     if len(aside):
         labels = aside.groupby(["label_a", "label_b"]).size().sort_values(ascending=False)
         logger.warning("%d pair(s) set aside as sharing geometry, from %d label pair(s), e.g. %s and %s (%d pairs): "
                        "photos of these labels may show the same place", len(aside), len(labels),
                        str(labels.index[0][0])[:80], str(labels.index[0][1])[:80], labels.iloc[0])
-    print(f"wrote {args.output}: {measured.table.describe()}; use it with --null-table {args.output}")
+    say(f"wrote {args.output}: {measured.table.describe()}; use it with --null-table {args.output}")
     return 0
 
 
 def _describe_report(report: "ReportResult") -> str:
     pictures = f"{report.pictures} match pictures in {report.pictures_dir}" if report.pictures else "no match pictures"
     skipped = f", {report.pictures_skipped} sampled rows without (see the warnings)" if report.pictures_skipped else ""
-    return f"wrote {report.path} ({pictures}{skipped}; {report.bytes / 2**20:.1f} MiB in all)"
+    shown = "standard output" if str(report.path) == "-" else report.path
+    return f"wrote {shown} ({pictures}{skipped}; {report.bytes / 2**20:.1f} MiB in all)"
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .details import read_details
-    from .fileio import check_outputs
     from .images import ImageDirectory, Photos
-    from .report import write_report
+    from .outputs import OutputPlan
+    from .report import plan_report, write_report
     from .tables import read_gallery
     from .verifier import Verifier
 
     if bool(args.gallery_images) != bool(args.query_images):
         raise CLIError("--gallery-images and --query-images go together: the pictures need both")
-    check_outputs([("the report", args.output)], [("the details file", args.details), ("the truth file", args.truth),
-                                                  ("the gallery file", args.gallery)])
+    plan = OutputPlan([("the details file", args.details), ("the truth file", args.truth),
+                       ("the gallery file", args.gallery)],
+                      [("the query image folder", args.query_images),
+                       ("the gallery image folder", args.gallery_images)])
+    report = plan_report(plan, args.output, pictures=bool(args.gallery_images))
     details = read_details(args.details)
     photos = verifier = None
     if args.gallery_images:
         paths = read_gallery(args.gallery).paths() if args.gallery else {}
         photos = Photos(ImageDirectory(args.query_images), ImageDirectory(args.gallery_images), paths)
         verifier = Verifier(verify_settings(args), cache_dir=run_settings(args).store_folder())
-    result = write_report(details, args.output, truth=args.truth, photos=photos, verifier=verifier,
+    result = write_report(details, report, truth=args.truth, photos=photos, verifier=verifier,
                           title=f"delfverify report: {os.path.basename(args.details)}")
-    print(_describe_report(result))
+    _say(report.page.to_stdout)(_describe_report(result))
     return 0
 
 
@@ -310,13 +334,20 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
     config = settings_of(lambda: TuneConfig(folds=args.folds, repeats=args.repeats, seed=args.cv_seed,
                                             space=SPACES[args.search](max_k=args.max_k)), {"seed": "--cv-seed"})
+    from .outputs import goes_to_stdout
+
     settings, run = verify_settings(args), run_settings(args)
     result = tune(args.predictions, truth=args.truth, gallery=args.gallery, gallery_images=args.gallery_images,
                   query_images=args.query_images, output=args.output, plot=args.plot, config=config,
                   settings=settings, run=run)
-    print(format_summary(result))
-    print(f"wrote {args.output}" + (f" and {args.plot}" if args.plot else "")
-          + f"; use it with: delfverify rerank ... --policy {args.output}")
+    say = _say(goes_to_stdout(args.output) or goes_to_stdout(args.plot))
+    say(format_summary(result))
+    if args.output == "-":
+        say("wrote the policy to standard output" + (f" and the plot to {args.plot}" if args.plot else "")
+            + "; save it to a file to use it with: delfverify rerank ... --policy FILE")
+    else:
+        say(f"wrote {args.output}" + (f" and {args.plot}" if args.plot else "")
+            + f"; use it with: delfverify rerank ... --policy {args.output}")
     return 0
 
 
@@ -371,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("image_a", help="first photo")
     verify.add_argument("image_b", help="second photo")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
-    verify.add_argument("--plot", metavar="PNG", help="write the photos side by side with inlier matches drawn")
+    verify.add_argument("--plot", metavar="PNG", help="write the photos side by side with inlier matches drawn (- for "
+                        "standard output; the result line then goes to standard error)")
     add_verifier_options(verify)
     verify.set_defaults(handler=_cmd_verify)
 
@@ -390,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "below the inlier count that 10%% of unrelated photo pairs reach, boost from the count "
                              "that 0.1%% reach; for rootsift with a fundamental matrix 11 and 14)")
     rerank.add_argument("-o", "--output", metavar="CSV",
-                        help="re-ranked predictions (default: <predictions name>.reranked.csv here)")
+                        help="re-ranked predictions (default: <predictions name>.reranked.csv here; - for standard "
+                             "output, the summary then goes to standard error)")
     rerank.add_argument("--details", metavar="CSV", help="per-prediction details: confidences, band, gallery "
                         "ids, inlier counts, status and reason (per candidate, with its rank and whether chosen)")
     rerank.add_argument("--candidates", type=int, default=run.candidates, metavar="N",
@@ -403,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a prediction whose images are missing/unreadable or whose label has no gallery "
                              "photo keeps its confidence, or is suppressed as if 0 inliers (default: %(default)s)")
     rerank.add_argument("--report", metavar="HTML", help="a visual report of the run: summary, plots, a table of "
-                        "every prediction and match pictures (in <name>_files/ beside it)")
+                        "every prediction and match pictures (in <name>_files/ beside it, a folder delfverify makes "
+                        "itself: an existing one it did not make is refused)")
     rerank.add_argument("--truth", metavar="CSV", help="solution CSV id,landmarks: print GAP before and after, the "
                         "oracle and the accuracy (and show them in the report)")
     add_data_options(rerank)
@@ -464,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "'delfverify rerank --policy'.")
     tune.add_argument("predictions", nargs="+", help="one or more predictions CSV files for the queries of --truth")
     tune.add_argument("--truth", required=True, help="solution CSV id,landmarks")
-    tune.add_argument("-o", "--output", required=True, metavar="JSON", help="the tuned policy")
+    tune.add_argument("-o", "--output", required=True, metavar="JSON", help="the tuned policy (- for standard "
+                      "output; the summary then goes to standard error)")
     tune.add_argument("--plot", metavar="PNG", help="GAP against each band's min_inliers, and inlier histograms "
                       "of correct, wrong and non-landmark predictions")
     tune.add_argument("--search", choices=SPACES, default=tune_defaults.search,

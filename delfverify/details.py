@@ -1,6 +1,6 @@
 """The details file: a row per prediction (per candidate, when queries have several) of what a run did, and why.
 
-``rerank`` makes the table (``RerankResult.details``); ``write_details`` writes it as CSV, atomically;
+``rerank`` makes the table (``RerankResult.details``); ``write_details`` writes it as CSV (``encode_details``);
 ``read_details`` reads such a CSV back (for ``delfverify report``), and ``check_details`` checks and types the
 columns of a table either way. ``first_and_chosen`` tells the classifier's predictions (each query's first
 candidate) from the re-ranked ones (each query's chosen candidate).
@@ -8,13 +8,14 @@ candidate) from the re-ranked ones (each query's chosen candidate).
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
 import pandas as pd
 
 from .errors import DelfverifyError
-from .fileio import atomic_write
+from .outputs import Output, write_output
 from .tables import read_csv
 
 #: Columns of the details, one row per prediction.
@@ -31,10 +32,17 @@ class DetailsError(DelfverifyError, ValueError):
     """A details table or file lacks a column or holds a value of the wrong kind; the message names the row."""
 
 
-def write_details(details: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write the details as CSV (UTF-8, ``\\n`` line ends), atomically."""
-    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
-        details.to_csv(handle, index=False, lineterminator="\n")
+def write_details(details: pd.DataFrame, path: str | os.PathLike | Output) -> None:
+    """Write the details as CSV (UTF-8, ``\\n`` line ends) through the output layer (``delfverify.outputs``): a
+    regular file atomically, a device, a FIFO or ``-`` written into."""
+    write_output(path, encode_details(details), name="the details file")
+
+
+def encode_details(details: pd.DataFrame) -> bytes:
+    """The bytes of a details file, as ``write_details`` writes them."""
+    text = io.StringIO(newline="")
+    details.to_csv(text, index=False, lineterminator="\n")
+    return text.getvalue().encode("utf-8")
 
 
 def read_details(path: str | os.PathLike) -> pd.DataFrame:

@@ -18,8 +18,10 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .execution import StoredFile, batched, extract_files
+from .fileio import path_or_none
 from .images import ImageDirectory, ImageLookupError, as_directory
 from .measuring import CHUNK_SIZE, open_session
+from .outputs import OutputPlan
 from .settings import RunSettings, SettingsError, VerifySettings, split_options
 from .tables import as_ids
 
@@ -86,6 +88,8 @@ def extract(ids: str | os.PathLike | pd.DataFrame, *, images: str | os.PathLike 
     ------
     SettingsError
         ``cache=False`` (a ``ValueError``).
+    OutputError
+        The cache folder is the ids file, lies in the image folder or cannot be written; before any work.
     TableError, ImageLookupError
         A malformed CSV or a missing image folder; before any work.
     """
@@ -93,6 +97,7 @@ def extract(ids: str | os.PathLike | pd.DataFrame, *, images: str | os.PathLike 
     settings, run = split_options(options, settings, run)
     if not run.cache:
         raise SettingsError("cache", "True: extract fills the feature store, so give a cache folder", run.cache)
+    OutputPlan([("the ids file", path_or_none(ids))], [("the image folder", images)]).cache(run.store_folder())
     table = as_ids(ids)
     directory = as_directory(images)
     failed: dict[str, str] = {}

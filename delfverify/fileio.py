@@ -7,8 +7,10 @@
 - ``read_regular_file`` / ``open_regular_file``: read only regular files. The file is opened without blocking and
   checked before a byte is read, so a FIFO, a device or a directory in place of a file is refused at once, never
   waited on or read without end, and a file over a size limit is refused before it is read.
-- ``check_outputs``: before any work, refuse outputs that would overwrite an input or another output (the same
-  file through any path, symbolic or hard link), and outputs that cannot be written (a directory, no permission).
+- ``create_temporary``: a new empty file beside a path, with the permissions a plain write gives.
+
+The outputs a user names are planned and written by ``delfverify.outputs``; ``atomic_write`` serves the files the
+tool keeps for itself (feature store entries, calibration tables).
 """
 
 from __future__ import annotations
@@ -18,13 +20,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import IO, BinaryIO, Iterable, Iterator
-
-from .errors import DelfverifyError
-
-
-class OutputError(DelfverifyError, ValueError):
-    """An output path would overwrite an input or another output, or cannot be written; the message names it."""
+from typing import IO, BinaryIO, Iterator
 
 
 class NotAFileError(ValueError):
@@ -113,7 +109,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, durable: bool = Tr
         keep = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:  # no file yet
         keep = None
-    fd, tmp = _create_temporary(path)
+    fd, tmp = create_temporary(path)
     try:
         if keep is not None:
             os.chmod(tmp, keep)
@@ -128,7 +124,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, durable: bool = Tr
         raise
 
 
-def _create_temporary(path: Path) -> tuple[int, Path]:
+def create_temporary(path: Path) -> tuple[int, Path]:
     """A new empty file beside ``path``, created with mode 0666 so that the umask applies to it (``mkstemp``
     would make it 0600 whatever the umask)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -152,54 +148,3 @@ def blocking_path(folder: str | os.PathLike) -> Path | None:
 def path_or_none(value: object) -> str | os.PathLike | None:
     """A file argument given as a path, or None when it was given as an object (a table, a policy)."""
     return value if isinstance(value, (str, os.PathLike)) else None
-
-
-def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None]],
-                  inputs: Iterable[tuple[str, str | os.PathLike | None]] = ()) -> None:
-    """Refuse outputs that collide with an input or with each other, or that cannot be written; writes nothing.
-
-    Call it before any work, so that a bad output path never costs a run. Two paths are the same file when they
-    reach the same file (``os.path.samefile``: through any path, symbolic or hard link) or, for files not yet
-    written, when they resolve to the same path.
-
-    Parameters
-    ----------
-    outputs, inputs : iterable of (str, path or None)
-        What each file is (e.g. ``"the output"``, ``"the predictions file"``) and its path; ``None`` is skipped.
-
-    Raises
-    ------
-    OutputError
-        Naming the output, what it collides with, or why it cannot be written.
-    """
-    written = [(name, Path(p)) for name, p in outputs if p is not None]
-    read = [(name, Path(p)) for name, p in inputs if p is not None]
-    for i, (name, path) in enumerate(written):
-        for other_name, other in read + written[:i]:
-            if _same_file(path, other):
-                raise OutputError(f"{path}: {name} would overwrite {other_name} ({other}), the same file; "
-                                  f"choose another path")
-        _check_writable(name, path)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one does not exist (yet): compare where they lead
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _check_writable(name: str, path: Path) -> None:
-    """Whether ``atomic_write(path)`` can succeed: a temporary file can be created in its folder (or the folder
-    created) and renamed over it. Nothing is created."""
-    if path.is_dir():
-        raise OutputError(f"{path}: {name} is a directory; give a file name")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OutputError(f"{path}: no permission to write {name}")
-    folder = Path(os.path.abspath(path)).parent
-    while not os.path.lexists(folder):  # atomic_write creates missing folders: the first existing one decides
-        folder = folder.parent
-    if not folder.is_dir():
-        raise OutputError(f"{path}: cannot write {name}: {folder} is not a directory")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{path}: no permission to write {name} in {folder}")

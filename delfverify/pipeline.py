@@ -7,9 +7,10 @@
 4. ``decide`` (``delfverify.candidates``): where a query has several candidate labels, keep the one the photos
    confirm; it runs steps 1 to 3 in rounds of rank, and stops verifying a query once no candidate left could win.
 
-``rerank`` runs them with the CLI's defaults: feature store and pair journal in the user cache, resumable,
-output written atomically. One unreadable image never stops a run: it is recorded in the prediction's status and
-reason. The steps are importable from here too.
+``rerank`` runs them with the CLI's defaults: feature store and pair journal in the user cache, resumable; every
+output planned before the work and written together at the end, all or nothing (``delfverify.outputs``). One
+unreadable image never stops a run: it is recorded in the prediction's status and reason. The steps are importable
+from here too.
 """
 
 from __future__ import annotations
@@ -24,17 +25,18 @@ import numpy as np
 import pandas as pd
 
 from .candidates import Choice, Decision, best_candidates, choose_candidates, decide, undecided
-from .details import CANDIDATE_DETAILS_COLUMNS, DETAILS_COLUMNS, write_details
-from .fileio import check_outputs, path_or_none
+from .details import CANDIDATE_DETAILS_COLUMNS, DETAILS_COLUMNS, encode_details
+from .fileio import path_or_none
 from .images import ImageDirectory, Photos, as_directory
 from .measuring import CHUNK_SIZE, InlierTable, Session, measure, open_session
 from .metrics import RunScores, load_truth, run_scores
 from .planning import PairPlan, gallery_order, plan_pairs
+from .outputs import OutputPlan, write_outputs
 from .policy import BUILTINS, Policy, load_policy
-from .report import ReportResult, write_report
+from .report import ReportResult, plan_report, render_report
 from .rescaling import STATUSES, Rescaled, rescale
 from .settings import RunSettings, VerifySettings, split_options
-from .tables import Gallery, Predictions, Solution, as_gallery, as_predictions, write_predictions
+from .tables import Gallery, Predictions, Solution, as_gallery, as_predictions, encode_predictions
 from .verifier import Verifier
 
 __all__ = ["CANDIDATE_DETAILS_COLUMNS", "CHUNK_SIZE", "DETAILS_COLUMNS", "STATUSES", "Choice", "Decision",
@@ -132,10 +134,12 @@ def rerank(
     gallery_images, query_images : path or ImageDirectory
         Photo folders (``<id>.jpg`` flat or in the Kaggle nested layout).
     output, details : path, optional
-        Where to write the re-ranked predictions (input format and row order) and the details CSV; atomically.
+        Where to write the re-ranked predictions (input format and row order) and the details CSV: a regular file
+        (replaced atomically), a device or FIFO (written into), or ``"-"`` (standard output).
     report : path, optional
-        Where to write the run's visual report (HTML, with match pictures in ``<name>_files/`` beside it); see
-        ``delfverify.report.write_report``. Its pictures need the feature store (``cache=True``).
+        Where to write the run's visual report (HTML, with match pictures in ``<name>_files/`` beside it, a folder
+        the tool makes and alone fills); see ``delfverify.report.write_report``. Its pictures need the feature
+        store (``cache=True``).
     truth : path, Solution or DataFrame, optional
         The true landmarks of the queries (``id,landmarks``): the result's ``scores`` (GAP before and after,
         oracle, accuracy), also shown in the report. Every query must be in it.
@@ -164,8 +168,10 @@ def rerank(
     SettingsError
         A setting out of range.
     OutputError
-        ``output``, ``details`` or ``report`` would overwrite an input file or each other (the same file through any
-        path or link), or cannot be written; checked before any work.
+        Before any work: ``output``, ``details``, ``report`` or its pictures' folder, the cache folder or the
+        journal would overwrite an input file or each other (the same file through any path or link), would be
+        written into an image folder, or cannot be written; the report's folder exists but the tool did not make
+        it. After the work: an output could not be written (nothing is then replaced).
     TableError, PolicyError, ImageLookupError, ModelLoadError
         Bad input files, policy, image folders or model; nothing is written then.
     TruthError
@@ -173,10 +179,13 @@ def rerank(
     """
     started = time.perf_counter()
     settings, run = split_options(options, settings, run)
-    check_outputs([("the output", output), ("the details file", details), ("the report", report)],
-                  [("the predictions file", path_or_none(predictions)), ("the gallery file", path_or_none(gallery)),
-                   ("the policy file", None if str(policy) in BUILTINS else path_or_none(policy)),
-                   ("the truth file", path_or_none(truth))])
+    plan = OutputPlan([("the predictions file", path_or_none(predictions)), ("the gallery file", path_or_none(gallery)),
+                       ("the policy file", None if str(policy) in BUILTINS else path_or_none(policy)),
+                       ("the truth file", path_or_none(truth))],
+                      [("the query image folder", query_images), ("the gallery image folder", gallery_images)])
+    plan.cache(run.store_folder(), run.journal_file())
+    output, details = plan.file("the output", output), plan.file("the details file", details)
+    report = plan_report(plan, report, pictures=True)
     predictions, gallery = as_predictions(predictions), as_gallery(gallery)
     rank = predictions.rank
     if rank.max(initial=0) > run.candidates:
@@ -207,14 +216,18 @@ def rerank(
         predictions.table.iloc[rows].reset_index(drop=True), predictions.format)
     result = RerankResult(chosen.with_confidence(rescaled.confidence[rows]),
                           details_table(predictions, decision, session.verifier), summary, policy)
+    files, folders = [], []
     if output is not None:
-        write_predictions(result.predictions, output)
+        files.append((output, encode_predictions(result.predictions, output.given)))
     if details is not None:
-        write_details(result.details, details)
+        files.append((details, encode_details(result.details)))
     if truth is not None:
         result = replace(result, scores=run_scores(result.details, truth))
     if report is not None:
-        result = replace(result, report=write_report(
-            result.details, report, summary=summary, truth=truth, scores=result.scores, photos=photos,
-            verifier=session.verifier, seconds=time.perf_counter() - started))
+        rendered = render_report(result.details, report, summary=summary, truth=truth, scores=result.scores,
+                                 photos=photos, verifier=session.verifier, seconds=time.perf_counter() - started)
+        files += rendered.files
+        folders += rendered.folders
+        result = replace(result, report=rendered.result)
+    write_outputs(files, folders)
     return result

@@ -4,13 +4,14 @@ written by ``plot_matches`` as PNG or as a small JPEG (``verify --plot`` and the
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from .features import Features
-from .fileio import atomic_write
+from .outputs import Output, write_output
 from .verification import Verification
 
 
@@ -68,19 +69,26 @@ def plot_matches(
     features_a: Features,
     features_b: Features,
     verification: Verification,
-    path: str | os.PathLike,
+    path: str | os.PathLike | Output,
     *,
     max_side: int | None = None,
     image_format: str = "png",
     quality: int = JPEG_QUALITY,
 ) -> None:
     """Write the picture of ``draw_matches`` (same images, features and ``max_side``) as a PNG, or as a JPEG of
-    ``quality`` (1-95) with ``image_format="jpeg"``; atomically."""
+    ``quality`` (1-95) with ``image_format="jpeg"``: encoded in memory (``encode_picture``), then written through
+    the output layer (``delfverify.outputs``: a regular file atomically, a device, a FIFO or ``-`` written into)."""
+    picture = draw_matches(image_a, image_b, features_a, features_b, verification, max_side=max_side)
+    write_output(path, encode_picture(picture, image_format, quality), name="the plot")
+
+
+def encode_picture(picture: Image.Image, image_format: str = "png", quality: int = JPEG_QUALITY) -> bytes:
+    """The bytes of a picture as a PNG, or as a JPEG of ``quality`` (1-95) with ``image_format="jpeg"``."""
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
     if not 1 <= quality <= 95:
         raise ValueError(f"quality must be in 1..95, got {quality!r}")
-    picture = draw_matches(image_a, image_b, features_a, features_b, verification, max_side=max_side)
     options = {"quality": quality, "optimize": True} if image_format == "jpeg" else {}
-    with atomic_write(path, "wb") as handle:
-        picture.save(handle, format=image_format.upper(), **options)
+    data = io.BytesIO()
+    picture.save(data, format=image_format.upper(), **options)
+    return data.getvalue()

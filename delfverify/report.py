@@ -19,6 +19,12 @@
   rows. The matches are recomputed from the features in the store with the run's settings; nothing is extracted
   and the run's results are not changed. A picture whose photo or features are missing is skipped with a
   warning, and its row says why. The pictures stop at ``PICTURES_MAX_BYTES`` in all.
+
+The report is planned before any work (``plan_report``), and written all or nothing (``delfverify.outputs``):
+every picture is encoded in memory, then the pictures and the page are written together. The tool makes the
+pictures' folder itself, with a manifest listing the pictures; it writes into no folder it did not make (an
+existing folder without its manifest, or a symbolic link, is refused before any work) and removes only pictures
+its manifest lists.
 """
 
 from __future__ import annotations
@@ -40,10 +46,11 @@ from PIL import Image
 
 from .calibration import format_rate
 from .details import check_details, relabelled
-from .fileio import atomic_write
+from .fileio import path_or_none
 from .images import ImageError, ImageLookupError, Photos, load_image, read_bytes
 from .metrics import OUTCOMES, RunScores, load_truth, outcomes, run_scores
-from .plotting import plot_matches
+from .outputs import FILE, Output, OutputError, OutputPlan, OwnedFolder, PathArg, write_outputs
+from .plotting import draw_matches, encode_picture
 from .rescaling import STATUSES
 from .store import content_hash
 from .tables import Solution
@@ -56,6 +63,8 @@ logger = logging.getLogger(__name__)
 #: ``verified`` is the undecided middle: checked, but the evidence left the confidence unchanged. Other statuses
 #: have no gallery photo to show.
 PICTURE_KINDS = ("boosted", "suppressed", "relabelled", "unverifiable", "verified", "error")
+#: The names of the match pictures in the report's folder: the only files the tool writes or removes there.
+PICTURE_NAME = re.compile(rf"(?:{'|'.join(PICTURE_KINDS)})-\d+\.jpg")
 #: At most this many match pictures per kind, whatever the number of rows.
 PICTURES_PER_KIND = 12
 #: Seed of the sample of rows that get pictures.
@@ -101,6 +110,52 @@ class ReportResult:
     pictures: int
     pictures_skipped: int
     bytes: int
+
+
+@dataclass(frozen=True)
+class ReportOutput:
+    """A planned report (``plan_report``): the page, and the folder of its pictures (``None`` when the report has
+    no pictures and there is no folder of an earlier report of the tool's to tidy)."""
+
+    page: Output
+    pictures: OwnedFolder | None
+
+
+def plan_report(plan: OutputPlan, path: PathArg | None, *, pictures: bool,
+                name: str = "the report") -> ReportOutput | None:
+    """Plan a report's page and, beside its real path, its pictures' folder ``<page stem>_files`` (``None`` for
+    ``None``). With ``pictures`` the page must be a file (a device, a FIFO or standard output takes the page
+    alone), and the folder must be missing or one the tool made (with its manifest); without, a folder of the
+    tool's is planned for tidying and any other is left alone.
+
+    Raises
+    ------
+    OutputError
+        Before any work: the page or the folder collides with an input or another output, or cannot be made.
+    """
+    if path is None:
+        return None
+    page = plan.file(name, path, remedy="choose another path")
+    if page.kind != FILE:
+        if pictures:
+            raise OutputError(f"{page.given}: {name} goes to {page.shown if page.given == '-' else 'a stream'}, "
+                              f"but its match pictures go in a folder beside it: give a file name, or make the "
+                              f"report without the photos ('delfverify report' without --gallery-images)")
+        return ReportOutput(page, None)
+    folder = plan.folder("the report's pictures folder", page.path.with_name(f"{page.path.stem}_files"),
+                         PICTURE_NAME, member_name="the match picture", purpose="the match pictures of a report "
+                         "beside this folder", create=pictures, remedy="choose another report name")
+    return ReportOutput(page, folder)
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """A report made in memory (``render_report``): the files to write, with the names its pictures' folder holds
+    (for ``delfverify.outputs.write_outputs``), and what ``write_report`` returns."""
+
+    files: list[tuple[Output, bytes]]
+    folders: list[tuple[OwnedFolder, list[str]]]
+    result: ReportResult
 
 
 # --- inlier counts ---------------------------------------------------------------------------------------------
@@ -149,11 +204,12 @@ def sample_pictures(details: pd.DataFrame, per_kind: int = PICTURES_PER_KIND,
     return sample
 
 
-def _draw_pictures(details: pd.DataFrame, inliers: _Inliers, sample: Mapping[str, np.ndarray], folder: Path,
-                   photos: Photos, verifier: Verifier) -> list[Picture]:
-    """Write the match picture of each sampled row into ``folder``; a ``Picture`` per sampled row."""
+def _draw_pictures(details: pd.DataFrame, inliers: _Inliers, sample: Mapping[str, np.ndarray], folder: str,
+                   photos: Photos, verifier: Verifier) -> tuple[list[Picture], dict[str, bytes]]:
+    """The match picture of each sampled row, encoded: a ``Picture`` per sampled row (its file in ``folder``, the
+    name of the pictures' folder), and the bytes of each file by name."""
     recorded, best = inliers.most, inliers.best
-    pictures, spent, differ = [], 0, []
+    pictures, spent, differ, files = [], 0, [], {}
     for kind, rows in sample.items():
         for number, row in enumerate(rows, start=1):
             name = f"{kind}-{number:02d}.jpg"
@@ -163,31 +219,30 @@ def _draw_pictures(details: pd.DataFrame, inliers: _Inliers, sample: Mapping[str
                                                             f"{PICTURES_MAX_BYTES // 2**20} MiB"))
                 continue
             try:
-                count = _match_picture(query, gallery, photos, verifier, folder / name)
+                count, picture = _match_picture(query, gallery, photos, verifier)
             except _NoPicture as exc:
                 logger.warning("report: no match picture for %s (%s): %s", query, kind, exc)
                 pictures.append(Picture(int(row), kind, why=f"no picture: {exc}"))
                 continue
             if not math.isnan(recorded[row]) and count != recorded[row]:
                 differ.append(f"{query} against {gallery}: {count} inliers now, {recorded[row]:.0f} in the run")
-            spent += (folder / name).stat().st_size
-            with Image.open(folder / name) as image:  # reads the header only
-                width, height = image.size
-            pictures.append(Picture(int(row), kind, f"{folder.name}/{name}", "", width, height, count,
+            files[name] = encode_picture(picture, "jpeg")
+            spent += len(files[name])
+            pictures.append(Picture(int(row), kind, f"{folder}/{name}", "", picture.width, picture.height, count,
                                     float(verifier.false_match_rate(count))))
     if differ:
         logger.warning("report: %d of %d pictures find other inlier counts than the run (e.g. %s): were the "
                        "verification settings and the feature store the same?", len(differ), len(pictures), differ[0])
-    return pictures
+    return pictures, files
 
 
 class _NoPicture(Exception):
     """Why a sampled row has no picture (a photo or its features missing)."""
 
 
-def _match_picture(query: str, gallery: str, photos: Photos, verifier: Verifier, path: Path) -> int:
-    """Write the JPEG picture of a query and a gallery photo (shrunk to ``PICTURE_SIDE``) from the features in the
-    store; its inlier count."""
+def _match_picture(query: str, gallery: str, photos: Photos, verifier: Verifier) -> tuple[int, Image.Image]:
+    """The inlier count and the picture of a query and a gallery photo (shrunk to ``PICTURE_SIDE``), from the
+    features in the store."""
     images, features = [], []
     for what, directory, image_id, relative in (("query", photos.queries, query, ""),
                                                ("gallery", photos.gallery, gallery,
@@ -206,17 +261,7 @@ def _match_picture(query: str, gallery: str, photos: Photos, verifier: Verifier,
             raise _NoPicture(f"{what} photo: {exc}") from None
         features.append(verifier.features_of(data, key))
     result = verifier.verify_features(*features)
-    plot_matches(*images, *features, result, path, max_side=PICTURE_SIDE, image_format="jpeg")
-    return result.num_inliers
-
-
-def _clear_stale_pictures(folder: Path, keep: set[str]) -> None:
-    """Remove pictures of an earlier report from ``folder`` (only files named as this module names them)."""
-    pattern = re.compile(rf"({'|'.join(PICTURE_KINDS)})-\d+\.jpg")
-    if folder.is_dir():
-        for file in folder.iterdir():
-            if pattern.fullmatch(file.name) and file.name not in keep:
-                file.unlink()
+    return result.num_inliers, draw_matches(*images, *features, result, max_side=PICTURE_SIDE)
 
 
 # --- the page ------------------------------------------------------------------------------------------------------
@@ -224,7 +269,7 @@ def _clear_stale_pictures(folder: Path, keep: set[str]) -> None:
 
 def write_report(
     details: pd.DataFrame,
-    path: str | os.PathLike,
+    path: str | os.PathLike | ReportOutput,
     *,
     summary: Mapping[str, int] | None = None,
     truth: str | os.PathLike | Solution | None = None,
@@ -240,8 +285,10 @@ def write_report(
     ----------
     details : pandas.DataFrame
         ``RerankResult.details`` or ``read_details(file)``.
-    path : path
-        The page; written atomically, as is each picture.
+    path : path or ReportOutput
+        The page (planned with the truth and the photo folders as inputs, before any work), or a report planned
+        by the caller with its own inputs (``plan_report``). The page and the pictures are written together, all
+        or nothing; a device, a FIFO or ``-`` takes a report without pictures.
     summary : mapping, optional
         ``RerankResult.summary``; without it the counts come from the details.
     truth : path or Solution, optional
@@ -258,27 +305,53 @@ def write_report(
     Returns
     -------
     ReportResult
+
+    Raises
+    ------
+    OutputError
+        The page or the pictures' folder collides with an input or another output, or is a folder the tool did not
+        make (before any work); or they cannot be written (nothing is then replaced).
     """
+    if not isinstance(path, ReportOutput):
+        plan = OutputPlan([("the truth file", path_or_none(truth))], image_folders(photos))
+        path = plan_report(plan, path, pictures=photos is not None and verifier is not None)
+    rendered = render_report(details, path, summary=summary, truth=truth, scores=scores, photos=photos,
+                             verifier=verifier, seconds=seconds, title=title)
+    write_outputs(rendered.files, rendered.folders)
+    return rendered.result
+
+
+def image_folders(photos: Photos | None) -> list[tuple[str, object]]:
+    """The photo folders of ``photos``, for an ``OutputPlan``: nothing is written in them."""
+    if photos is None:
+        return []
+    return [("the query image folder", photos.queries), ("the gallery image folder", photos.gallery)]
+
+
+def render_report(details: pd.DataFrame, target: ReportOutput, *, summary: Mapping[str, int] | None = None,
+                  truth: str | os.PathLike | Solution | None = None, scores: RunScores | None = None,
+                  photos: Photos | None = None, verifier: Verifier | None = None, seconds: float | None = None,
+                  title: str = "delfverify report") -> RenderedReport:
+    """The report of ``write_report`` made in memory, for the caller to write with its other outputs."""
     details = check_details(details)
-    path = Path(path)
-    folder = path.with_name(f"{path.stem}_files")
+    page_output, owned = target.page, target.pictures
+    folder = owned.path if owned is not None else Path(page_output.given + "_files")
     outcome = None
     if truth is not None:
         truth = load_truth(truth)
         scores = scores if scores is not None else run_scores(details, truth)
         outcome = outcomes(details, truth)
     inliers = _inliers(details)
-    pictures = []
-    if photos is not None and verifier is not None:
-        pictures = _draw_pictures(details, inliers, sample_pictures(details), folder, photos, verifier)
-    _clear_stale_pictures(folder, {Path(p.file).name for p in pictures if p.file})
+    pictures, files = [], {}
+    if photos is not None and verifier is not None and owned is not None:
+        pictures, files = _draw_pictures(details, inliers, sample_pictures(details), folder.name, photos, verifier)
     page = _page(details, inliers, title=title, summary=summary, scores=scores, outcome=outcome, pictures=pictures,
-                 seconds=seconds)
-    with atomic_write(path, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(page)
+                 seconds=seconds).encode("utf-8")
+    written = [(owned.member(name), data) for name, data in files.items()] + [(page_output, page)]
     drawn = [p for p in pictures if p.file]
-    size = path.stat().st_size + sum((path.parent / p.file).stat().st_size for p in drawn)
-    return ReportResult(path, folder, len(drawn), len(pictures) - len(drawn), size)
+    result = ReportResult(Path(page_output.given), folder, len(drawn), len(pictures) - len(drawn),
+                          sum(len(data) for _, data in written))
+    return RenderedReport(written, [(owned, list(files))] if owned is not None else [], result)
 
 
 def _page(details: pd.DataFrame, inliers: _Inliers, *, title: str, summary: Mapping[str, int] | None,

@@ -26,6 +26,7 @@ one long label.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import re
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .fileio import atomic_write
+from .outputs import Output, write_output
 from .table_checks import TableError, check_gallery, check_predictions, check_solution
 
 FORMATS = {
@@ -418,21 +419,31 @@ def format_confidence(value: float) -> str:
     return repr(round(float(value), CONFIDENCE_DECIMALS))
 
 
-def write_predictions(predictions: Predictions, path: str | os.PathLike) -> None:
-    """Write predictions in their own format and row order (``Predictions.to_frame``), atomically (never a
-    half-written file).
+def write_predictions(predictions: Predictions, path: str | os.PathLike | Output) -> None:
+    """Write predictions in their own format and row order (``Predictions.to_frame``) through the output layer
+    (``delfverify.outputs``): a regular file is replaced atomically (never a half-written file), a device, a FIFO
+    or ``-`` (standard output) is written into.
 
     Raises
     ------
     TableError
         Kaggle format only: a label with a word that would read back as a score (e.g. ``"Pier 0.5"``); nothing
         is written then.
+    OutputError
+        The path cannot be written; the message names it and the remedy, and an earlier file there is intact.
     """
-    frame = predictions.to_frame(str(path))
-    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(frame.columns)
-        writer.writerows(frame.itertuples(index=False, name=None))
+    write_output(path, encode_predictions(predictions, str(path)), name="the output")
+
+
+def encode_predictions(predictions: Predictions, name: str = "the predictions") -> bytes:
+    """The bytes of a predictions file (UTF-8 CSV, ``\\n`` line ends) as ``write_predictions`` writes them; ``name``
+    names the file in a ``TableError``."""
+    frame = predictions.to_frame(name)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(frame.columns)
+    writer.writerows(frame.itertuples(index=False, name=None))
+    return text.getvalue().encode("utf-8")
 
 
 def read_gallery(path: str | os.PathLike) -> Gallery:

@@ -1,6 +1,7 @@
 """delfverify.fileio: a file is replaced whole or not at all, no temporary file is left behind, written files get
 the permissions a plain write gives; only regular files are read, never past a size limit; outputs that would
-overwrite an input or each other, or cannot be written, are refused before anything is written."""
+overwrite an input or each other, or cannot be written, are refused before anything is written (planned by
+``delfverify.outputs``; the rest of the output layer is tested in tests/test_outputs.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from delfverify.fileio import NotAFileError, OutputError, atomic_write, check_outputs, read_regular_file
+from delfverify.fileio import NotAFileError, atomic_write, read_regular_file
+from delfverify.outputs import OutputError, OutputPlan
 
 
 def test_atomic_write_replaces_the_file_whole(tmp_path):
@@ -146,6 +148,13 @@ def test_missing_and_linked_files(tmp_path):
 
 # --- outputs checked before any work ------------------------------------------------------------------------------
 
+def _plan_files(outputs, inputs=()) -> None:
+    """Plan file outputs, in order, against inputs (``delfverify.outputs.OutputPlan``): nothing is written."""
+    plan = OutputPlan(inputs)
+    for name, path in outputs:
+        plan.file(name, path)
+
+
 def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
@@ -162,7 +171,7 @@ def test_outputs_that_are_an_input_are_refused_through_any_path(tmp_path):
     for spelling in [predictions, data / "sub" / ".." / "predictions.csv", tmp_path / "link.csv",
                      tmp_path / "hard.csv", Path(os.path.relpath(predictions))]:
         with pytest.raises(OutputError) as error:
-            check_outputs([("the output", spelling)], [("the predictions file", predictions)])
+            _plan_files([("the output", spelling)], [("the predictions file", predictions)])
         assert str(error.value) == (f"{spelling}: the output would overwrite the predictions file ({predictions}), "
                                     f"the same file; choose another path")
     assert _listing(tmp_path) == before
@@ -170,11 +179,11 @@ def test_outputs_that_are_an_input_are_refused_through_any_path(tmp_path):
 
 def test_outputs_that_collide_with_each_other_are_refused(tmp_path):
     with pytest.raises(OutputError, match="the details file would overwrite the output"):
-        check_outputs([("the output", tmp_path / "out.csv"), ("the details file", tmp_path / "x" / ".." / "out.csv")])
+        _plan_files([("the output", tmp_path / "out.csv"), ("the details file", tmp_path / "x" / ".." / "out.csv")])
     (tmp_path / "link.csv").symlink_to(tmp_path / "not-yet.csv")  # a link to a file not written yet
     with pytest.raises(OutputError, match="the details file would overwrite the output"):
-        check_outputs([("the output", tmp_path / "not-yet.csv"), ("the details file", tmp_path / "link.csv")])
-    check_outputs([("the output", tmp_path / "out.csv"), ("the details file", tmp_path / "details.csv"),
+        _plan_files([("the output", tmp_path / "not-yet.csv"), ("the details file", tmp_path / "link.csv")])
+    _plan_files([("the output", tmp_path / "out.csv"), ("the details file", tmp_path / "details.csv"),
                    ("the plot", None)], [("the gallery file", None)])
     assert _listing(tmp_path) == ["link.csv"]  # nothing created, not even the missing folder "x"
 
@@ -183,10 +192,10 @@ def test_outputs_that_cannot_be_written_are_refused(tmp_path):
     (tmp_path / "folder").mkdir()
     (tmp_path / "file.csv").write_text("a file, not a folder\n")
     with pytest.raises(OutputError, match=r"folder: the output is a directory; give a file name"):
-        check_outputs([("the output", tmp_path / "folder")])
+        _plan_files([("the output", tmp_path / "folder")])
     with pytest.raises(OutputError, match=r"cannot write the output: .*file.csv is not a directory"):
-        check_outputs([("the output", tmp_path / "file.csv" / "deeper" / "out.csv")])
-    check_outputs([("the output", tmp_path / "new" / "deeper" / "out.csv")])  # missing folders are created when written
+        _plan_files([("the output", tmp_path / "file.csv" / "deeper" / "out.csv")])
+    _plan_files([("the output", tmp_path / "new" / "deeper" / "out.csv")])  # missing folders are created when written
     assert not (tmp_path / "new").exists()
 
 
@@ -231,11 +240,11 @@ def test_outputs_without_write_permission_are_refused():
         read_only = open_folder / "read-only.csv"
         read_only.write_text("keep me\n")
         read_only.chmod(0o444)
-        assert _in_unprivileged_child(lambda: check_outputs([("the output", open_folder / "out.csv")])) == ""
-        assert _in_unprivileged_child(lambda: check_outputs([("the output", closed_folder / "out.csv")])) == (
+        assert _in_unprivileged_child(lambda: _plan_files([("the output", open_folder / "out.csv")])) == ""
+        assert _in_unprivileged_child(lambda: _plan_files([("the output", closed_folder / "out.csv")])) == (
             f"{closed_folder / 'out.csv'}: no permission to write the output in {closed_folder}")
-        assert _in_unprivileged_child(lambda: check_outputs([("the output", closed_folder / "a" / "b.csv")])) == (
+        assert _in_unprivileged_child(lambda: _plan_files([("the output", closed_folder / "a" / "b.csv")])) == (
             f"{closed_folder / 'a' / 'b.csv'}: no permission to write the output in {closed_folder}")
-        assert _in_unprivileged_child(lambda: check_outputs([("the output", read_only)])) == (
+        assert _in_unprivileged_child(lambda: _plan_files([("the output", read_only)])) == (
             f"{read_only}: no permission to write the output")
         assert read_only.read_text() == "keep me\n"

@@ -22,6 +22,7 @@ from PIL import Image
 from delfverify import Verifier
 from delfverify.images import ImageDirectory
 from delfverify.metrics import global_average_precision
+from delfverify.outputs import MANIFEST
 from delfverify.pipeline import Photos
 from delfverify.details import read_details
 from delfverify.report import PICTURE_KINDS, PICTURE_SIDE, PICTURES_MAX_BYTES, PICTURES_PER_KIND, sample_pictures, \
@@ -160,7 +161,9 @@ def test_the_sample_report_is_well_formed_and_names_no_network_address(sample_ru
         assert not re.match(r"[a-z][a-z0-9+.-]*:|//", link, re.IGNORECASE), link
     files = [link for link in structure.links if not link.startswith(("?", "#"))]
     assert files and all((result.path.parent / link).is_file() for link in files)
-    assert {Path(f).name for f in files} == {p.name for p in result.pictures_dir.iterdir()}
+    assert {Path(f).name for f in files} | {MANIFEST} == {p.name for p in result.pictures_dir.iterdir()}
+    manifest = json.loads((result.pictures_dir / MANIFEST).read_text())  # the tool knows the folder and its files
+    assert manifest["written_by"] == "delfverify" and set(manifest["files"]) == {Path(f).name for f in files}
     data = table_data(result.path)
     assert data["data"]["id"] == details["id"].tolist()
     assert [data["coded"]["status"][s] for s in data["data"]["status"]] == details["status"].tolist()
@@ -186,7 +189,8 @@ def test_the_sample_report_draws_one_picture_per_sampled_row_with_the_runs_inlie
                           r'false-match rate [0-9.e%-]+</figcaption>', page)
     most = {pid: max(int(v) for v in cell.split()) for pid, cell in zip(details["id"], details["inliers"])}
     assert len(captions) == expected and all(int(count) == most[pid] for pid, count in captions)
-    assert result.bytes == result.path.stat().st_size + sum(f.stat().st_size for f in result.pictures_dir.iterdir())
+    assert result.bytes == result.path.stat().st_size + sum(f.stat().st_size for f in result.pictures_dir.iterdir()
+                                                            if f.name != MANIFEST)
 
 
 def test_a_missing_photo_or_missing_features_cost_that_picture_only_and_the_row_says_why(sample_run, tmp_path,
@@ -212,7 +216,7 @@ def test_a_missing_photo_or_missing_features_cost_that_picture_only_and_the_row_
     assert (result.pictures, result.pictures_skipped) == (0, expected)
     assert empty.extracted == 0 and not (tmp_path / "empty-cache").exists()  # nothing extracted, nothing stored
     assert all("its features are not in the feature store" in why for _, why in table_data(result.path)["pictures"])
-    assert not list(result.pictures_dir.iterdir())  # the first report's pictures are gone with it
+    assert not result.pictures_dir.exists()  # the first report's pictures are gone with it, and the tool's folder
 
 
 def test_a_picture_that_finds_another_count_than_the_run_says_so(sample_run, tmp_path, caplog):

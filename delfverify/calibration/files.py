@@ -11,7 +11,8 @@ import os
 from importlib import resources
 from typing import Any
 
-from ..fileio import NotAFileError, atomic_write, read_regular_file
+from ..fileio import NotAFileError, read_regular_file
+from ..outputs import Output, write_output
 from ..verification import GEOMETRIES
 
 from .table import (_FIELDS, _MAX_DIGITS, _NAME, FORMAT, FORMAT_VERSION, MAX_COUNT, MAX_FILE_BYTES, NullTable,
@@ -167,14 +168,14 @@ def read_null_table(path: str | os.PathLike) -> NullTable:
     return null_table_from_json(data, str(path))
 
 
-def write_null_table(table: NullTable, path: str | os.PathLike) -> None:
-    """Write a table as JSON, atomically (``read_null_table`` reads it back equal)."""
+def write_null_table(table: NullTable, path: str | os.PathLike | Output) -> None:
+    """Write a table as JSON through the output layer (``delfverify.outputs``: atomically, or into a stream);
+    ``read_null_table`` reads it back equal."""
     doc = table.to_dict()
     text = json.dumps({k: v for k, v in doc.items() if k != "reaching"}, indent=2)
     # One line for the long list, so the file stays readable.
     text = text[:-2] + ',\n  "reaching": ' + json.dumps(doc["reaching"]) + "\n}\n"
-    with atomic_write(path, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
+    write_output(path, text, name="the null table")
 
 
 # ---------------------------------------------------------------------------------------------------------------

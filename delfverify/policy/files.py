@@ -1,5 +1,5 @@
 """Policy files: ``load_policy`` (a built-in by name, or a JSON file read and validated, every error naming the file
-and the field) and ``save_policy`` (written atomically)."""
+and the field) and ``save_policy`` (written through ``delfverify.outputs``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_write
+from ..outputs import Output, write_output
 from .builtins import BUILTINS, builtin_policy
 from .model import Policy
 from .schema import PolicyError, policy_from_dict
@@ -82,8 +82,12 @@ def _find_huge_integer(doc: Any) -> tuple[str, _HugeInteger] | None:
     return None
 
 
-def save_policy(policy: Policy, path: str | os.PathLike) -> None:
-    """Write a policy JSON document atomically (readable by ``load_policy``)."""
-    with atomic_write(path, "w", encoding="utf-8") as handle:
-        json.dump(policy.to_dict(), handle, indent=2)
-        handle.write("\n")
+def save_policy(policy: Policy, path: str | os.PathLike | Output) -> None:
+    """Write a policy JSON document (readable by ``load_policy``) through the output layer (``delfverify.outputs``):
+    a regular file atomically, a device, a FIFO or ``-`` written into."""
+    write_output(path, encode_policy(policy), name="the policy")
+
+
+def encode_policy(policy: Policy) -> bytes:
+    """The bytes of a policy file, as ``save_policy`` writes them."""
+    return (json.dumps(policy.to_dict(), indent=2) + "\n").encode("utf-8")

@@ -3,18 +3,24 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
 
-from ..fileio import atomic_write
+from ..outputs import Output, write_output
 from ..metrics import OUTCOMES
 from .fitting import TuneResult
 
 
-def plot_tuning(result: "TuneResult", path: str | os.PathLike) -> None:
-    """Write a PNG: GAP against each band's ``min_inliers`` (the others at the chosen values), and histograms of
-    the combined inlier counts of correct, wrong and non-landmark predictions."""
+def plot_tuning(result: "TuneResult", path: str | os.PathLike | Output) -> None:
+    """Write the PNG of ``tuning_png`` through the output layer (``delfverify.outputs``)."""
+    write_output(path, tuning_png(result), name="the plot")
+
+
+def tuning_png(result: "TuneResult") -> bytes:
+    """A PNG: GAP against each band's ``min_inliers`` (the others at the chosen values), and histograms of the
+    combined inlier counts of correct, wrong and non-landmark predictions."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,6 +53,7 @@ def plot_tuning(result: "TuneResult", path: str | os.PathLike) -> None:
     right.legend(fontsize=8)
     fig.suptitle(f"delfverify tune: CV held-out GAP {result.cv_gap:.4f} +/- {result.cv_gap_std:.4f}", fontsize=10)
     fig.tight_layout()
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100)
+    data = io.BytesIO()
+    fig.savefig(data, format="png", dpi=100)
     plt.close(fig)
+    return data.getvalue()

@@ -12,11 +12,13 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..fileio import check_outputs, path_or_none
+from ..fileio import path_or_none
 from ..images import ImageDirectory, Photos, as_directory
 from ..measuring import Session, measure_all, open_session
 from ..metrics import TruthError
-from ..policy import BUILTINS, builtin_policy, save_policy
+from ..outputs import OutputPlan, write_outputs
+from ..policy import BUILTINS, builtin_policy
+from ..policy.files import encode_policy
 from ..settings import RunSettings, VerifySettings, split_options
 from ..tables import Gallery, Predictions, Solution, as_gallery, as_predictions, as_solution
 from .crossval import assign_folds, match_candidates
@@ -90,9 +92,11 @@ def tune(
     gallery_images, query_images : path or ImageDirectory
         The photo folders.
     output : path, optional
-        Where to write the policy JSON (for ``rerank --policy``), atomically.
+        Where to write the policy JSON (for ``rerank --policy``): a regular file (replaced atomically), a device
+        or FIFO (written into), or ``"-"`` (standard output).
     plot : path, optional
-        Where to write the PNG of ``delfverify.tuning.plot.plot_tuning``.
+        Where to write the PNG of ``delfverify.tuning.plot.plot_tuning``. Both are written together at the end, all
+        or nothing (``delfverify.outputs``).
     config : TuneConfig
         Folds, repeats, their seed and the search space.
     settings, run, **options
@@ -107,16 +111,20 @@ def tune(
     Raises
     ------
     OutputError
-        ``output`` or ``plot`` would overwrite an input or each other, or cannot be written; before any work.
+        Before any work: ``output``, ``plot``, the cache folder or the journal would overwrite an input or each
+        other, would be written into an image folder, or cannot be written. After the work: they could not be
+        written (nothing is then replaced).
     TableError, TruthError
         A malformed input, an id missing from the truth, or too few landmark queries for the folds; before any
         image is read.
     """
     settings, run = split_options(options, settings, run)
     paths = [path_or_none(p) for p in predictions]
-    check_outputs([("the policy", output), ("the plot", plot)],
-                  [*(("the predictions file", path) for path in paths), ("the truth file", path_or_none(truth)),
-                   ("the gallery file", path_or_none(gallery))])
+    plan = OutputPlan([*(("the predictions file", path) for path in paths), ("the truth file", path_or_none(truth)),
+                       ("the gallery file", path_or_none(gallery))],
+                      [("the query image folder", query_images), ("the gallery image folder", gallery_images)])
+    plan.cache(run.store_folder(), run.journal_file())
+    output, plot = plan.file("the policy", output), plan.file("the plot", plot)
     names = [str(path) if path is not None else f"predictions[{i}]" for i, path in enumerate(paths)]
     tables = [as_predictions(p) for p in predictions]
     truth_name = str(path_or_none(truth) or "the truth table")
@@ -139,10 +147,10 @@ def tune(
         extractor, geometry = session.verifier.extractor.name, session.verifier.ransac.geometry
     result = fit_policy(tables, truth, inliers, extractor=extractor, geometry=geometry, config=config,
                         baseline_inliers=baselines, names=names)
-    if output is not None:
-        save_policy(result.policy, output)
+    files = [(output, encode_policy(result.policy))] if output is not None else []
     if plot is not None:
-        from .plot import plot_tuning
+        from .plot import tuning_png
 
-        plot_tuning(result, plot)
+        files.append((plot, tuning_png(result)))
+    write_outputs(files)
     return result
