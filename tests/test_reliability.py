@@ -509,7 +509,8 @@ def test_bad_csv_in_a_real_process_prints_one_line_and_no_traceback(baseline, tm
     run = _subprocess(["-m", "delfverify.cli", *_argv(tmp_path / "out", baseline.cache, predictions=bad)])
     stdout, stderr = run.communicate(timeout=120)
     assert run.returncode == 2
-    assert stderr.splitlines() == [f"delfverify: error: {bad}: row 3: confidence 'NaN' must be a number in [0, 1]"]
+    assert stderr.splitlines() == [f"delfverify: error: {bad}: row 3: confidence 'NaN' is not a number written in "
+                                   f"ASCII decimal (such as 0.75)"]
     assert stdout == ""
 
 
