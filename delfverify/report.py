@@ -271,8 +271,8 @@ def write_report(
     _clear_stale_pictures(folder, {Path(p.file).name for p in pictures if p.file})
     page = _page(details, inliers, title=title, summary=summary, scores=scores, outcome=outcome, pictures=pictures,
                  seconds=seconds)
-    with atomic_write(path, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(page)
+    with atomic_write(path, "w", encoding="utf-8", newline="\n", errors="backslashreplace") as handle:
+        handle.write(page)  # a file name that is not UTF-8, in a reason, as its escape (details.write_details)
     drawn = [p for p in pictures if p.file]
     size = path.stat().st_size + sum((path.parent / p.file).stat().st_size for p in drawn)
     return ReportResult(path, folder, len(drawn), len(pictures) - len(drawn), size)
