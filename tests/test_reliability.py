@@ -476,7 +476,8 @@ CSV_ERRORS = {
     "policy-k-10^12": ("policy", '{"bands": [{"lower": 0, "upper": 1, "k": 1000000000000}]}',
                        ["policy.bands[0].k: must be an integer in [1, 1000], got 1000000000000"]),
     "policy-integer-of-5000-digits": ("policy", '{"bands": [{"lower": 0, "upper": 1, "min_inliers": %s}]}'
-                                      % ("7" * 5000), ["policy.bands[0].min_inliers: integer of 5000 digits"]),
+                                      % ("7" * 5000), ["policy.bands[0].min_inliers: '7777",
+                                                       "is an integer of 5000 digits"]),
     "policy-negative-seed": ("policy", '{"bands": [{"lower": 0, "upper": 1}], "selection": "random", "seed": -1}',
                              ["policy.seed: must be an integer in [0, "]),
 }
