@@ -107,18 +107,16 @@ def open_input(path: str | os.PathLike, max_stream_bytes: int = MAX_STREAM_BYTES
     Raises
     ------
     NotAFileError
-        ``path`` is a directory or a socket, or not a regular file and longer than ``max_stream_bytes``; the message
-        says which and the remedy.
+        ``path`` is not a regular file and gives more than ``max_stream_bytes``; the message says so and the remedy.
     OSError
-        It cannot be opened or read (``FileNotFoundError``, ``PermissionError``, ...).
+        It cannot be opened or read (``FileNotFoundError``, ``PermissionError``, ``IsADirectoryError``; a socket
+        cannot be opened).
     """
     with open(path, "rb") as handle:
         mode = os.fstat(handle.fileno()).st_mode
         if stat.S_ISREG(mode):
             yield handle
             return
-        if stat.S_ISDIR(mode) or stat.S_ISSOCK(mode):
-            raise NotAFileError(f"is {_kind(mode)}, not a file")
         data = io.BytesIO()
         while data.tell() <= max_stream_bytes:
             chunk = handle.read(min(_CHUNK, max_stream_bytes + 1 - data.tell()))
