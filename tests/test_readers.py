@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -56,7 +57,8 @@ def mostly(plain, nasty=NASTY_CELLS):
 CELLS = mostly(PLAIN)
 HEADERS = [list(cols) for cols in FORMATS.values()] + [["id", "landmark_id"], ["id", "landmark_id", "path"],
                                                        ["id", "landmarks", "Usage"], ["id"], list(DETAILS_COLUMNS),
-                                                       list(CANDIDATE_DETAILS_COLUMNS), ["id", "id"], ["x", " id"]]
+                                                       list(CANDIDATE_DETAILS_COLUMNS), ["id", "id"], ["x", " id"],
+                                                       ["id", " id", "landmark_id"], ["id", "landmarks", "id "]]
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -129,7 +131,7 @@ def test_ids_and_labels_are_kept_exactly(folder, ids, scores):
 
 
 @FUZZ
-@given(data=csv_files([["id", "landmark_id"], ["id", "landmark_id", "path"]]))
+@given(data=csv_files([["id", "landmark_id"], ["id", "landmark_id", "path"], ["id", " id", "landmark_id"]]))
 def test_gallery_reader_gives_a_gallery_or_a_table_error(folder, data):
     gallery = _read(read_gallery, folder / "g.csv", data, (TableError,))
     if gallery is not None:
@@ -374,3 +376,17 @@ def test_any_reader_reads_a_fifo_as_the_file_it_carries(tmp_path, name):
         pd.testing.assert_frame_equal(from_fifo, expected)
     else:
         assert from_fifo == expected
+
+
+@pytest.mark.parametrize("name", list(READERS))
+def test_a_directory_or_a_socket_given_to_any_reader_is_named(tmp_path, name):
+    reader = READERS[name][0]
+    with pytest.raises(DelfverifyError, match=rf"^{re.escape(str(tmp_path))}: is a directory"):
+        reader(tmp_path)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "socket"))
+    try:
+        with pytest.raises(DelfverifyError, match=rf"^{re.escape(str(tmp_path / 'socket'))}: "):
+            reader(tmp_path / "socket")
+    finally:
+        server.close()
