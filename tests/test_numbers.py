@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from delfverify.errors import DelfverifyError, shorten
-from delfverify.numbers import MAX_DIGITS, NumberError, load_json, parse_number
+from delfverify.numbers import NumberError, load_json, parse_number
 
 #: Text Python's float() or int() reads but the rule refuses: other scripts' digits, underscores, words, hex.
 LOOKALIKES = ["0.7_5", "1_000", "٠٫٥", "٣", "０.５", "３", "۳", "१", "nan", "NaN", "inf", "-inf", "Infinity",
