@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
 
 from . import __version__
 from .console import DEFAULT, QUIET, VERBOSE, command_output
-from .errors import DelfverifyError
+from .errors import DelfverifyError, shorten
 from .execution import default_workers
 from .extractors import EXTRACTORS
 from .extractors.delf import DEFAULT_HANDLE
 from .matching import METHODS, MatchConfig
+from .numbers import NumberError, parse_number
 from .settings import ON_MISSING, RunSettings, SettingsError, VerifySettings
 from .store import default_cache_dir
 from .verification import ENGINES, GEOMETRIES, RansacConfig
@@ -50,6 +51,21 @@ T = TypeVar("T")
 
 class CLIError(DelfverifyError):
     """A bad option or option value, reported as one line with exit status 2."""
+
+
+def integer(text: str) -> int:
+    """An integer option's value, read by ``delfverify.numbers.parse_number``: ASCII digits only (argparse's ``int``
+    takes ``٣``, ``３`` and ``1_000``); the setting it goes to checks its range.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Quoting the value (shortened) and what it must be.
+    """
+    try:
+        return parse_number(text, integer=True)
+    except NumberError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_verifier_options(parser: argparse.ArgumentParser) -> None:
@@ -69,10 +85,10 @@ def add_verifier_options(parser: argparse.ArgumentParser) -> None:
                             "affine for delf)")
     group.add_argument("--engine", choices=ENGINES, default=ransac.engine,
                        help="RANSAC implementation; skimage fits the affine model only (default: %(default)s)")
-    group.add_argument("--seed", type=int, default=ransac.seed,
+    group.add_argument("--seed", type=integer, default=ransac.seed,
                        help="seed of the skimage RANSAC engine; opencv is deterministic with its own fixed seed "
                             "(default: %(default)s)")
-    group.add_argument("--max-side", type=int, default=verify.max_side,
+    group.add_argument("--max-side", type=integer, default=verify.max_side,
                        help="shrink photos to this longest side before extraction (default: %(default)s)")
     group.add_argument("--null-table", metavar="JSON",
                        help="what unrelated photo pairs reach, for the false-match rates of inlier counts, measured by "
@@ -90,7 +106,7 @@ def settings_of(build: Callable[[], T], flags: Mapping[str, str] | None = None) 
         return build()
     except SettingsError as exc:
         flag = (flags or {}).get(exc.setting, f"--{exc.setting.replace('_', '-')}")
-        raise CLIError(f"{flag} must be {exc.requirement}, got {exc.value!r}") from None
+        raise CLIError(f"{flag} must be {exc.requirement}, got {shorten(repr(exc.value))}") from None
 
 
 def verify_settings(args: argparse.Namespace) -> VerifySettings:
@@ -131,7 +147,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def add_worker_options(parser: argparse.ArgumentParser) -> None:
     """Where the work runs: local worker processes or a Dask cluster."""
-    parser.add_argument("--workers", type=int, default=default_workers(),
+    parser.add_argument("--workers", type=integer, default=default_workers(),
                         help="local worker processes for extraction and verification (default: this machine's "
                              "cores, %(default)s)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
@@ -232,7 +248,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         say(_describe_report(result.report))
     for row in result.details.itertuples():
         if row.status == "error":
-            logger.warning("%s: %s", row.id, row.reason)
+            logger.warning("%s: %s", shorten(row.id), row.reason)
     return 0
 
 
@@ -244,7 +260,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
                        "out for the user cache")
     result = extract(args.ids, images=args.images, settings=verify_settings(args), run=run_settings(args))
     for image_id, reason in result.failed.items():
-        logger.warning("%s: %s", image_id[:80], reason)
+        logger.warning("%s: %s", shorten(image_id), reason)
     print(f"stored the features of {args.ids}: {result.describe()}")
     return 0
 
@@ -314,8 +330,8 @@ def _cmd_gap(args: argparse.Namespace) -> int:
     predictions = read_predictions(args.predictions)
     repeated = predictions.table["id"][predictions.table["id"].duplicated()]
     if len(repeated):
-        raise CLIError(f"{args.predictions}: id {repeated.iloc[0]!r} has several candidate predictions; GAP takes "
-                       f"one prediction per query: choose one per query with 'delfverify rerank' first")
+        raise CLIError(f"{args.predictions}: id {shorten(repeated.iloc[0])!r} has several candidate predictions; GAP "
+                       f"takes one prediction per query: choose one per query with 'delfverify rerank' first")
     truth = read_solution(args.truth)
     try:
         result = global_average_precision(predictions.table, truth.table)
@@ -426,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "output, the summary then goes to standard error)")
     rerank.add_argument("--details", metavar="CSV", help="per-prediction details: confidences, band, gallery "
                         "ids, inlier counts, status and reason (per candidate, with its rank and whether chosen)")
-    rerank.add_argument("--candidates", type=int, default=run.candidates, metavar="N",
+    rerank.add_argument("--candidates", type=integer, default=run.candidates, metavar="N",
                         help="verify at most the first N candidates of each query and keep the one with the highest "
                              "rescaled confidence (default: %(default)s)")
     rerank.add_argument("--keep-candidates", action="store_true",
@@ -505,13 +521,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--search", choices=SPACES, default=tune_defaults.search,
                       help="small: default's thresholds, k and tier weights a few steps around default; wide: 1,500 "
                            "random policies of every mode and coordinate ascent (default: %(default)s)")
-    tune.add_argument("--folds", type=int, default=tune_defaults.folds,
+    tune.add_argument("--folds", type=integer, default=tune_defaults.folds,
                       help="cross-validation folds over queries (default: %(default)s)")
-    tune.add_argument("--repeats", type=int, default=tune_defaults.repeats,
+    tune.add_argument("--repeats", type=integer, default=tune_defaults.repeats,
                       help="cross-validation repeated with this many fold seeds (default: %(default)s)")
-    tune.add_argument("--max-k", type=int, default=tune_defaults.space.max_k,
+    tune.add_argument("--max-k", type=integer, default=tune_defaults.space.max_k,
                       help="most gallery photos per prediction a policy may use (default: %(default)s)")
-    tune.add_argument("--cv-seed", type=int, default=tune_defaults.seed,
+    tune.add_argument("--cv-seed", type=integer, default=tune_defaults.seed,
                       help="seed of the folds and the random search (default: %(default)s; --seed is RANSAC's)")
     add_data_options(tune)
     add_verifier_options(tune)

@@ -28,6 +28,10 @@ driver: that is a machine without a GPU, where running on the CPU is expected an
 driver was found and cuInit still fails, a GPU that is there cannot be used and DELF falls back to the much slower
 CPU: that stays an error, which the default verbosity shows.
 
+Under the command, a character that standard output or standard error cannot encode is written as its escape
+(``\\udcff``, ``\\u00e9``) instead of stopping the command with ``UnicodeEncodeError``: a byte of a file name that
+is not UTF-8 (Python holds it as a lone surrogate), or any non-ASCII text on an ASCII terminal.
+
 Worker processes the command starts inherit its environment, which names the verbosity; ``configure_worker``
 (their initializer) sets the same routing there.
 """
@@ -35,6 +39,8 @@ Worker processes the command starts inherit its environment, which names the ver
 from __future__ import annotations
 
 import faulthandler
+import functools
+import io
 import logging
 import os
 import re
@@ -128,6 +134,10 @@ def _apply(verbosity: str, undo: Callable) -> None:
         logger.setLevel(level)
     undo(setattr, warnings, "showwarning", warnings.showwarning)
     warnings.showwarning = _log_warning
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 must not stop a message
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            undo(functools.partial(stream.reconfigure, errors="strict"))
+            stream.reconfigure(errors="backslashreplace")
     cv2 = sys.modules.get("cv2")
     if cv2 is not None and hasattr(cv2, "utils") and hasattr(cv2.utils, "logging"):  # loaded before the env
         undo(cv2.utils.logging.setLogLevel, cv2.utils.logging.getLogLevel())

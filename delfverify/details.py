@@ -9,13 +9,16 @@ candidate) from the re-ranked ones (each query's chosen candidate).
 from __future__ import annotations
 
 import io
+import math
 import os
 
 import numpy as np
 import pandas as pd
 
-from .errors import DelfverifyError
+from .errors import DelfverifyError, shorten
+from .numbers import NumberError, parse_number
 from .outputs import Output, write_output
+from .policy.schema import MAX_INLIERS
 from .tables import read_csv
 
 #: Columns of the details, one row per prediction.
@@ -39,10 +42,15 @@ def write_details(details: pd.DataFrame, path: str | os.PathLike | Output) -> No
 
 
 def encode_details(details: pd.DataFrame) -> bytes:
-    """The bytes of a details file, as ``write_details`` writes them."""
+    """The bytes of a details file, as ``write_details`` writes them.
+
+    A character UTF-8 cannot encode is written as its escape (``\\udcff``): a byte of a file name that is not
+    UTF-8, which Python holds as a lone surrogate (``os.fsdecode``), in a ``reason``. The write never fails on
+    it, and the file stays UTF-8, readable by ``read_details``.
+    """
     text = io.StringIO(newline="")
     details.to_csv(text, index=False, lineterminator="\n")
-    return text.getvalue().encode("utf-8")
+    return text.getvalue().encode("utf-8", errors="backslashreplace")
 
 
 def read_details(path: str | os.PathLike) -> pd.DataFrame:
@@ -53,18 +61,25 @@ def read_details(path: str | os.PathLike) -> pd.DataFrame:
     TableError
         The file is missing or malformed.
     DetailsError
-        A column is missing, or a confidence or rank is not a number.
+        A column is missing, or a value is not what ``rerank`` writes (``check_details``).
     """
     return check_details(read_csv(path, "details"), str(path))
 
 
 def check_details(details: pd.DataFrame, name: str = "details") -> pd.DataFrame:
-    """The details with typed columns: confidences float (NaN where none), ``rank`` int, ``chosen`` bool.
+    """The details, checked like any input and typed: confidences float (NaN where none), ``rank`` int, ``chosen``
+    bool, the other columns text.
+
+    Checked, as ``rerank`` writes them: each confidence empty or a number in [0, 1] and each ``rank`` an integer
+    from 1 to the number of rows (``delfverify.numbers``); each ``inliers`` cell empty or counts separated by single
+    spaces, each ``-`` or an integer in [0, ``MAX_INLIERS``], no more of them than the row has ``gallery_ids``;
+    each ``chosen`` true or false.
 
     Raises
     ------
     DetailsError
-        A column is missing, or a confidence or rank is not a number; the row is named.
+        A column is missing, or a value is not as above; the row (as in the file: the header is row 1) and the
+        column are named.
     """
     missing = [c for c in DETAILS_COLUMNS if c not in details.columns and c not in OPTIONAL_COLUMNS]
     if missing:
@@ -77,21 +92,84 @@ def check_details(details: pd.DataFrame, name: str = "details") -> pd.DataFrame:
     for column in ("id", "label", "band", "gallery_ids", "inliers", "status", "reason"):
         details[column] = details[column].fillna("").astype(str)
     for column in ("old_confidence", "new_confidence", "false_match_rate"):
-        values = pd.to_numeric(details[column].replace("", np.nan), errors="coerce")
-        bad = values.isna() & details[column].notna() & (details[column].astype(str) != "")
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DetailsError(f"{name}: row {row + 2}: {column} {details[column].iloc[row]!r} is not a number")
-        details[column] = values.astype(float)
+        details[column] = _numbers(details[column], name, low=0, high=1).astype(float)
     if "rank" in details.columns:
-        rank = pd.to_numeric(details["rank"], errors="coerce")
-        if rank.isna().any():
-            row = int(np.flatnonzero(rank.isna().to_numpy())[0])
-            raise DetailsError(f"{name}: row {row + 2}: rank {details['rank'].iloc[row]!r} is not a number")
-        details["rank"] = rank.astype(int)
+        details["rank"] = _numbers(details["rank"], name, integer=True, low=1, high=max(len(details), 1)).astype(int)
+    _check_inliers(details, name)
     if "chosen" in details.columns:
-        details["chosen"] = details["chosen"].astype(str).str.lower().isin(("true", "1"))
+        details["chosen"] = _flags(details["chosen"], name)
     return details
+
+
+def _cell(value: object) -> str:
+    """A details value as the text a CSV file holds (``""`` for a missing one)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _numbers(column: pd.Series, name: str, *, integer: bool = False, low: int, high: int) -> np.ndarray:
+    """A column's numbers (NaN for an empty cell where ``integer`` is false), each read by ``parse_number``.
+
+    Raises
+    ------
+    DetailsError
+        Naming the row and the column.
+    """
+    if column.dtype.kind in "fiu":  # numbers already (a run's own table): the same checks at once, where all pass
+        values = column.to_numpy(float)
+        whole = np.isfinite(values) & (values >= low) & (values <= high) & (not integer or values == np.round(values))
+        if np.all(whole | (np.isnan(values) & (not integer))):
+            return values
+    out = np.empty(len(column), object)
+    for row, value in enumerate(column.to_numpy(object)):
+        text = _cell(value)
+        if not integer and not text.strip():
+            out[row] = math.nan
+            continue
+        try:
+            out[row] = parse_number(text, integer=integer, low=low, high=high)
+        except NumberError as exc:
+            raise DetailsError(f"{name}: row {row + 2}: {column.name} {exc}") from None
+    return out
+
+
+def _check_inliers(details: pd.DataFrame, name: str) -> None:
+    """Each ``inliers`` cell empty, or ``-`` and counts in [0, ``MAX_INLIERS``] separated by single spaces, no
+    more of them than the row has gallery ids.
+
+    Raises
+    ------
+    DetailsError
+        Naming the row.
+    """
+    valid: set[str] = {"-"}  # words already read: a run's cells repeat a few hundred counts
+    for row, (cell, gallery) in enumerate(zip(details["inliers"], details["gallery_ids"])):
+        if not cell:
+            continue
+        words = cell.split(" ")
+        for word in words:
+            if word in valid:
+                continue
+            try:
+                parse_number(word, integer=True, low=0, high=MAX_INLIERS)
+            except NumberError as exc:
+                raise DetailsError(f"{name}: row {row + 2}: inliers cell {shorten(cell)!r}: {exc}; write '-' or a "
+                                   f"count for each gallery id, separated by single spaces") from None
+            valid.add(word)
+        if len(words) > len(gallery.split()):
+            raise DetailsError(f"{name}: row {row + 2}: {len(words)} inlier counts but {len(gallery.split())} "
+                               f"gallery ids; each count is that of a gallery id")
+
+
+def _flags(column: pd.Series, name: str) -> np.ndarray:
+    """``chosen``: ``True`` or ``False`` (any case; also ``1`` and ``0``)."""
+    text = np.array([_cell(value).strip().lower() for value in column.to_numpy(object)], object)
+    bad = np.flatnonzero(~np.isin(text, ["true", "false", "1", "0"]))
+    if len(bad):
+        raise DetailsError(f"{name}: row {bad[0] + 2}: chosen {shorten(_cell(column.iloc[bad[0]]))!r} must be True "
+                           f"or False")
+    return np.isin(text, ["true", "1"])
 
 
 def first_and_chosen(details: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,19 @@ class InputTypeError(DelfverifyError, TypeError):
     table goes); the message names the argument and the types it takes."""
 
 
-def shorten(text: str, limit: int = 80) -> str:
-    """``text``, cut to ``limit`` characters with an ellipsis where longer: values quoted in messages stay short,
-    however long the input holding them."""
+#: The most characters of a value from the input (an id, a label, a cell, a field) that a message quotes.
+QUOTE_LIMIT = 80
+
+
+def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, the last an ellipsis, where it is longer.
+
+    Every value from the input that a message or a warning quotes goes through it, so that a million-character id
+    or cell cannot flood a terminal or a log: quote a string as ``f"{shorten(value)!r}"``, anything else as
+    ``shorten(repr(value))``.
+
+    >>> shorten("a" * 100, 10)
+    'aaaaaaaaa…'
+    """
+    text = str(text)
     return text if len(text) <= limit else f"{text[: limit - 1]}…"

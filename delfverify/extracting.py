@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from .errors import shorten
 from .execution import StoredFile, batched, extract_files
 from .fileio import path_or_none
 from .images import ImageDirectory, ImageLookupError, as_directory
@@ -59,7 +60,7 @@ class Extraction:
 
     def describe(self) -> str:
         """One line for the terminal."""
-        failed = f", {len(self.failed)} failed (first: {next(iter(self.failed))})" if self.failed else ""
+        failed = f", {len(self.failed)} failed (first: {shorten(next(iter(self.failed)))})" if self.failed else ""
         return (f"{self.photos} photos: {self.extracted} extracted, {self.stored} already stored{failed}; "
                 f"{self.photos_per_second:.2f} photos/s, {self.bytes_written / 2**20:.1f} MiB written in "
                 f"{self.seconds:.1f} s")

@@ -4,18 +4,23 @@
   killed half-way) therefore sees either the old file or the complete new one, never a half-written file. A new
   file gets the permissions a plain ``open(path, "w")`` would give it (``0666`` less the umask); a file that is
   replaced keeps its permission bits.
-- ``read_regular_file`` / ``open_regular_file``: read only regular files. The file is opened without blocking and
-  checked before a byte is read, so a FIFO, a device or a directory in place of a file is refused at once, never
-  waited on or read without end, and a file over a size limit is refused before it is read.
+- ``read_regular_file`` / ``open_regular_file``: read only regular files (photos and cache entries, which are found
+  by name rather than named by the user). The file is opened without blocking and checked before a byte is read,
+  so a FIFO, a device or a directory in place of a file is refused at once, never waited on or read without end,
+  and a file over a size limit is refused before it is read.
+- ``open_input`` / ``read_input``: read an input file the user named (a CSV or JSON file), which may also be a
+  FIFO, ``/dev/stdin`` or a device. A regular file is read as it is; anything else is read up to a limit, then
+  refused, so an endless input (``/dev/zero``, a pipe that never ends) ends in an error, never exhausts memory.
 - ``create_temporary``: a new empty file beside a path, with the permissions a plain write gives.
 
 The outputs a user names are planned and written by ``delfverify.outputs``; ``atomic_write`` serves the files the
-tool keeps for itself (feature store entries, calibration tables).
+tool keeps for itself (feature store entries).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import secrets
 import stat
@@ -24,8 +29,8 @@ from typing import IO, BinaryIO, Iterator
 
 
 class NotAFileError(ValueError):
-    """A path names something other than a regular file (a FIFO, a device, a directory), or a file too large to
-    read; the message says which."""
+    """A path names something other than a regular file (a FIFO, a device, a directory) where only a regular file
+    is read, or a file or stream too large to read; the message says which."""
 
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
@@ -77,6 +82,63 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int) -> bytes:
         if size > max_bytes:
             raise NotAFileError(f"file too large ({size} bytes, limit {max_bytes})")
         data = handle.read(max_bytes + 1)  # the file may grow after the check
+    if len(data) > max_bytes:
+        raise NotAFileError(f"file too large (more than {max_bytes} bytes)")
+    return data
+
+
+#: The most bytes ``open_input`` reads from an input that is not a regular file, unless its caller says otherwise.
+MAX_STREAM_BYTES = 256 * 2**20
+_CHUNK = 2**20
+
+
+@contextlib.contextmanager
+def open_input(path: str | os.PathLike, max_stream_bytes: int = MAX_STREAM_BYTES) -> Iterator[BinaryIO]:
+    """Open an input file the user named for reading, in binary mode.
+
+    A regular file is given as it is, for the caller to read as it likes. Anything else that can be read (a FIFO,
+    ``/dev/stdin``, a character device) is read to its end here, up to ``max_stream_bytes``, and given as an
+    in-memory file; a longer one is refused. A FIFO is opened as ``cat`` opens it: waiting for its writer.
+
+    Raises
+    ------
+    NotAFileError
+        ``path`` is not a regular file and gives more than ``max_stream_bytes``; the message says so and the remedy.
+    OSError
+        It cannot be opened or read (``FileNotFoundError``, ``PermissionError``, ``IsADirectoryError``; a socket
+        cannot be opened).
+    """
+    with open(path, "rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if stat.S_ISREG(mode):
+            yield handle
+            return
+        data = io.BytesIO()
+        while data.tell() <= max_stream_bytes:
+            chunk = handle.read(min(_CHUNK, max_stream_bytes + 1 - data.tell()))
+            if not chunk:
+                break
+            data.write(chunk)
+    if data.tell() > max_stream_bytes:
+        raise NotAFileError(f"is {_kind(mode)} that gives more than {max_stream_bytes} bytes, the most read from "
+                            f"anything but a regular file; save it to a regular file and give that")
+    data.seek(0)
+    yield data
+
+
+def read_input(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The bytes of an input file the user named, of any kind ``open_input`` reads, at most ``max_bytes`` of them;
+    a regular file's size is checked before it is read.
+
+    Raises
+    ------
+    NotAFileError
+        As ``open_input``, or the file is larger than ``max_bytes``.
+    OSError
+        It cannot be opened or read.
+    """
+    with open_input(path, max_bytes) as handle:
+        data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise NotAFileError(f"file too large (more than {max_bytes} bytes)")
     return data

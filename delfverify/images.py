@@ -58,7 +58,7 @@ from typing import Callable, Mapping, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import DelfverifyError, InputTypeError
+from .errors import DelfverifyError, InputTypeError, shorten
 from .fileio import NotAFileError, read_regular_file
 
 #: Refuse images with more pixels than this (about 16k x 11k); protects against decompression bombs.
@@ -426,8 +426,8 @@ class ImageDirectory:
         if path:
             candidate = self.root / path
             if Path(path).is_absolute() or "\x00" in path or not self._inside(candidate):
-                raise ImageLookupError(f"image path {path!r} for id {image_id!r} escapes the image directory "
-                                       f"{self.root}")
+                raise ImageLookupError(f"image path {shorten(path)!r} for id {shorten(image_id)!r} escapes the image "
+                                       f"directory {self.root}")
             return candidate
         if (
             not image_id
@@ -437,7 +437,7 @@ class ImageDirectory:
             or image_id in (".", "..")
             or len(os.fsencode(f"{image_id}{self.extension}")) > 255  # longer file names fail with an OSError
         ):
-            raise ImageLookupError(f"image id {image_id[:80]!r} cannot name a file in {self.root}")
+            raise ImageLookupError(f"image id {shorten(image_id)!r} cannot name a file in {self.root}")
         flat = self.root / f"{image_id}{self.extension}"
         found = flat
         try:
@@ -445,10 +445,10 @@ class ImageDirectory:
                 nested = self.root / image_id[0] / image_id[1] / image_id[2] / f"{image_id}{self.extension}"
                 found = nested if nested.is_file() else flat
         except OSError as exc:  # e.g. a folder that cannot be searched
-            raise ImageLookupError(f"image id {image_id[:80]!r}: cannot look it up in {self.root} "
+            raise ImageLookupError(f"image id {shorten(image_id)!r}: cannot look it up in {self.root} "
                                    f"({exc.strerror or exc})") from None
         if found.exists() and not self._inside(found):
-            raise ImageLookupError(f"image for id {image_id!r} links outside the image directory {self.root}")
+            raise ImageLookupError(f"image for id {shorten(image_id)!r} links outside the image directory {self.root}")
         return found
 
     def _inside(self, candidate: Path) -> bool:

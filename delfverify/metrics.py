@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .details import check_details, first_and_chosen
-from .errors import DelfverifyError
+from .errors import DelfverifyError, shorten
 from .tables import Solution, as_solution
 
 __all__ = ["OUTCOMES", "GapResult", "MatchedPredictions", "RunScores", "TruthError", "global_average_precision",
@@ -273,7 +273,7 @@ def match_predictions(predictions: pd.DataFrame, truth: pd.DataFrame) -> Matched
     truth_ids = pd.Index(truth["id"])
     if not truth_ids.is_unique:
         duplicate = truth_ids[truth_ids.duplicated()][0]
-        raise ValueError(f"truth has more than one row for id {duplicate!r}")
+        raise ValueError(f"truth has more than one row for id {shorten(duplicate)!r}")
     landmarks, has_landmarks = _text_values(truth["landmarks"], "truth['landmarks']")
     truth_rows, truth_labels = _landmark_pairs(landmarks[has_landmarks], np.flatnonzero(has_landmarks))
     is_landmark_row = np.zeros(len(truth_ids), dtype=bool)
@@ -293,19 +293,19 @@ def match_predictions(predictions: pd.DataFrame, truth: pd.DataFrame) -> Matched
     nan_confidence = np.isnan(confidence)
     if nan_confidence.any():
         first = ids.iloc[nan_confidence.argmax()]
-        raise ValueError(f"predictions has a NaN confidence for id {first!r}")
+        raise ValueError(f"predictions has a NaN confidence for id {shorten(first)!r}")
 
     rows = truth_ids.get_indexer(ids)
     unknown = rows < 0
     if unknown.any():
-        examples = ", ".join(repr(i) for i in ids[unknown].iloc[:_MAX_IDS_IN_MESSAGE])
+        examples = ", ".join(repr(shorten(i)) for i in ids[unknown].iloc[:_MAX_IDS_IN_MESSAGE])
         raise ValueError(
             f"predictions has {int(unknown.sum())} id(s) that are not in truth, e.g. {examples}"
         )
     repeated = pd.Series(rows).duplicated().to_numpy()
     if repeated.any():
         raise ValueError(
-            f"predictions has more than one prediction for id {ids.iloc[repeated.argmax()]!r}"
+            f"predictions has more than one prediction for id {shorten(ids.iloc[repeated.argmax()])!r}"
         )
 
     # Lay each prediction's label on its truth row, then compare it with every truth
@@ -442,7 +442,7 @@ def load_truth(truth: str | os.PathLike | Solution | pd.DataFrame, ids: Sequence
     if ids is not None:
         unknown = pd.Index(pd.unique(np.asarray(ids, object))).difference(pd.Index(truth.table["id"]))
         if len(unknown):
-            examples = ", ".join(repr(i) for i in unknown[:_MAX_IDS_IN_MESSAGE])
+            examples = ", ".join(repr(shorten(i)) for i in unknown[:_MAX_IDS_IN_MESSAGE])
             raise TruthError(f"{name}: {len(unknown)} query id(s) of the predictions are not in the truth, e.g. "
                              f"{examples}")
     return truth

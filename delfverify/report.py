@@ -346,7 +346,7 @@ def render_report(details: pd.DataFrame, target: ReportOutput, *, summary: Mappi
     if photos is not None and verifier is not None and owned is not None:
         pictures, files = _draw_pictures(details, inliers, sample_pictures(details), folder.name, photos, verifier)
     page = _page(details, inliers, title=title, summary=summary, scores=scores, outcome=outcome, pictures=pictures,
-                 seconds=seconds).encode("utf-8")
+                 seconds=seconds).encode("utf-8", errors="backslashreplace")  # a non-UTF-8 file name, escaped
     written = [(owned.member(name), data) for name, data in files.items()] + [(page_output, page)]
     drawn = [p for p in pictures if p.file]
     result = ReportResult(Path(page_output.given), folder, len(drawn), len(pictures) - len(drawn),

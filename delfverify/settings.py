@@ -34,7 +34,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import DelfverifyError
+from .errors import DelfverifyError, shorten
 from .extractors import DEFAULT_EXTRACTOR, EXTRACTORS, Extractor, extractor_class
 from .images import DEFAULT_MAX_SIDE
 from .matching import METHODS, MatchConfig
@@ -64,7 +64,7 @@ class SettingsError(DelfverifyError, ValueError):
     """
 
     def __init__(self, setting: str, requirement: str, value: Any):
-        super().__init__(f"{setting} must be {requirement}, got {value!r}")
+        super().__init__(f"{setting} must be {requirement}, got {shorten(repr(value))}")
         self.setting, self.requirement, self.value = setting, requirement, value
 
 

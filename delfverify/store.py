@@ -10,7 +10,8 @@ Entries are written to a temporary file in the same folder and renamed into plac
 or none, and concurrent writers of the same key cannot corrupt it (the last rename wins; both wrote the same
 features).
 
-An entry is input like any other file: before an array is allocated its header is checked (a known dtype, the
+An entry is input like any other file: its zip members must be stored plain (neither compressed nor encrypted), and
+before an array is allocated its header is checked (a known dtype, the
 extractor's descriptor length, at most ``MAX_KEYPOINTS`` rows, the bytes it claims present), and after it is read,
 its values (finite locations inside the photo, finite scales, scores and float descriptors, a positive photo size,
 an extraction scale in (0, 1]). An entry that fails (truncated, random bytes, wrong shapes or dtypes, another
@@ -134,7 +135,9 @@ class FeatureStore:
         except FileNotFoundError:
             self.stats.misses += 1
             return None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # NotAFileError is a ValueError
+        # What zipfile and numpy raise on damaged bytes (NotImplementedError: a zip version zipfile does not read;
+        # NotAFileError is a ValueError). Compressed and encrypted members are refused before they are opened.
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
             self.stats.corrupt += 1
             self.stats.misses += 1
             aside = self._set_aside(path)
@@ -155,6 +158,10 @@ class FeatureStore:
             members = {info.filename: info for info in archive.infolist()}
             if set(members) != {f"{name}.npy" for name in self._arrays}:
                 raise ValueError(f"holds {', '.join(sorted(members))[:200]}, not the arrays of an entry")
+            if any(info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 for info in members.values()):
+                # np.savez stores its arrays plain: anything else would reach a decompressor (NotImplementedError
+                # for an unknown method, RuntimeError for an encrypted member) for no entry this store wrote
+                raise ValueError("holds compressed or encrypted members; an entry holds its arrays stored plain")
             arrays = {}
             for name in self._arrays:  # the version first: an entry of another version is recomputed unread
                 arrays[name] = self._array(archive, members[f"{name}.npy"], name)

@@ -34,10 +34,14 @@ import warnings
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
+from .errors import shorten
+from .fileio import NotAFileError, open_input
+from .numbers import NumberError, parse_number
 from .outputs import Output, write_output
 from .table_checks import TableError, check_gallery, check_predictions, check_solution
 
@@ -146,8 +150,8 @@ class Predictions:
                                                                  scores))))
         for label in pd.unique(table["label"]):
             if any(_score(word) is not None and not word.isdigit() for word in label.split()[1:]):
-                raise TableError(f"{name}: label {label!r} cannot be written in a Kaggle cell, a word of it would "
-                                 f"read back as a score; write id,label,confidence instead")
+                raise TableError(f"{name}: label {shorten(label)!r} cannot be written in a Kaggle cell, a word of it "
+                                 f"would read back as a score; write id,label,confidence instead")
         cells: dict[str, list[str]] = {}
         for pid, label, score in zip(table["id"].tolist(), table["label"], scores):
             cells.setdefault(pid, [])
@@ -216,35 +220,70 @@ class Solution:
 
 
 def read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
+    """A CSV file's cells as text (``""`` where a row is short of fields), its column names stripped of spaces.
+
+    A FIFO, ``/dev/stdin`` or a device is read up to ``fileio.MAX_STREAM_BYTES`` (``fileio.open_input``).
+
+    Raises
+    ------
+    TableError
+        The file is missing, unreadable, not a file, empty, not UTF-8, not CSV, has a row with more fields than the
+        header or two columns of one name; the message names it and ``what`` it should be.
+    """
     path = Path(path)
     try:
-        # index_col=False: a row with one field more than the header must not turn the first column into an
-        # index and shift every value one column left; pandas then warns that it would drop data: an error here.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                                skipinitialspace=False, index_col=False)
-    except pd.errors.ParserWarning:
-        raise TableError(f"{path}: row {_first_long_row(path)}: more fields than the header has columns; "
-                         f"quote fields that contain commas") from None
+        with open_input(path) as handle:
+            try:
+                # index_col=False: a row with one field more than the header must not turn the first column into
+                # an index and shift every value one column left; pandas then warns that it would drop data: an
+                # error here.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", pd.errors.ParserWarning)
+                    frame = pd.read_csv(handle, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                                        skipinitialspace=False, index_col=False)
+            except pd.errors.ParserWarning:
+                handle.seek(0)
+                row = _first_long_row(handle)
+                raise TableError(f"{path}: {f'row {row}: ' if row else ''}more fields than the header has "
+                                 f"columns; quote fields that contain commas") from None
     except FileNotFoundError:
         raise TableError(f"{path}: {what} file not found") from None
     except pd.errors.EmptyDataError:
         raise TableError(f"{path}: {what} file is empty; expected a header line") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise TableError(f"{path}: cannot parse {what} CSV ({str(exc).strip()})") from None
+        raise TableError(f"{path}: cannot parse {what} CSV ({shorten(str(exc).strip(), 200)})") from None
     except IsADirectoryError:
         raise TableError(f"{path}: is a directory, expected a {what} CSV file") from None
+    except NotAFileError as exc:
+        raise TableError(f"{path}: {exc}; expected a {what} CSV file") from None
+    except OSError as exc:
+        raise TableError(f"{path}: cannot read the {what} file ({exc.strerror or exc})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    repeated = frame.columns[frame.columns.duplicated()]
+    if len(repeated):
+        raise TableError(f"{path}: column {shorten(repeated[0])!r} appears twice in the header; give each column "
+                         f"once")
     return frame
 
 
-def _first_long_row(path: Path) -> int:
-    """The row number (header = 1) of the first CSV record with more fields than the header."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        records = (record for record in csv.reader(handle) if record)  # blank lines are skipped, as pandas does
+def _first_long_row(handle: BinaryIO) -> int | None:
+    """The row number (header = 1) of the first CSV record with more fields than the header (None where Python's
+    CSV reader cannot tell: a field over its size limit)."""
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    try:
+        records = (record for record in csv.reader(text) if record)  # blank lines are skipped, as pandas does
         width = len(next(records))
-        return next((row for row, record in enumerate(records, start=2) if len(record) > width), 2)
+        return next((row for row, record in enumerate(records, start=2) if len(record) > width), None)
+    except csv.Error:
+        return None
+    finally:
+        text.detach()  # the caller closes the file
+
+
+def _columns(names) -> str:
+    """Column names as a message lists them: ``id,landmarks``; a name with a line break or another unprintable
+    character quoted, so that the message stays one line; shortened."""
+    return shorten(",".join(name if name.isprintable() else repr(name) for name in map(str, names)))
 
 
 def _check_ids(frame: pd.DataFrame, path: str | Path, what: str, unique: bool = True, first_row: int = 2) -> None:
@@ -262,8 +301,8 @@ def _check_ids(frame: pd.DataFrame, path: str | Path, what: str, unique: bool = 
         key = variants["key"].to_numpy()[spaced][0]
         first, row = np.flatnonzero((stripped == key).to_numpy() & ~ids.duplicated().to_numpy())[:2]
         raise TableError(
-            f"{path}: row {row + first_row}: id {ids.iloc[row]!r} differs from id {ids.iloc[first]!r} "
-            f"(row {first + first_row}) "
+            f"{path}: row {row + first_row}: id {shorten(ids.iloc[row])!r} differs from id "
+            f"{shorten(ids.iloc[first])!r} (row {first + first_row}) "
             f"only by spaces around it; ids are kept exactly as given, so remove the spaces or one of the rows"
         )
     if not unique:
@@ -273,35 +312,34 @@ def _check_ids(frame: pd.DataFrame, path: str | Path, what: str, unique: bool = 
         row = int(np.flatnonzero(duplicated)[0])
         first = int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0])
         raise TableError(
-            f"{path}: row {row + first_row}: duplicate id {ids.iloc[row]!r} (first at row {first + first_row}); "
-            f"each id may appear once in {what}"
+            f"{path}: row {row + first_row}: duplicate id {shorten(ids.iloc[row])!r} (first at row "
+            f"{first + first_row}); each id may appear once in {what}"
         )
 
 
 def _parse_confidence(text: str, path: Path, row: int) -> float:
+    """A confidence cell: a number in [0, 1] (``delfverify.numbers``)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise TableError(f"{path}: row {row}: confidence {text!r} is not a number") from None
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise TableError(f"{path}: row {row}: confidence {text!r} must be a number in [0, 1]")
-    return value
+        return parse_number(text, low=0, high=1)
+    except NumberError as exc:
+        raise TableError(f"{path}: row {row}: confidence {exc}") from None
 
 
 def _score(word: str) -> float | None:
-    """The value of a word that reads as a number in [0, 1], else None."""
+    """The value of a word that reads as a number in [0, 1] (``delfverify.numbers``), else None."""
     try:
-        value = float(word)
-    except ValueError:
+        return parse_number(word, low=0, high=1)
+    except NumberError:
         return None
-    return value if 0.0 <= value <= 1.0 else None
 
 
 def _kaggle_pairs(cell: str, path: Path, row: int) -> list[tuple[str, float]]:
     """Split a Kaggle ``landmarks`` cell into its ``(label, score)`` pairs (see the module docstring)."""
     simple = cell.split()
-    if len(simple) == 2 and _score(simple[1]) is not None:  # the usual "<label> <score>", quickly
-        return [(simple[0], float(simple[1]))]
+    if len(simple) == 2:  # the usual "<label> <score>", quickly
+        score = _score(simple[1])
+        if score is not None:
+            return [(simple[0], score)]
     words = list(re.finditer(r"\S+", cell))
     pairs: list[tuple[str, float]] = []
     label: list[re.Match] = []  # the words of the label being read; its text is kept as written
@@ -315,9 +353,9 @@ def _kaggle_pairs(cell: str, path: Path, row: int) -> list[tuple[str, float]]:
     if label:
         if len(label) > 1:  # "<label> <bad score>": say what is wrong with the score
             _parse_confidence(label[-1][0], path, row)
-        raise TableError(f"{path}: row {row}: landmarks cell {cell.strip()!r} must be '<label> <score>' pairs "
-                         f"('<label1> <score1> <label2> <score2> ...', scores in [0, 1]) or empty; it ends with "
-                         f"{cell[label[0].start():label[-1].end()]!r}")
+        raise TableError(f"{path}: row {row}: landmarks cell {shorten(cell.strip())!r} must be '<label> <score>' "
+                         f"pairs ('<label1> <score1> <label2> <score2> ...', scores in [0, 1]) or empty; it ends "
+                         f"with {shorten(cell[label[0].start():label[-1].end()])!r}")
     return pairs
 
 
@@ -330,17 +368,17 @@ def _group_candidates(ids: list[str], labels: list[str], confidences: list[float
     if repeated.any():
         i = int(np.flatnonzero(repeated)[0])
         first = frame["row"][(frame["id"] == ids[i]) & (frame["label"] == labels[i])].iloc[0]
-        what = f"label {labels[i]!r} twice" if labels[i] else "two empty predictions"
-        raise TableError(f"{path}: row {rows[i]}: {what} for id {ids[i]!r} (first at row {first}); each candidate "
-                         f"label may appear once per id")
+        what = f"label {shorten(labels[i])!r} twice" if labels[i] else "two empty predictions"
+        raise TableError(f"{path}: row {rows[i]}: {what} for id {shorten(ids[i])!r} (first at row {first}); each "
+                         f"candidate label may appear once per id")
     query, _ = pd.factorize(frame["id"])
     counts = np.bincount(query)
     empty = (frame["label"] == "").to_numpy() & (counts[query] > 1)
     if empty.any():
         i = int(np.flatnonzero(empty)[0])
         other = frame["row"][(query == query[i]) & ~empty].iloc[0]
-        raise TableError(f"{path}: row {rows[i]}: id {ids[i]!r} has no prediction here but a candidate at row "
-                         f"{other}; give its candidates, or one empty row")
+        raise TableError(f"{path}: row {rows[i]}: id {shorten(ids[i])!r} has no prediction here but a candidate at "
+                         f"row {other}; give its candidates, or one empty row")
     return np.lexsort((np.arange(len(ids)), -np.asarray(confidences), query))
 
 
@@ -376,7 +414,8 @@ def _parse_predictions(frame: pd.DataFrame, path: str, first_row: int) -> Predic
     fmt = next((name for name, cols in FORMATS.items() if columns == cols), None)
     if fmt is None:
         raise TableError(
-            f"{path}: unrecognised predictions columns {','.join(columns)}; accepted formats are {_ACCEPTED}"
+            f"{path}: unrecognised predictions columns {_columns(columns)}; accepted formats are "
+            f"{_ACCEPTED}"
         )
     _check_ids(frame, path, "predictions", unique=False, first_row=first_row)
     ids, labels, confidences, rows = [], [], [], []
@@ -474,7 +513,7 @@ def _parse_gallery(frame: pd.DataFrame, path: str, first_row: int) -> Gallery:
     if missing:
         raise TableError(
             f"{path}: gallery is missing column(s) {', '.join(missing)}; expected id,landmark_id[,path] "
-            f"(found {','.join(frame.columns)})"
+            f"(found {_columns(frame.columns)})"
         )
     frame = frame.assign(landmark_id=frame["landmark_id"].str.strip())
     _check_ids(frame, path, "the gallery", first_row=first_row)
@@ -539,7 +578,7 @@ def as_ids(value: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
 
 def _parse_ids(frame: pd.DataFrame, path: str, first_row: int) -> pd.DataFrame:
     if "id" not in frame.columns:
-        raise TableError(f"{path}: no id column (found {_shorten(','.join(map(str, frame.columns)))}); give a CSV "
+        raise TableError(f"{path}: no id column (found {_columns(frame.columns)}); give a CSV "
                          f"with a column id, such as a gallery or predictions file")
     _check_ids(frame, path, "the ids", unique=False, first_row=first_row)
     paths = frame["path"].str.strip() if "path" in frame.columns else pd.Series([""] * len(frame), dtype=object)
@@ -581,12 +620,8 @@ def _text_frame(frame: pd.DataFrame, name: str, numbers: tuple[str, ...] = ()) -
             else:
                 kinds = "strings or numbers" if column in numbers else "strings"
                 raise TableError(f"{name}: row {row}: column {str(column)!r} holds {type(value).__name__} "
-                                 f"{_shorten(repr(value))}; it takes {kinds} (ids and labels are text: read CSV "
+                                 f"{shorten(repr(value))}; it takes {kinds} (ids and labels are text: read CSV "
                                  f"files with dtype=str)")
         out[str(column).strip()] = text
     return pd.DataFrame(out, columns=list(out))
 
-
-def _shorten(text: str, limit: int = 80) -> str:
-    """``text``, cut to ``limit`` characters with an ellipsis where longer (values quoted in messages)."""
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"

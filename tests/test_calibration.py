@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from dataclasses import replace
 
 import cv2
@@ -283,7 +284,7 @@ def test_pairs_must_equal_reaching_zero():
     (b"\xff\xfe{}", "not UTF-8"),
     (b'\xef\xbb\xbf{"format": 1}', "invalid JSON"),
     (b"[1, 2]", "expected a JSON object"),
-    (b'{"pairs": NaN}', "NaN is not a number"),
+    (b'{"pairs": NaN}', "pairs: 'NaN' is not a number"),
     (b'{"pairs": -Infinity}', "Infinity"),
     (b'{"pairs": 1e999}', "out of range"),
     (b'{"pairs": ' + b"9" * 5000 + b"}", "5000 digits"),
@@ -301,10 +302,19 @@ def test_unreadable_files(tmp_path):
         read_null_table(tmp_path / "missing.json")
     with pytest.raises(NullTableError, match="directory"):
         read_null_table(tmp_path)
+
+
+def test_a_table_from_a_fifo_is_read_and_an_endless_device_refused(tmp_path):
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)
-    with pytest.raises(NullTableError, match="FIFO"):
-        read_null_table(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=(json.dumps(valid_doc()),))
+    writer.start()
+    try:
+        assert read_null_table(fifo) == null_table_from_dict(valid_doc())
+    finally:
+        writer.join()
+    with pytest.raises(NullTableError, match=r"^/dev/zero: is a character device that gives more than 8388608 bytes"):
+        read_null_table("/dev/zero")
 
 
 @settings(max_examples=300, deadline=None)

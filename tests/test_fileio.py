@@ -1,6 +1,7 @@
 """delfverify.fileio: a file is replaced whole or not at all, no temporary file is left behind, written files get
-the permissions a plain write gives; only regular files are read, never past a size limit; outputs that would
-overwrite an input or each other, or cannot be written, are refused before anything is written (planned by
+the permissions a plain write gives; photos and cache entries are read only from regular files, never past a size
+limit; inputs the user named are also read from FIFOs and devices, up to a limit; outputs that would overwrite an
+input or each other, or cannot be written, are refused before anything is written (planned by
 ``delfverify.outputs``; the rest of the output layer is tested in tests/test_outputs.py)."""
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import os
 import stat
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from delfverify.fileio import NotAFileError, atomic_write, read_regular_file
+from delfverify.fileio import NotAFileError, atomic_write, open_input, read_input, read_regular_file
 from delfverify.outputs import OutputError, OutputPlan
 
 
@@ -144,6 +146,54 @@ def test_missing_and_linked_files(tmp_path):
     (tmp_path / "real.jpg").write_bytes(b"data")
     (tmp_path / "link.jpg").symlink_to(tmp_path / "real.jpg")
     assert read_regular_file(tmp_path / "link.jpg", 100) == b"data"
+
+
+# --- inputs the user named: regular files as they are, anything else up to a limit --------------------------------
+
+def _write_fifo_in_thread(fifo: Path, data: bytes) -> threading.Thread:
+    def write():
+        with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as handle:
+            handle.write(data)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_an_input_from_a_fifo_is_read_up_to_the_limit(tmp_path):
+    fifo = tmp_path / "predictions.csv"
+    os.mkfifo(fifo)
+    writer = _write_fifo_in_thread(fifo, b"id,landmarks\n" * 1000)
+    with open_input(fifo, max_stream_bytes=13_000) as handle:
+        assert handle.read() == b"id,landmarks\n" * 1000
+    writer.join(timeout=60)
+    writer = _write_fifo_in_thread(fifo, b"x" * 13_001)
+    with pytest.raises(NotAFileError, match=r"^is a FIFO \(named pipe\) that gives more than 13000 bytes, the most "
+                                            r"read from anything but a regular file; save it to a regular file"):
+        read_input(fifo, 13_000)
+    writer.join(timeout=60)
+
+
+def test_dev_zero_as_an_input_ends_quickly_in_an_error_naming_the_limit():
+    started = time.perf_counter()
+    with pytest.raises(NotAFileError, match=r"^is a character device that gives more than 268435456 bytes"):
+        with open_input("/dev/zero"):
+            pass
+    assert time.perf_counter() - started < 20
+    assert read_input("/dev/null", 10) == b""
+
+
+def test_a_regular_input_is_given_as_it_is_and_other_kinds_refused(tmp_path):
+    (tmp_path / "p.csv").write_bytes(b"x" * 100)
+    with open_input(tmp_path / "p.csv", max_stream_bytes=10) as handle:  # no limit on regular files
+        assert handle.read() == b"x" * 100 and handle.seekable()
+    with pytest.raises(NotAFileError, match="file too large"):
+        read_input(tmp_path / "p.csv", 99)
+    assert read_input(tmp_path / "p.csv", 100) == b"x" * 100
+    with pytest.raises(IsADirectoryError):
+        read_input(tmp_path, 10)
+    with pytest.raises(FileNotFoundError):
+        read_input(tmp_path / "absent.csv", 10)
 
 
 # --- outputs checked before any work ------------------------------------------------------------------------------

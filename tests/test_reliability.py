@@ -480,7 +480,8 @@ CSV_ERRORS = {
     "policy-k-10^12": ("policy", '{"bands": [{"lower": 0, "upper": 1, "k": 1000000000000}]}',
                        ["policy.bands[0].k: must be an integer in [1, 1000], got 1000000000000"]),
     "policy-integer-of-5000-digits": ("policy", '{"bands": [{"lower": 0, "upper": 1, "min_inliers": %s}]}'
-                                      % ("7" * 5000), ["policy.bands[0].min_inliers: integer of 5000 digits"]),
+                                      % ("7" * 5000), ["policy.bands[0].min_inliers: '7777",
+                                                       "is an integer of 5000 digits"]),
     "policy-negative-seed": ("policy", '{"bands": [{"lower": 0, "upper": 1}], "selection": "random", "seed": -1}',
                              ["policy.seed: must be an integer in [0, "]),
 }
@@ -513,7 +514,8 @@ def test_bad_csv_in_a_real_process_prints_one_line_and_no_traceback(baseline, tm
     run = _subprocess(["-m", "delfverify.cli", *_argv(tmp_path / "out", baseline.cache, predictions=bad)])
     stdout, stderr = run.communicate(timeout=120)
     assert run.returncode == 2
-    assert stderr.splitlines() == [f"delfverify: error: {bad}: row 3: confidence 'NaN' must be a number in [0, 1]"]
+    assert stderr.splitlines() == [f"delfverify: error: {bad}: row 3: confidence 'NaN' is not a number written in "
+                                   f"ASCII decimal (such as 0.75)"]
     assert stdout == ""
 
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import os
 from importlib import resources
 from typing import Any
 
-from ..fileio import NotAFileError, read_regular_file
+from ..fileio import NotAFileError, read_input
+from ..numbers import NumberError, load_json
 from ..outputs import Output, write_output
 from ..verification import GEOMETRIES
 
-from .table import (_FIELDS, _MAX_DIGITS, _NAME, FORMAT, FORMAT_VERSION, MAX_COUNT, MAX_FILE_BYTES, NullTable,
-                    NullTableError, _extractor_name, _is_int, _is_number, _short)
+from .table import (_FIELDS, _NAME, FORMAT, FORMAT_VERSION, MAX_COUNT, MAX_FILE_BYTES, NullTable, NullTableError,
+                    _extractor_name, _is_int, _is_number, _short)
 
 logger = logging.getLogger(__name__)
 
@@ -93,23 +93,6 @@ def _int_list(value: Any, name: str) -> list[int]:
     return value
 
 
-def _refuse_constant(text: str):
-    raise NullTableError(f"{text} is not a number a null table may hold")
-
-
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > _MAX_DIGITS:
-        raise NullTableError(f"an integer of {len(text.lstrip('-'))} digits is out of every field's range")
-    return int(text)
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise NullTableError(f"number {_short(text)} is out of range")
-    return value
-
-
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     for key, value in pairs:
@@ -135,16 +118,13 @@ def null_table_from_json(data: bytes | str, source: str = "<null table>") -> Nul
     if not isinstance(text, str):
         raise NullTableError(f"{source}: expected bytes or a string, got {type(data).__name__}")
     try:
-        doc = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant,
-                         object_pairs_hook=_unique_keys)
-    except NullTableError as exc:
+        doc = load_json(text, object_pairs_hook=_unique_keys)
+    except (NullTableError, NumberError) as exc:
         raise NullTableError(f"{source}: invalid null table: {exc}") from None
     except json.JSONDecodeError as exc:
         raise NullTableError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise NullTableError(f"{source}: invalid null table: JSON nested too deeply") from None
-    except ValueError as exc:  # e.g. a float literal Python will not convert
-        raise NullTableError(f"{source}: invalid JSON ({exc})") from None
     return null_table_from_dict(doc, source)
 
 
@@ -154,13 +134,15 @@ def read_null_table(path: str | os.PathLike) -> NullTable:
     Raises
     ------
     NullTableError
-        If the file is missing, unreadable, not a regular file, larger than ``MAX_FILE_BYTES``, or not a valid
-        table; the message names the file and the field.
+        If the file is missing, unreadable, a directory, larger than ``MAX_FILE_BYTES`` (a FIFO or a device is read
+        up to that), or not a valid table; the message names the file and the field.
     """
     try:
-        data = read_regular_file(path, MAX_FILE_BYTES)
+        data = read_input(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise NullTableError(f"{path}: null table file not found") from None
+    except IsADirectoryError:
+        raise NullTableError(f"{path}: is a directory, not a null table file") from None
     except NotAFileError as exc:
         raise NullTableError(f"{path}: {exc}") from None
     except OSError as exc:

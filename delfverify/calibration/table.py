@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DelfverifyError
+from ..errors import DelfverifyError, shorten
 from ..verification import GEOMETRIES
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ DEFAULT_PAIRS = 2000
 MAX_FILE_BYTES = 8 * 2**20
 _MAX_SEED = 2**63 - 1
 _MAX_SOURCE = 2000
-_MAX_DIGITS = 20
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 _FINGERPRINT = re.compile(r"(|[0-9a-f]{16})")
 _FIELDS = ("format", "version", "extractor", "geometry", "pair_fingerprint", "source", "seed", "pairs", "reaching",
@@ -288,8 +287,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """A value quoted in a message (``errors.shorten`` of its repr)."""
+    return shorten(repr(value))
 
 
 # ---------------------------------------------------------------------------------------------------------------

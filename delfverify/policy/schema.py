@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from ..errors import DelfverifyError
 from ..calibration.table import MIN_RATE
+from ..errors import DelfverifyError, shorten
 from .model import COMBINES, MODES, SELECTIONS, Action, Band, FrequencyPenalty, Fusion, Policy
 
 #: The most gallery photos a policy may verify per prediction (``k``): the inlier table has ``k`` columns per
@@ -31,11 +31,11 @@ def _field(doc: Mapping[str, Any], key: str, kind, where: str, default=None, *, 
         return default
     value = doc[key]
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise PolicyError(f"{where}.{key}: expected an integer, got {value!r}")
+        raise PolicyError(f"{where}.{key}: expected an integer, got {shorten(repr(value))}")
     if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
-        raise PolicyError(f"{where}.{key}: expected a number, got {value!r}")
+        raise PolicyError(f"{where}.{key}: expected a number, got {shorten(repr(value))}")
     if kind in (str, bool, dict, list) and not isinstance(value, kind):
-        raise PolicyError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
+        raise PolicyError(f"{where}.{key}: expected {kind.__name__}, got {shorten(repr(value))}")
     return float(value) if kind is float else value
 
 
@@ -50,10 +50,11 @@ def _integer(doc: Mapping[str, Any], key: str, where: str, default: int | None, 
 
 def _check_keys(doc: Mapping[str, Any], allowed: set[str], where: str) -> None:
     if not isinstance(doc, Mapping):
-        raise PolicyError(f"{where}: expected an object, got {doc!r}")
+        raise PolicyError(f"{where}: expected an object, got {shorten(repr(doc))}")
     unknown = sorted(set(doc) - allowed)
     if unknown:
-        raise PolicyError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise PolicyError(f"{where}: unknown field(s) {shorten(', '.join(map(str, unknown)))}; allowed: "
+                          f"{', '.join(sorted(allowed))}")
 
 
 def _action(doc: Any, where: str) -> Action:
@@ -63,13 +64,13 @@ def _action(doc: Any, where: str) -> Action:
     (op, value), = doc.items()
     if op == "range":
         if not (isinstance(value, list) and len(value) == 2):
-            raise PolicyError(f"{where}.range: expected [low, high], got {value!r}")
+            raise PolicyError(f"{where}.range: expected [low, high], got {shorten(repr(value))}")
         low, high = (_field({"v": v}, "v", float, f"{where}.range") for v in value)
     else:
         v = _field(doc, op, float, where)
         low, high = (v, v) if op == "set" else (0.0, v)
     if not (0 <= low <= 1 and 0 <= high <= 1):
-        raise PolicyError(f"{where}: values must lie in [0, 1], got {doc!r}")
+        raise PolicyError(f"{where}: values must lie in [0, 1], got {shorten(repr(doc))}")
     return Action(low, high)
 
 
@@ -136,7 +137,7 @@ def policy_from_dict(doc: Mapping[str, Any], null_table: Any = None) -> Policy:
     for key, value, allowed in (("mode", mode, MODES), ("combine", combine, COMBINES),
                                 ("selection", selection, SELECTIONS)):
         if value not in allowed:
-            raise PolicyError(f"{where}.{key}: must be one of {', '.join(allowed)}, got {value!r}")
+            raise PolicyError(f"{where}.{key}: must be one of {', '.join(allowed)}, got {shorten(repr(value))}")
     bands: tuple[Band, ...] = ()
     fusion = Fusion()
     if mode == "bands":
