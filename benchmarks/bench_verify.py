@@ -75,7 +75,7 @@ def run(args: argparse.Namespace, cache_dir: Path) -> None:
     matches = []
     for qid, gid in zip(pairs["query"], pairs["gallery"]):
         fg, fq = features[gid], features[qid]
-        found = match_descriptors(fg.descriptors, fq.descriptors, verifier.extractor.match)
+        found = match_descriptors(fg.unit_descriptors, fq.unit_descriptors, verifier.extractor.match)
         matches.append((fg.locations_xy_extracted()[found.pairs[:, 0]],
                         fq.locations_xy_extracted()[found.pairs[:, 1]]))
     match_ms = (time.perf_counter() - start) * 1000.0 / max(len(pairs), 1)

@@ -44,7 +44,7 @@ from scipy.stats import binom
 
 from _common import DEV_DATA, HARD_DATA, REPO
 from bench_quality import pair_inliers
-from delfverify import Verifier
+from delfverify import Verifier, VerifySettings
 from delfverify.calibration import (CalibrationError, check_calibration, fit_null_table, measure_null_table,
                                     shared_geometry_cut, write_null_table)
 from delfverify.extractors import RootSIFT
@@ -217,7 +217,7 @@ def main() -> None:
             thresholds = RootSIFT.thresholds[geometry]
             excluded = label_pair(pairs).isin(shared).to_numpy()
             kept = kept_pairs[geometry] = pairs[~excluded]
-            fingerprint = Verifier(ransac=GEOMETRY_SETTINGS[geometry]).pair_fingerprint
+            fingerprint = Verifier(VerifySettings(ransac=GEOMETRY_SETTINGS[geometry])).pair_fingerprint
             for name in SETS:
                 in_set = (pairs["set"] == name).to_numpy()
                 everything = pairs.loc[in_set, "inliers"].to_numpy()
@@ -275,7 +275,7 @@ def gallery_check(cache: Path, kept_pairs: dict) -> None:
     """``measure_null_table`` on each gallery, checked against the other set's query pairs (shared scenes left
     out)."""
     print("\n== measure_null_table on each gallery (fundamental, all pairs of different labels)")
-    verifier = Verifier(ransac=GEOMETRY_SETTINGS["fundamental"], cache_dir=cache)
+    verifier = Verifier(VerifySettings(ransac=GEOMETRY_SETTINGS["fundamental"]), cache_dir=cache)
     for name, data in SETS.items():
         try:
             result = measure_null_table(verifier, data / "gallery.csv", data / "gallery", pairs=1000)

@@ -50,8 +50,8 @@ def main() -> None:
         for label, gids in chosen.items():
             for gid in gids:
                 fg = verifier.features_of(data / "gallery" / f"{gid}.jpg")
-                dist, idx = cKDTree(fg.descriptors).query(fq.descriptors, k=2)
-                back = cKDTree(fq.descriptors).query(fg.descriptors[idx[:, 0]], k=1)[1]
+                dist, idx = cKDTree(fg.unit_descriptors).query(fq.unit_descriptors, k=2)
+                back = cKDTree(fq.unit_descriptors).query(fg.unit_descriptors[idx[:, 0]], k=1)[1]
                 mutual = back == np.arange(len(fq))
                 for max_distance in DISTANCES:
                     for ratio in RATIOS:

@@ -19,7 +19,7 @@ from .errors import DelfverifyError, shorten
 from .numbers import NumberError, parse_number
 from .outputs import Output, write_output
 from .policy.schema import MAX_INLIERS
-from .tables import read_csv
+from .csv_input import read_csv
 
 #: Columns of the details, one row per prediction.
 DETAILS_COLUMNS = ("id", "label", "band", "old_confidence", "new_confidence", "gallery_ids", "inliers",

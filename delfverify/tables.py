@@ -30,17 +30,15 @@ import io
 import math
 import os
 import re
-import warnings
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
+from .csv_input import adopt, check_ids, column_list, read_csv
 from .errors import shorten
-from .fileio import NotAFileError, open_input
 from .numbers import NumberError, parse_number
 from .outputs import Output, write_output
 from .table_checks import TableError, check_gallery, check_predictions, check_solution
@@ -219,104 +217,6 @@ class Solution:
         object.__setattr__(self, "table", check_solution(self.table))
 
 
-def read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
-    """A CSV file's cells as text (``""`` where a row is short of fields), its column names stripped of spaces.
-
-    A FIFO, ``/dev/stdin`` or a device is read up to ``fileio.MAX_STREAM_BYTES`` (``fileio.open_input``).
-
-    Raises
-    ------
-    TableError
-        The file is missing, unreadable, not a file, empty, not UTF-8, not CSV, has a row with more fields than the
-        header or two columns of one name; the message names it and ``what`` it should be.
-    """
-    path = Path(path)
-    try:
-        with open_input(path) as handle:
-            try:
-                # index_col=False: a row with one field more than the header must not turn the first column into
-                # an index and shift every value one column left; pandas then warns that it would drop data: an
-                # error here.
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", pd.errors.ParserWarning)
-                    frame = pd.read_csv(handle, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                                        skipinitialspace=False, index_col=False)
-            except pd.errors.ParserWarning:
-                handle.seek(0)
-                row = _first_long_row(handle)
-                raise TableError(f"{path}: {f'row {row}: ' if row else ''}more fields than the header has "
-                                 f"columns; quote fields that contain commas") from None
-    except FileNotFoundError:
-        raise TableError(f"{path}: {what} file not found") from None
-    except pd.errors.EmptyDataError:
-        raise TableError(f"{path}: {what} file is empty; expected a header line") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise TableError(f"{path}: cannot parse {what} CSV ({shorten(str(exc).strip(), 200)})") from None
-    except IsADirectoryError:
-        raise TableError(f"{path}: is a directory, expected a {what} CSV file") from None
-    except NotAFileError as exc:
-        raise TableError(f"{path}: {exc}; expected a {what} CSV file") from None
-    except OSError as exc:
-        raise TableError(f"{path}: cannot read the {what} file ({exc.strerror or exc})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    repeated = frame.columns[frame.columns.duplicated()]
-    if len(repeated):
-        raise TableError(f"{path}: column {shorten(repeated[0])!r} appears twice in the header; give each column "
-                         f"once")
-    return frame
-
-
-def _first_long_row(handle: BinaryIO) -> int | None:
-    """The row number (header = 1) of the first CSV record with more fields than the header (None where Python's
-    CSV reader cannot tell: a field over its size limit)."""
-    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
-    try:
-        records = (record for record in csv.reader(text) if record)  # blank lines are skipped, as pandas does
-        width = len(next(records))
-        return next((row for row, record in enumerate(records, start=2) if len(record) > width), None)
-    except csv.Error:
-        return None
-    finally:
-        text.detach()  # the caller closes the file
-
-
-def _columns(names) -> str:
-    """Column names as a message lists them: ``id,landmarks``; a name with a line break or another unprintable
-    character quoted, so that the message stays one line; shortened."""
-    return shorten(",".join(name if name.isprintable() else repr(name) for name in map(str, names)))
-
-
-def _check_ids(frame: pd.DataFrame, path: str | Path, what: str, unique: bool = True, first_row: int = 2) -> None:
-    """Ids are data, kept exactly as given; but an empty id, a repeated id where each may appear once
-    (``unique``), or two ids that differ only by spaces around them (which read alike, and which tools that strip
-    fields would merge) are errors."""
-    ids = frame["id"]
-    stripped = ids.str.strip()
-    empty = np.flatnonzero(stripped.to_numpy() == "")
-    if len(empty):
-        raise TableError(f"{path}: row {empty[0] + first_row}: empty id in {what}")
-    variants = pd.DataFrame({"exact": ids, "key": stripped}).drop_duplicates()
-    spaced = variants["key"].duplicated(keep=False).to_numpy()
-    if spaced.any():
-        key = variants["key"].to_numpy()[spaced][0]
-        first, row = np.flatnonzero((stripped == key).to_numpy() & ~ids.duplicated().to_numpy())[:2]
-        raise TableError(
-            f"{path}: row {row + first_row}: id {shorten(ids.iloc[row])!r} differs from id "
-            f"{shorten(ids.iloc[first])!r} (row {first + first_row}) "
-            f"only by spaces around it; ids are kept exactly as given, so remove the spaces or one of the rows"
-        )
-    if not unique:
-        return
-    duplicated = ids.duplicated(keep="first").to_numpy()
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated)[0])
-        first = int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0])
-        raise TableError(
-            f"{path}: row {row + first_row}: duplicate id {shorten(ids.iloc[row])!r} (first at row "
-            f"{first + first_row}); each id may appear once in {what}"
-        )
-
-
 def _parse_confidence(text: str, path: Path, row: int) -> float:
     """A confidence cell: a number in [0, 1] (``delfverify.numbers``)."""
     try:
@@ -405,7 +305,7 @@ def as_predictions(value: str | os.PathLike | Predictions | pd.DataFrame) -> Pre
     TableError
         As ``read_predictions``, naming the column of a value of the wrong type.
     """
-    return _adopt(value, Predictions, read_predictions, _parse_predictions, "the predictions table", ("confidence",))
+    return adopt(value, Predictions, read_predictions, _parse_predictions, "the predictions table", ("confidence",))
 
 
 def _parse_predictions(frame: pd.DataFrame, path: str, first_row: int) -> Predictions:
@@ -414,10 +314,10 @@ def _parse_predictions(frame: pd.DataFrame, path: str, first_row: int) -> Predic
     fmt = next((name for name, cols in FORMATS.items() if columns == cols), None)
     if fmt is None:
         raise TableError(
-            f"{path}: unrecognised predictions columns {_columns(columns)}; accepted formats are "
+            f"{path}: unrecognised predictions columns {column_list(columns)}; accepted formats are "
             f"{_ACCEPTED}"
         )
-    _check_ids(frame, path, "predictions", unique=False, first_row=first_row)
+    check_ids(frame, path, "predictions", unique=False, first_row=first_row)
     ids, labels, confidences, rows = [], [], [], []
     if fmt == "kaggle":
         for row, (pid, cell) in enumerate(zip(frame["id"], frame["landmarks"]), start=first_row):
@@ -505,7 +405,7 @@ def as_gallery(value: str | os.PathLike | Gallery | pd.DataFrame) -> Gallery:
     TableError
         As ``read_gallery``, naming the column of a value of the wrong type.
     """
-    return _adopt(value, Gallery, read_gallery, _parse_gallery, "the gallery table")
+    return adopt(value, Gallery, read_gallery, _parse_gallery, "the gallery table")
 
 
 def _parse_gallery(frame: pd.DataFrame, path: str, first_row: int) -> Gallery:
@@ -513,10 +413,10 @@ def _parse_gallery(frame: pd.DataFrame, path: str, first_row: int) -> Gallery:
     if missing:
         raise TableError(
             f"{path}: gallery is missing column(s) {', '.join(missing)}; expected id,landmark_id[,path] "
-            f"(found {_columns(frame.columns)})"
+            f"(found {column_list(frame.columns)})"
         )
     frame = frame.assign(landmark_id=frame["landmark_id"].str.strip())
-    _check_ids(frame, path, "the gallery", first_row=first_row)
+    check_ids(frame, path, "the gallery", first_row=first_row)
     empty = np.flatnonzero(frame["landmark_id"].to_numpy() == "")
     if len(empty):
         raise TableError(f"{path}: row {empty[0] + first_row}: empty landmark_id in the gallery")
@@ -546,7 +446,7 @@ def as_solution(value: str | os.PathLike | Solution | pd.DataFrame) -> Solution:
     TableError
         As ``read_solution``, naming the column of a value of the wrong type.
     """
-    return _adopt(value, Solution, read_solution, _parse_solution, "the truth table")
+    return adopt(value, Solution, read_solution, _parse_solution, "the truth table")
 
 
 def _parse_solution(frame: pd.DataFrame, path: str, first_row: int) -> Solution:
@@ -554,7 +454,7 @@ def _parse_solution(frame: pd.DataFrame, path: str, first_row: int) -> Solution:
     if missing:
         raise TableError(f"{path}: solution is missing column(s) {', '.join(missing)}; expected id,landmarks")
     frame = pd.DataFrame({"id": frame["id"], "landmarks": frame["landmarks"].str.strip()})
-    _check_ids(frame, path, "the solution", first_row=first_row)
+    check_ids(frame, path, "the solution", first_row=first_row)
     return Solution(frame)
 
 
@@ -573,55 +473,14 @@ def read_ids(path: str | os.PathLike) -> pd.DataFrame:
 def as_ids(value: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     """``read_ids`` of a CSV file, or of a DataFrame with an ``id`` column (and optionally ``path``) of strings,
     checked as a file is (rows named by position, 0 the first)."""
-    return _adopt(value, None, read_ids, _parse_ids, "the ids table")
+    return adopt(value, None, read_ids, _parse_ids, "the ids table")
 
 
 def _parse_ids(frame: pd.DataFrame, path: str, first_row: int) -> pd.DataFrame:
     if "id" not in frame.columns:
-        raise TableError(f"{path}: no id column (found {_columns(frame.columns)}); give a CSV "
+        raise TableError(f"{path}: no id column (found {column_list(frame.columns)}); give a CSV "
                          f"with a column id, such as a gallery or predictions file")
-    _check_ids(frame, path, "the ids", unique=False, first_row=first_row)
+    check_ids(frame, path, "the ids", unique=False, first_row=first_row)
     paths = frame["path"].str.strip() if "path" in frame.columns else pd.Series([""] * len(frame), dtype=object)
     table = pd.DataFrame({"id": frame["id"], "path": paths.to_numpy()})
     return table.drop_duplicates("id").reset_index(drop=True)
-
-
-def _adopt(value, kind: type | None, read, parse, name: str, numbers: tuple[str, ...] = ()):
-    """``value`` if it is already a ``kind``; a DataFrame parsed as its file would be (``_text_frame``, rows named
-    by position); else a path, read."""
-    if kind is not None and isinstance(value, kind):
-        return value
-    if isinstance(value, pd.DataFrame):
-        return parse(_text_frame(value, name, numbers), name, 0)
-    return read(value)
-
-
-def _text_frame(frame: pd.DataFrame, name: str, numbers: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A user's DataFrame as the text cells a CSV file would hold: strings kept, a missing value (NaN, None) as
-    ``""`` except in the ``id`` column, and in the ``numbers`` columns finite numbers as their shortest text.
-
-    Raises
-    ------
-    TableError
-        A value of another type, naming the column and the row (its position).
-    """
-    out = {}
-    for column in frame.columns:
-        values = frame[column].to_numpy(object)
-        text = np.empty(len(values), object)
-        for row, value in enumerate(values):
-            if isinstance(value, str):
-                text[row] = value
-            elif column != "id" and (value is None or (isinstance(value, float) and math.isnan(value))):
-                text[row] = ""
-            elif column in numbers and isinstance(value, (int, float, np.integer, np.floating)) \
-                    and not isinstance(value, (bool, np.bool_)):
-                text[row] = repr(float(value))
-            else:
-                kinds = "strings or numbers" if column in numbers else "strings"
-                raise TableError(f"{name}: row {row}: column {str(column)!r} holds {type(value).__name__} "
-                                 f"{shorten(repr(value))}; it takes {kinds} (ids and labels are text: read CSV "
-                                 f"files with dtype=str)")
-        out[str(column).strip()] = text
-    return pd.DataFrame(out, columns=list(out))
-

@@ -71,7 +71,7 @@ def test_rerank_writes_output_details_and_summary(reference):
 
     details = pd.read_csv(folder / "details.csv", dtype={"id": str, "inliers": str}, keep_default_na=False)
     assert list(details.columns) == ["id", "label", "band", "old_confidence", "new_confidence", "gallery_ids",
-                                     "inliers", "status", "reason"]
+                                     "inliers", "false_match_rate", "status", "reason"]
     assert list(details["id"]) == list(original.table["id"])
     pd.testing.assert_series_equal(details["new_confidence"].round(6), result.table["confidence"],
                                    check_names=False)
@@ -152,7 +152,7 @@ def test_rerank_candidates_summary_output_and_details(warm_cache, tmp_path):
     assert (queries, candidates, extracted) == ("26", "130", "0") and int(reused) == NUM_PAIRS
     details = pd.read_csv(tmp_path / "details.csv", dtype={"id": str, "inliers": str}, keep_default_na=False)
     assert list(details.columns) == ["id", "rank", "label", "band", "old_confidence", "new_confidence", "gallery_ids",
-                                     "inliers", "status", "reason", "chosen"]
+                                     "inliers", "false_match_rate", "status", "reason", "chosen"]
     chosen = details[details["chosen"]]
     assert int(relabelled) == (chosen["rank"] > 1).sum() > 0
     reported = {name: int(count) for name, count in (part.split() for part in statuses.split(", "))}

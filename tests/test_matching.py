@@ -316,7 +316,8 @@ def dev_rootsift(dev_data):
     same = [row["id"] for row in rows if row["landmark_id"] == first][:2]
     other = next(row["id"] for row in rows if row["landmark_id"] != first)
     extractor = RootSIFT(max_features=1000)
-    return [extractor.extract(load_image(dev_data / "gallery" / f"{key}.jpg")).descriptors for key in same + [other]]
+    return [extractor.extract(load_image(dev_data / "gallery" / f"{key}.jpg")).unit_descriptors
+            for key in same + [other]]
 
 
 @pytest.mark.parametrize("config", [MatchConfig(max_distance=0.8, ratio=0.8, mutual=True),  # RootSIFT's

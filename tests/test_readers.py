@@ -169,7 +169,7 @@ def details_files(draw) -> bytes:
         gallery = draw(mostly(st.lists(st.sampled_from(["g1", "g2", "g3"]), min_size=len(inliers),
                                        max_size=len(inliers) + 1), st.lists(st.sampled_from(["g1", "g 2"]))))
         row = {"id": draw(st.sampled_from(["q1", "q2", "q3"])), "label": draw(CELLS), "band": "0-1",
-               "old_confidence": draw(numbers), "new_confidence": draw(numbers),
+               "old_confidence": draw(numbers), "new_confidence": draw(numbers), "false_match_rate": draw(numbers),
                "gallery_ids": " ".join(gallery), "inliers": " ".join(inliers),
                "status": draw(st.sampled_from(["verified", "boosted", "error", "no_gallery", "stopped", "odd"])),
                "reason": draw(CELLS),

@@ -169,7 +169,7 @@ def test_two_concurrent_runs_sharing_a_cache_both_give_the_solo_output(baseline,
     assert len(_journal_rows(cache / "journal.sqlite")) == NUM_PAIRS
     assert not list(cache.rglob("*.tmp")) and not list(cache.glob("journal.sqlite.corrupt-*"))
     for entry in cache.rglob("*.npz"):  # every stored entry is whole
-        store = FeatureStore(cache, entry.parent.parent.name)
+        store = FeatureStore(cache, entry.parent.parent.name, 128)
         assert store.get(entry.stem) is not None and store.stats.corrupt == 0
 
 
