@@ -18,10 +18,11 @@ Two methods give identical matches (``MatchConfig.method``):
   picks among ties by its traversal order.
 - ``"auto"`` (default): ``choose_method``, brute force for descriptors of 8 or more dimensions once
   ``N_a * N_b >= 200 * 200``, else the KD-tree. Measured with one BLAS thread on a 2-core AMD EPYC
-  (``benchmarks/bench_matching.py --crossover``: unit vectors, half of B near copies of A, bound 0.8): the
-  KD-tree wins in 2 to 6 dimensions at every size up to 4,000 features (brute force is at best 1.1x faster
-  there); brute force overtakes it at about 200 features per image in 8 to 16 dimensions and about 100 in 40
-  (DELF's) and 128 (RootSIFT's), and is about 9x faster there at 1,000 features and 11-15x at 4,000.
+  (``benchmarks/bench_matching.py --crossover``, two runs: unit vectors, half of B near copies of A, bound 0.8):
+  the KD-tree wins in 2 and 4 dimensions at every size up to 4,000 features (brute force is at best 1.02x faster
+  there), and in 6 brute force gains at most 2x, between 400 and 1,000 features only; brute force overtakes it at
+  about 200 features per image in 8 dimensions and about 100 from 16 on (40 is DELF's, 128 RootSIFT's), and is
+  3x (8-D) to 10-13x faster there at 1,000 features and 2x (8-D) to 11-20x at 4,000.
 
 Brute force runs in BLAS, which starts a thread per core in every process: worker processes call
 ``limit_blas_threads`` so that together they stay within the cores.
