@@ -170,6 +170,11 @@ def _related_pair(n_a, n_b, dim, seed) -> tuple[np.ndarray, np.ndarray]:
     return desc_a, desc_b
 
 
+def _quantised(desc) -> np.ndarray:
+    """RootSIFT as it will be stored: round(255 d), re-normalised to unit length, float32."""
+    return _unit(np.round(255 * np.asarray(desc, np.float64)))
+
+
 CONFIGS = [
     MatchConfig(max_distance=0.8),
     MatchConfig(max_distance=0.8, ratio=0.8),
@@ -453,11 +458,6 @@ def dev_rootsift(dev_data):
     other = next(row["id"] for row in rows if row["landmark_id"] != first)
     extractor = RootSIFT(max_features=1000)
     return [extractor.extract(load_image(dev_data / "gallery" / f"{key}.jpg")).descriptors for key in same + [other]]
-
-
-def _quantised(desc) -> np.ndarray:
-    """RootSIFT as it will be stored: round(255 d), re-normalised to unit length, float32."""
-    return _unit(np.round(255 * np.asarray(desc, np.float64)))
 
 
 @pytest.mark.parametrize("quantise", [False, True], ids=["float", "quantised"])
