@@ -9,13 +9,13 @@ Two methods give identical matches (``MatchConfig.method``):
 - ``"kdtree"``: ``scipy.spatial.cKDTree``, the research's method and the reference.
 - ``"brute"``: one float32 matrix product (BLAS) of the two sets estimates every squared distance within a
   proven error margin. It is computed in blocks of at most ``_BLOCK_ENTRIES`` entries, so that memory stays
-  bounded at any keypoint count, and one pass over each block keeps what every decision needs: each descriptor of
-  B's two smallest estimates and each descriptor of A's smallest (for the mutual check, which needs no second
-  product). Distances are recomputed in float64 exactly as cKDTree computes them (same summation order, so bit
-  for bit) for the matches reported and wherever the margin leaves a decision open (nearest, second nearest,
-  strict ``distance < max_distance``, ratio test, mutual check). An exact tie that decides a match (equal float64
-  distances: duplicate descriptors) is resolved by asking cKDTree about just that descriptor, because cKDTree
-  picks among ties by its traversal order.
+  bounded at any keypoint count, and one sweep over each block, part by part while it is in the cache, keeps what
+  every decision needs: each descriptor of B's two smallest estimates and each descriptor of A's smallest (for
+  the mutual check, which needs no second product). Distances are recomputed in float64 exactly as cKDTree
+  computes them (same summation order, so bit for bit) for the matches reported and wherever the margin leaves a
+  decision open (nearest, second nearest, strict ``distance < max_distance``, ratio test, mutual check). An exact
+  tie that decides a match (equal float64 distances: duplicate descriptors) is resolved by asking cKDTree about
+  just that descriptor, because cKDTree picks among ties by its traversal order.
 - ``"auto"`` (default): ``choose_method``, brute force for descriptors of 8 or more dimensions once
   ``N_a * N_b >= 200 * 200``, else the KD-tree. Measured with one BLAS thread on a 2-core AMD EPYC
   (``benchmarks/bench_matching.py --crossover``, two runs: unit vectors, half of B near copies of A, bound 0.8):
@@ -191,8 +191,12 @@ def _query_kdtree(data: np.ndarray, queries: np.ndarray, k: int, bound: float) -
     return cKDTree(data).query(queries, k=list(range(1, k + 1)), distance_upper_bound=bound)
 
 
-#: Most float32 entries of one block of query-by-data products (8 MiB), whatever the number of descriptors.
+#: Most float32 entries of one block of query-by-data products (8 MiB), whatever the number of descriptors:
+#: large blocks keep BLAS efficient (each call repacks the data)...
 _BLOCK_ENTRIES = 1 << 21
+#: ...and the passes over a block take it in parts of at most this many entries (1 MiB, a core's L2 cache), so
+#: that the passes after the first find the part in the cache.
+_PART_ENTRIES = 1 << 18
 _EPS, _TINY = float(np.finfo(np.float32).eps), float(np.finfo(np.float32).tiny)
 
 
@@ -211,7 +215,7 @@ def _match_brute(desc_a: np.ndarray, desc_b: np.ndarray, config: MatchConfig, la
     Rounding the inputs to float32 adds ``2 eps S`` at most; cKDTree's own float64 rounding, underflow and the
     float64 arithmetic of the tests below stay far within the remaining ``(D / 2 + 12) eps S + (2 D + 16) tiny``.
 
-    Rows (descriptors of B): one pass over the blocks keeps each row's two smallest estimates ``v1 <= v2`` and the
+    Rows (descriptors of B): one sweep over the blocks keeps each row's two smallest estimates ``v1 <= v2`` and the
     column of ``v1``. The exact nearest distance lies within ``slack`` of ``v1``, the second within ``slack`` of
     ``v2``. A row needs no exact distance when it surely has nothing within the bound (``v1 - slack >= bound^2``)
     or surely fails the ratio test (``v2 + slack < bound^2`` and ``v1 - slack >= ratio^2 (v2 + slack)``). It needs
@@ -223,7 +227,7 @@ def _match_brute(desc_a: np.ndarray, desc_b: np.ndarray, config: MatchConfig, la
     cKDTree's. Without the ratio test, a row whose nearest two tie exactly is handed to cKDTree, which picks among
     ties by its traversal order; with it, such a row fails the test whichever cKDTree would name.
 
-    Mutual check (columns, descriptors of A): the same pass keeps each column's smallest estimate among the rows
+    Mutual check (columns, descriptors of A): the same sweep keeps each column's smallest estimate among the rows
     that did not choose it. With the smallest ``v1`` of the other rows that chose it, that is the match's rival:
     the best estimate of any other row for the same column. A rival more than ``slack`` above the match's exact
     squared distance makes it A's unique nearest; more than ``slack`` below, not its nearest. Otherwise (or when
@@ -303,16 +307,20 @@ def _augmented(x: np.ndarray, scale: float, factor: float, norm_column: int, out
 
 
 def _products(queries: np.ndarray, scale: float, data32: np.ndarray):
-    """Yield ``(start, queries32, h)`` for blocks of rows of ``queries`` from ``start`` on: their ``_augmented``
-    rows and their float32 products with ``data32`` (estimated squared distances), at most ``_BLOCK_ENTRIES``
-    of them; ``h`` may be modified, it is overwritten by the next block."""
+    """Yield ``(start, queries32, h)`` for parts of the rows of ``queries`` from ``start`` on: their ``_augmented``
+    rows and their float32 products with ``data32`` (estimated squared distances), computed in blocks of at most
+    ``_BLOCK_ENTRIES`` and yielded in parts of at most ``_PART_ENTRIES``; ``h`` may be modified, it is
+    overwritten by a later block."""
     n, dim = queries.shape
     step = max(1, _BLOCK_ENTRIES // max(len(data32), dim + 2))  # bounds both h and the block of queries
+    part = max(1, _PART_ENTRIES // len(data32))
     block = np.empty((min(step, n), dim + 2), np.float32)
-    h = np.empty((min(step, n), len(data32)), np.float32)
+    out = np.empty((min(step, n), len(data32)), np.float32)
     for start in range(0, n, step):
         queries32 = _augmented(queries[start : start + step], scale, 1.0, dim, block[: n - start])
-        yield start, queries32, np.matmul(queries32, data32.T, out=h[: len(queries32)])
+        h = np.matmul(queries32, data32.T, out=out[: len(queries32)])
+        for first in range(0, len(h), part):
+            yield start + first, queries32[first : first + part], h[first : first + part]
 
 
 def _nearest_two(data: np.ndarray, queries: np.ndarray, rows: np.ndarray, cols: np.ndarray, bound: float):

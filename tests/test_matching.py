@@ -422,16 +422,20 @@ def test_chooser_rivals_are_the_best_other_row_that_chose_the_same_column():
     assert rivals.dtype == np.float32
 
 
-@pytest.mark.parametrize("n_a, n_b", [(1, 5000), (3000, 7), (200, 300), (64, 64)])
-def test_brute_force_products_stay_within_a_block(monkeypatch, n_a, n_b):
+@pytest.mark.parametrize("n_a, n_b", [(1, 3000), (2000, 7), (200, 300), (64, 64)])
+def test_brute_force_products_stay_within_a_block_and_come_in_parts(monkeypatch, n_a, n_b):
     monkeypatch.setattr(matching, "_BLOCK_ENTRIES", 4096)
-    data32 = np.ones((n_a, 42), np.float32)
-    starts = []
-    for start, queries32, h in matching._products(np.ones((n_b, 40), np.float32), 1.0, data32):
-        assert h.shape == (len(queries32), n_a) and queries32.shape[1] == 42
-        assert queries32.size <= 4096 and (h.size <= 4096 or len(h) == 1)
-        starts.append(start)
-    assert starts[0] == 0 and starts[-1] + len(h) == n_b
+    monkeypatch.setattr(matching, "_PART_ENTRIES", 1024)
+    desc_a, desc_b = _random_unit(n_a, 40, seed=19), _random_unit(n_b, 40, seed=20)
+    data32 = matching._augmented(desc_a, 1.0, -2.0, 41, np.empty((n_a, 42), np.float32))
+    covered = 0
+    for start, queries32, h in matching._products(desc_b, 1.0, data32):
+        assert start == covered and h.shape == (len(queries32), n_a) and queries32.shape == (len(h), 42)
+        assert queries32.size <= 4096 and (h.size <= 1024 or len(h) == 1)
+        expected = ((desc_b[start : start + len(h), None] - desc_a[None]) ** 2).sum(axis=2)  # squared distances
+        np.testing.assert_allclose(h, expected, atol=1e-5)
+        covered += len(h)
+    assert covered == n_b
 
 
 @pytest.mark.parametrize("method", ["brute", "kdtree", "auto"])
