@@ -4,6 +4,7 @@ brute-force method against the KD-tree reference."""
 from __future__ import annotations
 
 import csv
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -169,6 +170,11 @@ def _related_pair(n_a, n_b, dim, seed) -> tuple[np.ndarray, np.ndarray]:
     return desc_a, desc_b
 
 
+def _quantised(desc) -> np.ndarray:
+    """RootSIFT as it will be stored: round(255 d), re-normalised to unit length, float32."""
+    return _unit(np.round(255 * np.asarray(desc, np.float64)))
+
+
 CONFIGS = [
     MatchConfig(max_distance=0.8),
     MatchConfig(max_distance=0.8, ratio=0.8),
@@ -293,6 +299,145 @@ def test_brute_equals_kdtree_on_half_and_byte_descriptors(dtype, scale):
     assert len(_same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=0.8 * scale, ratio=0.9, mutual=True))) > 10
 
 
+# --- brute force: one product's shortcuts against its exact paths ---------------------------------------------
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.max_distance}-{c.ratio}-{c.mutual}")
+def test_brute_equals_kdtree_when_every_decision_is_left_to_the_exact_paths(monkeypatch, config):
+    # A float32 eps of 1/4 makes the error margin cover every estimate: no row's nearest is certain, every entry
+    # within the bound is recomputed in float64, and every mutual check looks A's nearest neighbour up again.
+    monkeypatch.setattr(matching, "_EPS", 0.25)
+    lookups = []
+    match_brute = matching._match_brute
+    monkeypatch.setattr(matching, "_match_brute", lambda *args: lookups.append(args) or match_brute(*args))
+    desc_a, desc_b = _related_pair(60, 80, 40, seed=13)
+    matches = _same_as_kdtree(desc_a, desc_b, config)
+    assert len(lookups) == 1 + (config.mutual and len(matches) > 0)  # the match, then A's nearest in B
+
+
+def _estimates_off_by_nine_tenths_of_the_margin(monkeypatch, seed):
+    """Replace every float32 estimate of a squared distance by the exact value plus or minus 0.9 times the error
+    margin (at random): the decisions must come out the same for any estimates within the margin. The margin here
+    is computed as ``_match_brute`` computes it, from this block's largest norm (at most the whole of B's)."""
+    rng = np.random.default_rng(seed)
+    products = matching._products
+
+    def off(queries, scale, data32):
+        dim = queries.shape[1]
+        scaled_a = data32[:, :dim].astype(np.float64) / -2  # exactly: A's descriptors are float32 in these tests
+        for start, queries32, h in products(queries, scale, data32):
+            scaled_b = queries[start : start + len(h)].astype(np.float64) * scale
+            exact = (scaled_b**2).sum(1)[:, None] + (scaled_a**2).sum(1)[None, :] - 2 * scaled_b @ scaled_a.T
+            margin = (2 * dim + 16) * (matching._EPS * (data32[:, dim + 1].max() + queries32[:, dim].max())
+                                       + matching._TINY)
+            h[:] = exact + 0.9 * margin * rng.choice([-1.0, 1.0], size=h.shape)
+            yield start, queries32, h
+
+    monkeypatch.setattr(matching, "_products", off)
+
+
+def _with_mirrors(desc_a, desc_b) -> tuple[np.ndarray, np.ndarray]:
+    """Near-ties on both sides: the last third of A mirrors A's nearest to each of the first rows of B through
+    that row (two descriptors of A as far from it), and B's middle rows mirror its first through A's nearest."""
+    n = len(desc_a) // 3
+    _, nearest = matching._query_kdtree(desc_a, desc_b[:n], 1, np.inf)
+    desc_a, desc_b = desc_a.copy(), desc_b.copy()
+    desc_b[n : 2 * n] = 2 * desc_a[nearest[:, 0]] - desc_b[:n]
+    desc_a[-n:] = 2 * desc_b[:n] - desc_a[nearest[:, 0]]
+    return desc_a, desc_b
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.max_distance}-{c.ratio}-{c.mutual}")
+@pytest.mark.parametrize("dim", [7, 128])
+def test_brute_equals_kdtree_when_every_estimate_is_nearly_as_wrong_as_allowed(monkeypatch, config, dim):
+    _estimates_off_by_nine_tenths_of_the_margin(monkeypatch, seed=dim)
+    desc_a, desc_b = _related_pair(150, 200, dim, seed=dim + 17)
+    _same_as_kdtree(desc_a, desc_b, config)
+    _same_as_kdtree(*_with_mirrors(desc_a, desc_b), config)
+
+
+def test_brute_equals_kdtree_with_bound_and_ratio_at_the_second_distance_and_wrong_estimates(monkeypatch):
+    _estimates_off_by_nine_tenths_of_the_margin(monkeypatch, seed=18)
+    desc_a, desc_b = _related_pair(200, 200, 40, seed=18)
+    dist, _ = matching._query_kdtree(desc_a, desc_b, 2, 2.5)
+    for row in (0, 10, 50, 120):
+        ratio = dist[row, 0] / dist[row, 1]
+        for bound in (dist[row, 1], np.nextafter(dist[row, 1], 3), dist[row, 0], np.nextafter(dist[row, 0], 3)):
+            for r, mutual in itertools.product((ratio, np.nextafter(ratio, 0), np.nextafter(ratio, 1), ratio / 2),
+                                               (False, True)):
+                config = MatchConfig(max_distance=float(bound), ratio=min(float(r), 1.0), mutual=mutual)
+                _same_as_kdtree(desc_a, desc_b, config)
+
+
+@pytest.mark.parametrize("ratio", [None, 0.8])
+def test_brute_equals_kdtree_when_several_descriptors_of_b_compete_for_one_of_a(ratio):
+    # 120 noisy copies of 30 descriptors of A: the copies that chose the same descriptor are each other's rivals
+    # in the mutual check, and only the nearest of them is A's mutual nearest neighbour.
+    rng = np.random.default_rng(14)
+    desc_a = _random_unit(200, 128, seed=14)
+    owners = rng.integers(0, 30, 120)
+    desc_b = _unit(desc_a[owners] + rng.normal(size=(120, 128)) * rng.uniform(0.002, 0.01, size=(120, 1)))
+    matches = _same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=0.8, ratio=ratio, mutual=True))
+    assert len(matches) == len(np.unique(owners))
+
+
+@pytest.mark.parametrize("ratio", [None, 0.8])
+@pytest.mark.parametrize("dim", [7, 40, 128])
+def test_brute_equals_kdtree_when_two_descriptors_of_b_are_as_far_from_one_of_a(ratio, dim):
+    # a + e and a - e are equally far from a in exact arithmetic; rounded, their distances tie or differ by an ulp,
+    # far less than the float32 error margin, so the mutual check must look A's nearest neighbour up exactly.
+    rng = np.random.default_rng(dim)
+    desc_a = rng.normal(size=(100, dim)).astype(np.float32)
+    noise = rng.normal(size=(50, dim)).astype(np.float32) * 0.05
+    desc_b = np.vstack([desc_a[:50] + noise, desc_a[:50] - noise, rng.normal(size=(20, dim)).astype(np.float32)])
+    matches = _same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=2.0, ratio=ratio, mutual=True))
+    assert len(matches) > 0
+
+
+@pytest.mark.parametrize("config", [MatchConfig(max_distance=0.8, ratio=0.8, mutual=True), MatchConfig(),
+                                    MatchConfig(max_distance=0.8, mutual=True)])
+def test_brute_equals_kdtree_on_quantised_descriptors_with_duplicates(config):
+    # Quantised RootSIFT-like descriptors: coarse values, so exact duplicates and exact ties are common.
+    rng = np.random.default_rng(15)
+    desc_a, desc_b = _related_pair(300, 300, 128, seed=15)
+    desc_a, desc_b = _quantised(np.abs(desc_a) ** 2), _quantised(np.abs(desc_b) ** 2)
+    desc_a[rng.choice(300, 40, replace=False)] = desc_a[rng.choice(300, 40)]
+    desc_b[rng.choice(300, 40, replace=False)] = desc_a[rng.choice(300, 40)]
+    assert len(_same_as_kdtree(desc_a, desc_b, config)) > 20
+
+
+def test_brute_equals_kdtree_on_subnormal_float32_descriptors():
+    # Too small for the power-of-two scale to bring them to unit size in float32: still exact, only slower.
+    desc_a, desc_b = _related_pair(40, 40, 16, seed=16)
+    desc_a, desc_b = desc_a * np.float32(1e-39), desc_b * np.float32(1e-39)
+    _same_as_kdtree(desc_a, desc_b, MatchConfig(max_distance=0.8e-39, ratio=0.9, mutual=True))
+
+
+def test_chooser_rivals_are_the_best_other_row_that_chose_the_same_column():
+    col1 = np.array([0, 1, 0, 0, 2, 2])
+    v1 = np.array([0.5, 0.1, 0.3, 0.3, 0.7, 0.9], np.float32)
+    # Column 0 was chosen by rows 0, 2 and 3 (two of them tie at its best), column 1 by row 1 alone, 2 by 4 and 5.
+    rivals = matching._chooser_rivals(col1, v1, 4)
+    np.testing.assert_array_equal(rivals, np.float32([0.3, np.inf, 0.3, 0.3, 0.9, 0.7]))
+    assert rivals.dtype == np.float32
+
+
+@pytest.mark.parametrize("n_a, n_b", [(1, 3000), (2000, 7), (200, 300), (64, 64)])
+def test_brute_force_products_stay_within_a_block_and_come_in_parts(monkeypatch, n_a, n_b):
+    monkeypatch.setattr(matching, "_BLOCK_ENTRIES", 4096)
+    monkeypatch.setattr(matching, "_PART_ENTRIES", 1024)
+    desc_a, desc_b = _random_unit(n_a, 40, seed=19), _random_unit(n_b, 40, seed=20)
+    data32 = matching._augmented(desc_a, 1.0, -2.0, 41, np.empty((n_a, 42), np.float32))
+    covered = 0
+    for start, queries32, h in matching._products(desc_b, 1.0, data32):
+        assert start == covered and h.shape == (len(queries32), n_a) and queries32.shape == (len(h), 42)
+        assert queries32.size <= 4096 and (h.size <= 1024 or len(h) == 1)
+        expected = ((desc_b[start : start + len(h), None] - desc_a[None]) ** 2).sum(axis=2)  # squared distances
+        np.testing.assert_allclose(h, expected, atol=1e-5)
+        covered += len(h)
+    assert covered == n_b
+
+
 @pytest.mark.parametrize("method", ["brute", "kdtree", "auto"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_match_descriptors_non_finite_raises_value_error(method, bad):
@@ -320,11 +465,12 @@ def dev_rootsift(dev_data):
             for key in same + [other]]
 
 
+@pytest.mark.parametrize("quantise", [False, True], ids=["float", "quantised"])
 @pytest.mark.parametrize("config", [MatchConfig(max_distance=0.8, ratio=0.8, mutual=True),  # RootSIFT's
                                     MatchConfig(max_distance=0.8),  # DELF's
                                     MatchConfig(max_distance=0.8, ratio=0.8)])
-def test_brute_equals_kdtree_on_dev_rootsift_descriptors(dev_rootsift, config):
-    same_a, same_b, other = dev_rootsift
+def test_brute_equals_kdtree_on_dev_rootsift_descriptors(dev_rootsift, config, quantise):
+    same_a, same_b, other = (_quantised(d) if quantise else d for d in dev_rootsift)
     assert len(_same_as_kdtree(same_a, same_b, config)) > 0
     _same_as_kdtree(same_a, other, config)
 
