@@ -75,7 +75,7 @@ def gallery_descriptors(data: Path, features: int, photos: int) -> list[np.ndarr
     folder = ImageDirectory(data / "gallery")
     with open(data / "gallery.csv", newline="") as handle:
         ids = sorted(row["id"] for row in csv.DictReader(handle))
-    found = [extractor.extract(load_image(folder.find(key))).descriptors for key in ids]
+    found = [extractor.extract(load_image(folder.find(key))).unit_descriptors for key in ids]
     found.sort(key=len, reverse=True)  # stable: equal counts keep the id order
     return found[:photos]
 
