@@ -27,7 +27,6 @@ When things go wrong:
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import functools
 import logging
@@ -203,6 +202,11 @@ def _in_worker(function: Callable, spec: WorkerSpec, batch: Sequence) -> Any:
     return function(_worker_verifier(spec), batch)
 
 
+def _warm_up(spec: WorkerSpec) -> None:
+    """Build a worker's verifier (its imports, its threads, a DELF model) ahead of its first batch."""
+    _worker_verifier(spec)
+
+
 def _start_worker(parent: int) -> None:
     """Initializer of local worker processes: end with ``parent``, and route messages as the ``delfverify``
     command that started them does, if it was that command (``console.configure_worker``)."""
@@ -294,11 +298,21 @@ class Runner:
         elif self.distributed:
             self._pool = self._new_pool()
         self.restarts = 0
+        self._warm = False
         return self
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_start_worker,
                                    initargs=(os.getpid(),))
+
+    def warm_up(self) -> None:
+        """Start the local workers now, each building its verifier (imports, threads, a DELF model), so that they
+        are ready when the first batch comes: call it as soon as there is work, while this process still reads
+        and hashes photos. Once per runner; nothing in this process or on a Dask cluster."""
+        if self._pool is not None and not self._warm:
+            self._warm = True
+            for _ in range(self.workers):
+                self._pool.submit(_warm_up, self._spec)
 
     def __exit__(self, *exc) -> None:
         if self._pool is not None:
@@ -417,6 +431,8 @@ def _connect(address: str):
         Any failure to connect or to hand-shake (refused, timed out, a TLS address without certificates, an address
         Dask cannot parse), in one line naming the address.
     """
+    import asyncio  # here, not at the top: worker processes import this module and never connect
+
     from distributed import Client
     from distributed.comm import connect
     from distributed.security import Security

@@ -164,6 +164,8 @@ class _Gather:
                     self._fill([(i, j)], known[query.key, photo.key])
                     self.counts["reused"] += 1
                 else:
+                    if not pending.cells:
+                        self.session.runner.warm_up()  # the workers start while the photos are hashed
                     pending.cells.setdefault((query.key, photo.key), []).append((i, j))
                     pending.photos.setdefault(query.key, (query, {}))[1][photo.key] = photo
         return pending
@@ -193,7 +195,7 @@ class _Gather:
                         self.errors[i].append(error)
         items = [PairItem(query, tuple(p for p in photos.values() if p.key not in failed))
                  for query, photos in pending.photos.values() if query.key not in failed]
-        size = max(1, min(16, len(items) // (4 * runner.parallelism) + 1))
+        size = max(1, min(16, len(items) // (8 * runner.parallelism) + 1))
         for verified in runner.map(verify_batch, list(batched(items, size))):
             self.counts["extracted"] += verified.features_extracted
             for result in verified.results:
