@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data"
 DEV_DATA = REPO.parent / "shared" / "data" / "landmarks-dev"
 
+#: The tiny DELF model (``delf_model.py``) finds at most DELF_GRID * DELF_GRID features.
+DELF_GRID = 8
 #: A mild, well-conditioned affine map (x, y) -> (x', y'): ~10 degree rotation, slight scale, translation.
 KNOWN_AFFINE = np.array([[0.95, -0.17, 30.0], [0.15, 0.97, 12.0]], np.float64)
 
@@ -72,6 +74,16 @@ def sample_run(tmp_path_factory) -> SampleRun:
         status = cli.main(sample_argv(folder, folder / "cache"))
     assert status == 0, err.getvalue()
     return SampleRun(folder, out.getvalue(), folder / "cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A tiny SavedModel with DELF's signature (``tests/delf_model.py``), built once per session: what the DELF
+    loading code and the command's handling of TensorFlow are tested on."""
+    pytest.importorskip("tensorflow")
+    from delf_model import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("delf") / "model", seed=0)
 
 
 @pytest.fixture(scope="session")

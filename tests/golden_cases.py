@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 PINNED = REPO / "tests" / "data" / "golden_outputs.json"
-SUBSET_QUERIES = 12
+SUBSET_QUERIES = 4
 SAMPLE_LABELS = ("astronaut", "camera", "chelsea", "coffee", "rocket")
 
 

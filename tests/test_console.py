@@ -258,10 +258,11 @@ def test_quiet_delf_verify_writes_nothing_to_standard_error(delf_sized_model, sm
 
 @pytest.mark.slow
 @pytest.mark.parametrize("flag", [None, "-v"])
-def test_delf_verify_routes_tensorflow_through_logging(delf_sized_model, small_photos, tmp_path, flag):
+def test_delf_verify_routes_tensorflow_through_logging(tiny_model, small_photos, tmp_path, flag):
     """By default only warnings and errors, in the command's log format; with -v everything, TensorFlow's start-up
-    notices included, through the ``tensorflow.native`` logger."""
-    result = _command("verify", *small_photos, "--features", "delf", "--model", delf_sized_model, "--no-cache",
+    notices included, through the ``tensorflow.native`` logger. (TensorFlow prints them whatever the model: a
+    small one with DELF's signature keeps the test short.)"""
+    result = _command("verify", *small_photos, "--features", "delf", "--model", tiny_model, "--no-cache",
                       *([flag] if flag else []), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not RAW_NATIVE.search(result.stderr), result.stderr
@@ -271,29 +272,3 @@ def test_delf_verify_routes_tensorflow_through_logging(delf_sized_model, small_p
     else:
         assert "DEBUG tensorflow.native: WARNING: All log messages before absl" in result.stderr
         assert "DEBUG delfverify.extractors.delf: loaded the DELF model" in result.stderr
-
-
-@pytest.mark.slow
-def test_quiet_delf_rerank_with_workers_writes_nothing_to_standard_error(delf_sized_model, tmp_path):
-    """Two worker processes, each importing TensorFlow and loading the model, from an empty feature store."""
-    data = REPO / "data"
-    result = _command("rerank", str(data / "predictions.csv"), "--gallery", str(data / "gallery.csv"),
-                      "--gallery-images", str(data / "gallery"), "--query-images", str(data / "queries"),
-                      "--features", "delf", "--model", delf_sized_model, "--max-side", "64", "--workers", "2",
-                      "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "out.csv"), "-q", cwd=tmp_path)
-    assert result.returncode == 0
-    assert result.stderr == ""
-    assert "features extracted 41" in result.stdout
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("flag", ["-q", None])
-def test_delf_model_that_fails_to_load_is_still_one_line(small_photos, tmp_path, flag):
-    """TensorFlow imported and its output collected, then the load fails: the error is the only line."""
-    pytest.importorskip("tensorflow")
-    missing = tmp_path / "no-model"
-    result = _command("verify", *small_photos, "--features", "delf", "--model", str(missing), "--no-cache",
-                      *([flag] if flag else []), cwd=tmp_path)
-    assert result.returncode == 2
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("delfverify: error: ") and str(missing) in lines[0], lines

@@ -3,68 +3,30 @@ DELF ``default`` signature (no download, runs in seconds)."""
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 
 import numpy as np
 import pytest
 from PIL import Image
 
-tf = pytest.importorskip("tensorflow")
-pytest.importorskip("tensorflow_hub")
+from conftest import DELF_GRID as GRID
 
-from delfverify import Verifier, VerifySettings, cli, make_extractor  # noqa: E402
-from delfverify.extractors import delf as delf_module  # noqa: E402
-from delfverify.extractors.delf import DELF, ModelLoadError  # noqa: E402
+from delfverify import Verifier, VerifySettings, cli, make_extractor
+from delfverify.extractors import delf as delf_module
 from delfverify.extractors.base import fingerprint
-from delfverify.features import Features  # noqa: E402
+from delfverify.extractors.delf import DELF, ModelLoadError
+from delfverify.features import Features
 
-GRID = 8  # the tiny model returns at most GRID * GRID features
-
-
-class TinyDelf(tf.Module):
-    """Deterministic stand-in for google/delf/1: features on a grid, descriptors from the pixels there."""
-
-    def __init__(self, seed: int):
-        super().__init__()
-        weights = np.random.default_rng(seed).normal(size=(6, 40)).astype(np.float32)
-        self.weights = tf.Variable(weights, trainable=False)
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None, 3], tf.float32, name="image"),
-            tf.TensorSpec([], tf.float32, name="score_threshold"),
-            tf.TensorSpec([None], tf.float32, name="image_scales"),
-            tf.TensorSpec([], tf.int32, name="max_feature_num"),
-        ]
-    )
-    def __call__(self, image, score_threshold, image_scales, max_feature_num):
-        shape = tf.shape(image)
-        height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
-        fractions = tf.linspace(0.1, 0.9, GRID)
-        ys, xs = tf.meshgrid(fractions * (height - 1.0), fractions * (width - 1.0), indexing="ij")
-        locations = tf.stack([tf.reshape(ys, [-1]), tf.reshape(xs, [-1])], axis=1)
-        n = tf.minimum(max_feature_num, GRID * GRID)
-        n = tf.where(score_threshold > 1e6, 0, n)  # nothing passes a huge threshold, as for a featureless photo
-        locations = tf.round(locations[:n])
-        pixels = tf.gather_nd(image, tf.cast(locations, tf.int32))  # [n, 3] RGB in [0, 1]
-        inputs = tf.concat(
-            [pixels, locations[:, :1] / height, locations[:, 1:] / width, tf.ones_like(pixels[:, :1])], axis=1
-        )
-        descriptors = tf.matmul(inputs, self.weights) * 3.0  # deliberately not unit length
-        attention = tf.reduce_mean(pixels, axis=1) + score_threshold * 0.0
-        scales = tf.fill([n], image_scales[0])
-        return {"locations": locations, "descriptors": descriptors, "scales": scales, "attention": attention}
+# TensorFlow is imported by the tests that need it, not when the tests are collected (it takes seconds).
+pytestmark = pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("tensorflow", "tensorflow_hub")),
+                                reason="tensorflow and tensorflow-hub are not installed")
 
 
 def _save(path, seed: int) -> str:
-    module = TinyDelf(seed)
-    tf.saved_model.save(module, str(path), signatures={"default": module.__call__.get_concrete_function()})
-    return str(path)
+    from delf_model import save_tiny_model
 
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    return _save(tmp_path_factory.mktemp("delf") / "model", seed=0)
+    return save_tiny_model(path, seed)
 
 
 def test_delf_extract_shapes_dtypes_and_normalisation(tiny_model, textured_image):
@@ -152,6 +114,8 @@ def test_delf_missing_model_dir_raises_model_load_error(tmp_path):
 
 
 def test_delf_dir_without_default_signature_raises_model_load_error(tmp_path):
+    import tensorflow as tf
+
     module = tf.Module()
     module.v = tf.Variable(1.0)
     tf.saved_model.save(module, str(tmp_path / "plain"))
@@ -246,6 +210,8 @@ class _Device:
 
 
 def test_delf_asks_memory_growth_for_every_gpu(monkeypatch):
+    import tensorflow as tf
+
     gpus = [_Device("/physical_device:GPU:0"), _Device("/physical_device:GPU:1")]
     calls = []
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
@@ -256,6 +222,8 @@ def test_delf_asks_memory_growth_for_every_gpu(monkeypatch):
 
 def test_delf_memory_growth_refused_is_logged_not_raised(monkeypatch, caplog):
     """TensorFlow already initialised (or virtual devices set): each refusal is a debug message, not a failure."""
+    import tensorflow as tf
+
     gpus = [_Device("/physical_device:GPU:0"), _Device("/physical_device:GPU:1")]
 
     def refuse(gpu, on):
@@ -278,6 +246,8 @@ def test_delf_memory_growth_refused_is_logged_not_raised(monkeypatch, caplog):
 
 def test_delf_memory_growth_with_the_real_tensorflow_never_raises(tiny_model):
     """Here TensorFlow is initialised already (the model is loaded): every GPU, if any, is set or refused."""
+    import tensorflow as tf
+
     make_extractor("delf", model=tiny_model)
     gpus, refused = delf_module._allow_memory_growth(tf)
     assert len(refused) <= len(gpus) == len(tf.config.list_physical_devices("GPU"))

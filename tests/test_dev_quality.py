@@ -39,7 +39,7 @@ def test_precomputed_dev_inlier_tables_are_current(dev_data, tmp_path):
     with np.load(Path(__file__).parent / "data" / "dev_inliers.npz", allow_pickle=False) as npz:
         stored = {"spread": npz["spread"][3], "first": npz["first"][3]}
     predictions = read_predictions(dev_data / "predictions" / "03.csv")
-    rows = np.random.default_rng(SEED).choice(len(predictions), 5, replace=False)
+    rows = np.random.default_rng(SEED).choice(len(predictions), 3, replace=False)
     sample = Predictions(predictions.table.iloc[rows].reset_index(drop=True), predictions.format)
     gallery = read_gallery(dev_data / "gallery.csv")
     photos = Photos(ImageDirectory(dev_data / "queries"), ImageDirectory(dev_data / "gallery"), gallery.paths())

@@ -37,11 +37,26 @@ def serial(sample_run, tmp_path_factory):
     return _rerank(sample_run.warm_cache(tmp_path_factory.mktemp("serial") / "cache"))
 
 
+def _extract_but_die_once(verifier, items):
+    """``extract_batch``, except that the first batch kills its worker (the marker file is named by the test)."""
+    try:
+        os.close(os.open(os.environ["DELFVERIFY_TEST_DIE_ONCE"], os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return extract_batch(verifier, items)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 @pytest.mark.slow
-def test_two_workers_give_the_serial_result_and_extract_each_image_once(serial, tmp_path):
+@pytest.mark.skipif(default_workers() < 2, reason="two workers are capped to one in this process on one core")
+def test_two_workers_give_the_serial_result_and_extract_each_image_once(serial, tmp_path, monkeypatch):
     """Two local worker processes from an empty cache, the extractor given as an object: it travels to the
-    workers (pickled without OpenCV's detector)."""
-    parallel = _rerank(tmp_path, workers=2, features=RootSIFT())
+    workers (pickled without OpenCV's detector). The first batch kills its worker: the batch is redone, and no
+    photo is extracted twice."""
+    marker = tmp_path / "died"
+    monkeypatch.setenv("DELFVERIFY_TEST_DIE_ONCE", str(marker))  # the workers inherit it
+    monkeypatch.setattr(measuring, "extract_batch", _extract_but_die_once)
+    parallel = _rerank(tmp_path / "cache", workers=2, features=RootSIFT())
+    assert marker.exists()  # a worker did die
     assert parallel.predictions.table.equals(serial.predictions.table)
     assert parallel.details.equals(serial.details)
     images = {i for ids in serial.details["gallery_ids"] for i in ids.split()} | set(
@@ -49,17 +64,7 @@ def test_two_workers_give_the_serial_result_and_extract_each_image_once(serial, 
     )
     assert parallel.summary["features_extracted"] == len(images) == 26 + 15
     assert parallel.summary["pairs_computed"] == serial.summary["pairs_reused"] == 26 * 3
-    assert len(list(tmp_path.rglob("*.npz"))) == len(images)
-
-
-@pytest.mark.slow
-def test_dask_local_cluster_gives_the_serial_result(serial, tmp_path):
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        result = _rerank(tmp_path, scheduler=client)
-    assert result.predictions.table.equals(serial.predictions.table)
-    assert result.summary["features_extracted"] == 26 + 15
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == len(images)
 
 
 def test_parallel_run_without_a_store_is_refused():
@@ -227,27 +232,6 @@ def test_workers_that_keep_dying_stop_the_run_with_a_message(tmp_path, monkeypat
     assert str(info.value) == ("worker processes died 2 times in this run (killed, e.g. by the out-of-memory "
                                "killer?); the pairs verified so far are journaled: free memory, or run again with "
                                "fewer --workers or a smaller --max-side")
-
-
-def _extract_but_die_once(verifier, items):
-    """``extract_batch``, except that the first batch kills its worker (the marker file is named by the test)."""
-    try:
-        os.close(os.open(os.environ["DELFVERIFY_TEST_DIE_ONCE"], os.O_CREAT | os.O_EXCL))
-    except FileExistsError:
-        return extract_batch(verifier, items)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(default_workers() < 2, reason="two workers are capped to one in this process on one core")
-def test_rerank_with_a_worker_killed_gives_the_serial_result(serial, tmp_path, monkeypatch):
-    marker = tmp_path / "died"
-    monkeypatch.setenv("DELFVERIFY_TEST_DIE_ONCE", str(marker))  # the workers inherit it
-    monkeypatch.setattr(measuring, "extract_batch", _extract_but_die_once)
-    result = _rerank(tmp_path / "cache", workers=2)
-    assert marker.exists()  # a worker did die
-    assert result.predictions.table.equals(serial.predictions.table)
-    assert result.details.equals(serial.details)
 
 
 # --- Dask: bounded waits ------------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def _start(*argv: str) -> subprocess.Popen:
 @pytest.mark.slow
 def test_extract_then_rerank_on_a_dask_scheduler_with_two_workers_gives_the_serial_output(tmp_path, sample_run):
     """A real scheduler and two worker processes, started as on a cluster, the store on a path they share and the
-    journal on the command's side."""
+    journal on the command's side; then the same run from Python through a ``distributed.Client``."""
     pytest.importorskip("distributed")
     scheduler_file = tmp_path / "scheduler.json"
     processes = [_start("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
@@ -97,14 +97,23 @@ def test_extract_then_rerank_on_a_dask_scheduler_with_two_workers_gives_the_seri
         status = cli.main(["extract", str(GALLERY), "--images", str(SAMPLE / "gallery"), "--cache-dir", str(cache),
                            "--scheduler", address, "-q"])
         assert status == 0 and len(_store_entries(cache)) == 15
-        status = cli.main(["rerank", str(SAMPLE / "predictions.csv"), "--gallery", str(GALLERY), "--gallery-images",
+        lines = (SAMPLE / "predictions.csv").read_text().splitlines(keepends=True)
+        (tmp_path / "eight.csv").write_text("".join(lines[:9]))  # the first eight queries
+        status = cli.main(["rerank", str(tmp_path / "eight.csv"), "--gallery", str(GALLERY), "--gallery-images",
                            str(SAMPLE / "gallery"), "--query-images", str(SAMPLE / "queries"), "--cache-dir",
                            str(cache), "--journal", str(journal), "--scheduler", address, "-o",
                            str(tmp_path / "out.csv"), "--details", str(tmp_path / "details.csv"), "-q"])
-        assert status == 0
-        assert (tmp_path / "out.csv").read_bytes() == sample_run.output
-        assert (tmp_path / "details.csv").read_bytes() == sample_run.details
+        assert status == 0  # each row as the run in one process wrote it
+        assert (tmp_path / "out.csv").read_bytes().splitlines() == sample_run.output.splitlines()[:9]
+        assert (tmp_path / "details.csv").read_bytes().splitlines() == sample_run.details.splitlines()[:9]
         assert journal.is_file() and not (cache / "journal.sqlite").exists()
+        with Client(address, timeout=60) as client:  # from Python, a Client object, predictions as a DataFrame
+            result = rerank(pd.read_csv(tmp_path / "eight.csv", dtype=str), gallery=GALLERY,
+                            gallery_images=SAMPLE / "gallery", query_images=SAMPLE / "queries", cache_dir=cache,
+                            journal=tmp_path / "api" / "journal.sqlite", scheduler=client,
+                            output=tmp_path / "api.csv")
+        assert result.summary["features_extracted"] == 0 and result.summary["pairs_computed"] == 8 * 3
+        assert (tmp_path / "api.csv").read_bytes() == (tmp_path / "out.csv").read_bytes()
     finally:
         for process in processes:
             process.terminate()
