@@ -257,18 +257,13 @@ def test_quiet_delf_verify_writes_nothing_to_standard_error(delf_sized_model, sm
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("flag", [None, "-v"])
-def test_delf_verify_routes_tensorflow_through_logging(tiny_model, small_photos, tmp_path, flag):
-    """By default only warnings and errors, in the command's log format; with -v everything, TensorFlow's start-up
-    notices included, through the ``tensorflow.native`` logger. (TensorFlow prints them whatever the model: a
-    small one with DELF's signature keeps the test short.)"""
-    result = _command("verify", *small_photos, "--features", "delf", "--model", tiny_model, "--no-cache",
-                      *([flag] if flag else []), cwd=tmp_path)
+def test_verbose_delf_verify_routes_tensorflow_through_logging(tiny_model, small_photos, tmp_path):
+    """With -v everything, TensorFlow's start-up notices included, through the ``tensorflow.native`` logger, in the
+    command's log format. (TensorFlow prints them whatever the model: a small one with DELF's signature keeps the
+    test short. What each level lets through is tested in this process above, on the same lines.)"""
+    result = _command("verify", *small_photos, "--features", "delf", "--model", tiny_model, "--no-cache", "-v",
+                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not RAW_NATIVE.search(result.stderr), result.stderr
-    if flag is None:
-        assert all(re.match(r"(WARNING|ERROR|CRITICAL) [\w.]+: ", line) for line in result.stderr.splitlines()
-                   if line and not line.startswith(" ")), result.stderr
-    else:
-        assert "DEBUG tensorflow.native: WARNING: All log messages before absl" in result.stderr
-        assert "DEBUG delfverify.extractors.delf: loaded the DELF model" in result.stderr
+    assert "DEBUG tensorflow.native: WARNING: All log messages before absl" in result.stderr
+    assert "DEBUG delfverify.extractors.delf: loaded the DELF model" in result.stderr

@@ -30,10 +30,9 @@ def _two_candidates(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("candidates", [False, True], ids=["top1", "candidates"])
-def test_a_cold_run_reads_each_image_file_once(tmp_path, monkeypatch, candidates):
-    """Each photo is read once: the bytes read to hash it are the ones decoded. With candidates (here every one
-    verified, in two rounds), the rounds share the photos read."""
+def test_a_cold_run_reads_each_image_file_once(tmp_path, monkeypatch):
+    """Each photo is read once: the bytes read to hash it are the ones decoded, and the rounds of candidates (here
+    every one verified: the first candidates, as a top-1 run, then the second) share the photos read."""
     import collections
 
     from delfverify import images, measuring, verifier
@@ -48,7 +47,6 @@ def test_a_cold_run_reads_each_image_file_once(tmp_path, monkeypatch, candidates
 
     monkeypatch.setattr(measuring, "read_bytes", counting)
     monkeypatch.setattr(verifier, "read_bytes", counting)
-    predictions = _two_candidates(tmp_path / "candidates.csv") if candidates else DATA / "predictions.csv"
-    result = _run(tmp_path / "cache", predictions, keep_candidates=candidates)
+    result = _run(tmp_path / "cache", _two_candidates(tmp_path / "candidates.csv"), keep_candidates=True)
     assert result.summary["features_extracted"] == 26 + 15
     assert len(reads) == 26 + 15 and set(reads.values()) == {1}
