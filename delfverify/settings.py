@@ -36,6 +36,7 @@ from typing import Any, Mapping
 
 from .errors import DelfverifyError, shorten
 from .extractors import DEFAULT_EXTRACTOR, EXTRACTORS, Extractor, extractor_class
+from .fileio import names_a_folder
 from .images import DEFAULT_MAX_SIDE, MAX_PIXELS
 from .matching import METHODS, MatchConfig
 from .verification import ENGINES, GEOMETRIES, GEOMETRY_SETTINGS, RansacConfig
@@ -232,7 +233,8 @@ class RunSettings:
     journal : path, optional
         The pair journal (an SQLite file; default ``journal.sqlite`` in the cache folder). Only the process that
         runs the command writes it, so on a cluster keep it on a local disk of that machine: SQLite's locks are not
-        reliable on network file systems (``docs/SCALE.md``).
+        reliable on network file systems (``docs/SCALE.md``). Text ending in a path separator is refused: it names
+        a folder.
     candidates : int
         Verify at most this many candidate labels of each query, the classifier's first (1 to ``MAX_CANDIDATES``).
     keep_candidates : bool
@@ -266,6 +268,8 @@ class RunSettings:
             check(problem is None, "scheduler", f"a Dask scheduler address such as tcp://host:8786 (scheme "
                   f"{', '.join(SCHEDULER_SCHEMES)}; port 1 to 65535) or a distributed.Client; here {problem}",
                   self.scheduler)
+        check(not names_a_folder(self.journal), "journal",
+              "a file name (one ending in a path separator names a folder)", self.journal)
         for name in ("cache", "keep_candidates", "progress"):
             check(isinstance(getattr(self, name), bool), name, "True or False", getattr(self, name))
 
