@@ -9,8 +9,15 @@
     delfverify report DETAILS.csv --gallery ... --gallery-images ... --query-images ... -o REPORT.html
 
 A problem with the input or the surroundings (a ``DelfverifyError``: missing file, unreadable image, model not
-loadable, malformed CSV, bad option; or a file system error) prints one line ``delfverify: error: ...`` and exits
-with status 2. Any other exception is a bug: its traceback is shown, with a line saying so, and the exit status is 1.
+loadable, malformed CSV, bad option; or a file system error, told with its file and a remedy by
+``delfverify.exits.describe_os_error``) prints one line ``delfverify: error: ...`` and exits with status 2. Any
+other exception is a bug: its traceback is shown, with a line saying so, and the exit status is 1. SIGINT, SIGTERM
+and SIGHUP stop the command in order (``delfverify.exits``): every cleanup runs, and the exit status is 128 + the
+signal's number.
+
+Every option value is checked before the command does anything (``delfverify.options.command_settings``): the
+options become the settings objects that declare each setting's range (``VerifySettings``, ``RunSettings``,
+``TuneConfig``, and ``measure_null_table``'s sampling), and a value out of range is one line naming the option.
 
 Every output is planned before the work (``delfverify.outputs``). An output may be ``-`` (standard output), a
 device or a FIFO; when one goes to standard output, the command's own lines (what it wrote, the scores) go to
@@ -27,132 +34,24 @@ import math
 import os
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import __version__
 from .console import DEFAULT, QUIET, VERBOSE, command_output
 from .errors import DelfverifyError, shorten
-from .execution import default_workers
-from .extractors import EXTRACTORS
-from .extractors.delf import DEFAULT_HANDLE
-from .matching import METHODS, MatchConfig
-from .numbers import NumberError, parse_number
-from .settings import ON_MISSING, RunSettings, SettingsError, VerifySettings
-from .store import default_cache_dir
-from .verification import ENGINES, GEOMETRIES, RansacConfig
+from .exits import check_working_folder, describe_os_error, describe_stop, exit_status, orderly_stops
+from .options import (CLIError, CommandSettings, Parser, add_data_options, add_photo_options, add_verifier_options,
+                      add_worker_options, command_settings, given_paths, integer, path, run_settings, verify_settings)
+from .settings import ON_MISSING, RunSettings
 
 if TYPE_CHECKING:
     from .report import ReportResult
     from .tuning import TuneResult
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
-
-class CLIError(DelfverifyError):
-    """A bad option or option value, reported as one line with exit status 2."""
-
-
-def integer(text: str) -> int:
-    """An integer option's value, read by ``delfverify.numbers.parse_number``: ASCII digits only (argparse's ``int``
-    takes ``٣``, ``３`` and ``1_000``); the setting it goes to checks its range.
-
-    Raises
-    ------
-    argparse.ArgumentTypeError
-        Quoting the value (shortened) and what it must be.
-    """
-    try:
-        return parse_number(text, integer=True)
-    except NumberError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def add_verifier_options(parser: argparse.ArgumentParser) -> None:
-    """Options that choose the extractor, the feature store and RANSAC (shared by all subcommands); their defaults
-    are those of ``VerifySettings``, ``MatchConfig`` and ``RansacConfig``."""
-    verify, match, ransac = VerifySettings(), MatchConfig(), RansacConfig()
-    group = parser.add_argument_group("features and verification")
-    group.add_argument("--features", choices=EXTRACTORS, default=verify.features,
-                       help="local features (default: %(default)s; delf needs the TF-Hub model, see --model)")
-    group.add_argument("--model", default=verify.model,
-                       help=f"delf only: TF-Hub handle or local model directory (default: {DEFAULT_HANDLE})")
-    group.add_argument("--matcher", choices=METHODS, default=match.method,
-                       help="nearest neighbours: kdtree (the research's) or brute (BLAS), identical matches; auto "
-                            "picks the faster (default: %(default)s)")
-    group.add_argument("--geometry", choices=GEOMETRIES, default=None,
-                       help="model fitted to the matches (default: the extractor's: fundamental for rootsift, "
-                            "affine for delf)")
-    group.add_argument("--engine", choices=ENGINES, default=ransac.engine,
-                       help="RANSAC implementation; skimage fits the affine model only (default: %(default)s)")
-    group.add_argument("--seed", type=integer, default=ransac.seed,
-                       help="seed of the skimage RANSAC engine; opencv is deterministic with its own fixed seed "
-                            "(default: %(default)s)")
-    group.add_argument("--max-side", type=integer, default=verify.max_side,
-                       help="shrink photos to this longest side before extraction (default: %(default)s)")
-    group.add_argument("--null-table", metavar="JSON",
-                       help="what unrelated photo pairs reach, for the false-match rates of inlier counts, measured by "
-                            "'delfverify calibrate' (default: the table shipped for the extractor and model)")
-    cache = group.add_mutually_exclusive_group()
-    cache.add_argument("--cache-dir", default=None,
-                       help=f"feature store directory (default: {default_cache_dir()}, or $DELFVERIFY_CACHE_DIR)")
-    cache.add_argument("--no-cache", action="store_true", help="keep features in memory only")
-
-
-def settings_of(build: Callable[[], T], flags: Mapping[str, str] | None = None) -> T:
-    """``build()``, with a ``SettingsError`` reported as the command line option it came from (``--max-side``; a
-    setting's option is its name with dashes unless ``flags`` maps it)."""
-    try:
-        return build()
-    except SettingsError as exc:
-        flag = (flags or {}).get(exc.setting, f"--{exc.setting.replace('_', '-')}")
-        raise CLIError(f"{flag} must be {exc.requirement}, got {shorten(repr(exc.value))}") from None
-
-
-def verify_settings(args: argparse.Namespace) -> VerifySettings:
-    """The ``VerifySettings`` the options describe."""
-    return settings_of(lambda: VerifySettings.from_options(
-        args.features, args.model, args.max_side, matcher=args.matcher, geometry=args.geometry, engine=args.engine,
-        seed=args.seed))
-
-
-def run_settings(args: argparse.Namespace, **fixed: Any) -> RunSettings:
-    """The ``RunSettings`` the options describe (the cache, and where a command has them the workers, scheduler,
-    candidates and what to do with missing photos), with ``fixed`` laid over them."""
-    options = {"cache_dir": args.cache_dir, "cache": not args.no_cache}
-    for name in ("workers", "scheduler", "journal", "null_table", "candidates", "keep_candidates", "on_missing"):
-        if hasattr(args, name):
-            options[name] = getattr(args, name)
-    if hasattr(args, "workers"):
-        options["progress"] = not args.quiet and sys.stderr.isatty()
-    return settings_of(lambda: RunSettings(**{**options, **fixed}))
-
-
-def add_photo_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    """Where the gallery and the photos are (``rerank``, ``tune``, and ``report`` for its pictures)."""
-    parser.add_argument("--gallery", required=required, help="gallery CSV with id,landmark_id[,path]")
-    parser.add_argument("--gallery-images", required=required, metavar="DIR",
-                        help="gallery photos: DIR/<id>.jpg or DIR/a/b/c/<id>.jpg")
-    parser.add_argument("--query-images", required=required, metavar="DIR", help="query photos, same layouts")
-
-
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """Where the gallery and the photos are, where the work runs and the journal (``rerank`` and ``tune``)."""
-    add_photo_options(parser)
-    add_worker_options(parser)
-    parser.add_argument("--journal", metavar="FILE",
-                        help="the pair journal (default: journal.sqlite in the cache folder); with --scheduler keep "
-                             "it on a local disk of this machine, not on NFS (docs/SCALE.md)")
-
-
-def add_worker_options(parser: argparse.ArgumentParser) -> None:
-    """Where the work runs: local worker processes or a Dask cluster."""
-    parser.add_argument("--workers", type=integer, default=default_workers(),
-                        help="local worker processes for extraction and verification (default: this machine's "
-                             "cores, %(default)s)")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="run on a Dask distributed cluster (e.g. tcp://host:8786); --cache-dir must then be "
-                             "a path every worker shares")
+# CLIError, integer, run_settings and verify_settings are also reached here (delfverify.options defines them).
+__all__ = ["CLIError", "build_parser", "format_summary", "integer", "main", "run_settings", "verify_settings"]
 
 
 def _say(to_stdout: bool) -> Callable[..., None]:
@@ -161,19 +60,18 @@ def _say(to_stdout: bool) -> Callable[..., None]:
     return lambda *parts: print(*parts, file=stream)
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
+def _cmd_verify(args: argparse.Namespace, settings: CommandSettings) -> int:
     from .calibration import format_rate
     from .outputs import OutputPlan, goes_to_stdout
     from .verifier import Verifier
 
-    settings = verify_settings(args)
-    run = run_settings(args)
+    run = settings.run
     store = run.store_folder()
     plan = OutputPlan([("photo A", args.image_a), ("photo B", args.image_b)])
     plan.cache(store)
     plot = plan.file("the plot", args.plot)
     say = _say(goes_to_stdout(plot))
-    verifier = Verifier(settings, cache_dir=store, null_table=run.null_table)
+    verifier = Verifier(settings.verify, cache_dir=store, null_table=run.null_table)
     features_a = verifier.features_of(args.image_a)
     features_b = verifier.features_of(args.image_b)
     result = verifier.verify_features(features_a, features_b)
@@ -220,16 +118,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_rerank(args: argparse.Namespace) -> int:
+def _cmd_rerank(args: argparse.Namespace, settings: CommandSettings) -> int:
     from .outputs import goes_to_stdout
     from .pipeline import rerank
 
-    settings, run = verify_settings(args), run_settings(args)
     output = args.output or f"{os.path.splitext(os.path.basename(args.predictions))[0]}.reranked.csv"
     say = _say(any(goes_to_stdout(p) for p in (output, args.details, args.report)))
     result = rerank(args.predictions, gallery=args.gallery, gallery_images=args.gallery_images,
                     query_images=args.query_images, output=output, details=args.details, report=args.report,
-                    truth=args.truth, policy=args.policy, settings=settings, run=run)
+                    truth=args.truth, policy=args.policy, settings=settings.verify, run=settings.run)
     summary = result.summary
     statuses = ", ".join(f"{name} {count}" for name, count in summary.items() if count and name not in
                          ("relabelled", "pairs_computed", "pairs_reused", "features_extracted"))
@@ -252,30 +149,30 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_extract(args: argparse.Namespace) -> int:
+def _cmd_extract(args: argparse.Namespace, settings: CommandSettings) -> int:
     from .extracting import extract
 
     if args.no_cache:
         raise CLIError("--no-cache: extract fills the feature store; name its folder with --cache-dir, or leave both "
                        "out for the user cache")
-    result = extract(args.ids, images=args.images, settings=verify_settings(args), run=run_settings(args))
+    result = extract(args.ids, images=args.images, settings=settings.verify, run=settings.run)
     for image_id, reason in result.failed.items():
         logger.warning("%s: %s", shorten(image_id), reason)
     print(f"stored the features of {args.ids}: {result.describe()}")
     return 0
 
 
-def _cmd_calibrate(args: argparse.Namespace) -> int:
+def _cmd_calibrate(args: argparse.Namespace, settings: CommandSettings) -> int:
     from .calibration import measure_null_table, write_null_table
     from .outputs import OutputPlan, goes_to_stdout
     from .verifier import Verifier
 
-    store = run_settings(args).store_folder()
+    store = settings.run.store_folder()
     plan = OutputPlan([("the gallery file", args.gallery)], [("the gallery image folder", args.gallery_images)])
     plan.cache(store)
     output = plan.file("the null table", args.output)
     say = _say(goes_to_stdout(output))
-    verifier = Verifier(verify_settings(args), cache_dir=store)
+    verifier = Verifier(settings.verify, cache_dir=store)
     measured = measure_null_table(verifier, args.gallery, args.gallery_images, pairs=args.pairs, seed=args.seed_pairs,
                                   max_photos=args.max_photos, progress=not args.quiet and sys.stderr.isatty())
     write_null_table(measured.table, output)
@@ -296,7 +193,7 @@ def _describe_report(report: "ReportResult") -> str:
     return f"wrote {shown} ({pictures}{skipped}; {report.bytes / 2**20:.1f} MiB in all)"
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
+def _cmd_report(args: argparse.Namespace, settings: CommandSettings) -> int:
     from .details import read_details
     from .images import ImageDirectory, Photos
     from .outputs import OutputPlan
@@ -316,14 +213,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.gallery_images:
         paths = read_gallery(args.gallery).paths() if args.gallery else {}
         photos = Photos(ImageDirectory(args.query_images), ImageDirectory(args.gallery_images), paths)
-        verifier = Verifier(verify_settings(args), cache_dir=run_settings(args).store_folder())
+        verifier = Verifier(settings.verify, cache_dir=settings.run.store_folder())
     result = write_report(details, report, truth=args.truth, photos=photos, verifier=verifier,
                           title=f"delfverify report: {os.path.basename(args.details)}")
     _say(report.page.to_stdout)(_describe_report(result))
     return 0
 
 
-def _cmd_gap(args: argparse.Namespace) -> int:
+def _cmd_gap(args: argparse.Namespace, settings: CommandSettings) -> int:
     from .metrics import global_average_precision
     from .tables import read_predictions, read_solution
 
@@ -345,17 +242,13 @@ def _cmd_gap(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_tune(args: argparse.Namespace) -> int:
-    from .tuning import SPACES, TuneConfig, tune
-
-    config = settings_of(lambda: TuneConfig(folds=args.folds, repeats=args.repeats, seed=args.cv_seed,
-                                            space=SPACES[args.search](max_k=args.max_k)), {"seed": "--cv-seed"})
+def _cmd_tune(args: argparse.Namespace, settings: CommandSettings) -> int:
     from .outputs import goes_to_stdout
+    from .tuning import tune
 
-    settings, run = verify_settings(args), run_settings(args)
     result = tune(args.predictions, truth=args.truth, gallery=args.gallery, gallery_images=args.gallery_images,
-                  query_images=args.query_images, output=args.output, plot=args.plot, config=config,
-                  settings=settings, run=run)
+                  query_images=args.query_images, output=args.output, plot=args.plot, config=settings.tune,
+                  settings=settings.verify, run=settings.run)
     say = _say(goes_to_stdout(args.output) or goes_to_stdout(args.plot))
     say(format_summary(result))
     if args.output == "-":
@@ -399,7 +292,7 @@ def format_summary(result: "TuneResult") -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="delfverify",
         description="Verify landmark predictions with local features and geometric verification.",
     )
@@ -415,11 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify", parents=[common], help="how well two photos match",
                                  description="Match two photos with local features and affine RANSAC.")
-    verify.add_argument("image_a", help="first photo")
-    verify.add_argument("image_b", help="second photo")
+    verify.add_argument("image_a", type=path, help="first photo")
+    verify.add_argument("image_b", type=path, help="second photo")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
-    verify.add_argument("--plot", metavar="PNG", help="write the photos side by side with inlier matches drawn (- for "
-                        "standard output; the result line then goes to standard error)")
+    verify.add_argument("--plot", type=path, metavar="PNG", help="write the photos side by side with inlier matches "
+                        "drawn (- for standard output; the result line then goes to standard error)")
     add_verifier_options(verify)
     verify.set_defaults(handler=_cmd_verify)
 
@@ -430,18 +323,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Verify each prediction against gallery photos of its label and rescale its confidence "
                     "by the policy. Where a query has several candidate labels, each is rescaled and the one with "
                     "the highest new confidence is kept. The output keeps the input's format and query order.")
-    rerank.add_argument("predictions", help="predictions CSV: id,landmarks ('label score', or several pairs "
+    rerank.add_argument("predictions", type=path, help="predictions CSV: id,landmarks ('label score', or several pairs "
                         "'label1 score1 label2 score2 ...'), id,landmarks,confidence or id,label,confidence; several "
                         "rows or pairs per id are its candidate labels")
     rerank.add_argument("--policy", default="default",
                         help="built-in policy (default, seed) or a policy JSON file (default: %(default)s: suppress "
                              "below the inlier count that 10%% of unrelated photo pairs reach, boost from the count "
                              "that 0.1%% reach; for rootsift with a fundamental matrix 11 and 14)")
-    rerank.add_argument("-o", "--output", metavar="CSV",
+    rerank.add_argument("-o", "--output", type=path, metavar="CSV",
                         help="re-ranked predictions (default: <predictions name>.reranked.csv here; - for standard "
                              "output, the summary then goes to standard error)")
-    rerank.add_argument("--details", metavar="CSV", help="per-prediction details: confidences, band, gallery "
-                        "ids, inlier counts, status and reason (per candidate, with its rank and whether chosen)")
+    rerank.add_argument("--details", type=path, metavar="CSV",
+                        help="per-prediction details: confidences, band, gallery ids, inlier counts, status and "
+                             "reason (per candidate, with its rank and whether chosen)")
     rerank.add_argument("--candidates", type=integer, default=run.candidates, metavar="N",
                         help="verify at most the first N candidates of each query and keep the one with the highest "
                              "rescaled confidence (default: %(default)s)")
@@ -451,11 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("--on-missing", choices=ON_MISSING, default=run.on_missing,
                         help="a prediction whose images are missing/unreadable or whose label has no gallery "
                              "photo keeps its confidence, or is suppressed as if 0 inliers (default: %(default)s)")
-    rerank.add_argument("--report", metavar="HTML", help="a visual report of the run: summary, plots, a table of "
-                        "every prediction and match pictures (in <name>_files/ beside it, a folder delfverify makes "
-                        "itself: an existing one it did not make is refused)")
-    rerank.add_argument("--truth", metavar="CSV", help="solution CSV id,landmarks: print GAP before and after, the "
-                        "oracle and the accuracy (and show them in the report)")
+    rerank.add_argument("--report", type=path, metavar="HTML",
+                        help="a visual report of the run: summary, plots, a table of every prediction and match "
+                             "pictures (in <name>_files/ beside it, a folder delfverify makes itself: an existing one "
+                             "it did not make is refused)")
+    rerank.add_argument("--truth", type=path, metavar="CSV", help="solution CSV id,landmarks: print GAP before and "
+                        "after, the oracle and the accuracy (and show them in the report)")
     add_data_options(rerank)
     add_verifier_options(rerank)
     rerank.set_defaults(handler=_cmd_rerank)
@@ -465,8 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Extract and store the features of every photo of a gallery (or of any CSV with an id column) "
                     "that the feature store lacks, on local workers or a Dask cluster, so that rerank only "
                     "verifies pairs. Run it again to resume: what is stored is skipped.")
-    extract.add_argument("ids", help="CSV with an id column (and optionally a gallery's relative path column)")
-    extract.add_argument("--images", required=True, metavar="DIR",
+    extract.add_argument("ids", type=path,
+                         help="CSV with an id column (and optionally a gallery's relative path column)")
+    extract.add_argument("--images", type=path, required=True, metavar="DIR",
                          help="the photos: DIR/<id>.jpg or DIR/a/b/c/<id>.jpg")
     add_worker_options(extract)
     add_verifier_options(extract)
@@ -480,15 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "unrelated pairs reach each inlier count: the false-match rates that verify, rerank and tune "
                     "quote with --null-table. Pairs whose photos share a scene (counts far beyond chance) are set "
                     "aside and named.")
-    calibrate.add_argument("--gallery", required=True, help="gallery CSV with id,landmark_id[,path]")
-    calibrate.add_argument("--gallery-images", required=True, metavar="DIR",
+    calibrate.add_argument("--gallery", type=path, required=True, help="gallery CSV with id,landmark_id[,path]")
+    calibrate.add_argument("--gallery-images", type=path, required=True, metavar="DIR",
                            help="gallery photos: DIR/<id>.jpg or DIR/a/b/c/<id>.jpg")
-    calibrate.add_argument("-o", "--output", required=True, metavar="JSON", help="the null table")
-    calibrate.add_argument("--pairs", type=int, default=DEFAULT_PAIRS,
+    calibrate.add_argument("-o", "--output", type=path, required=True, metavar="JSON", help="the null table")
+    calibrate.add_argument("--pairs", type=integer, default=DEFAULT_PAIRS,
                            help="pairs of photos of different labels to verify (default: %(default)s)")
-    calibrate.add_argument("--pair-seed", dest="seed_pairs", type=int, default=0,
+    calibrate.add_argument("--pair-seed", dest="seed_pairs", type=integer, default=0,
                            help="seed of the sample of pairs (default: %(default)s; --seed is RANSAC's)")
-    calibrate.add_argument("--max-photos", type=int, default=None,
+    calibrate.add_argument("--max-photos", type=integer, default=None,
                            help="sample the pairs among this many photos, drawn first: fewer extractions on a large "
                                 "gallery (default: every photo)")
     add_verifier_options(calibrate)
@@ -497,8 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     gap = commands.add_parser("gap", parents=[common], help="Global Average Precision of a predictions file",
                               description="GAP (Kaggle landmark recognition metric) of predictions against a "
                                           "solution file id,landmarks (space-separated labels; empty = none).")
-    gap.add_argument("predictions", help="predictions CSV (any accepted format), one prediction per query")
-    gap.add_argument("--truth", required=True, help="solution CSV id,landmarks")
+    gap.add_argument("predictions", type=path, help="predictions CSV (any accepted format), one prediction per query")
+    gap.add_argument("--truth", type=path, required=True, help="solution CSV id,landmarks")
     gap.add_argument("--json", action="store_true", help="print one JSON object")
     gap.set_defaults(handler=_cmd_gap)
 
@@ -512,12 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "modes) for the best GAP, cross-validated over queries. Keeps default unless a candidate beats "
                     "it by more than one standard error, also on held-out folds. Writes a policy JSON for "
                     "'delfverify rerank --policy'.")
-    tune.add_argument("predictions", nargs="+", help="one or more predictions CSV files for the queries of --truth")
-    tune.add_argument("--truth", required=True, help="solution CSV id,landmarks")
-    tune.add_argument("-o", "--output", required=True, metavar="JSON", help="the tuned policy (- for standard "
-                      "output; the summary then goes to standard error)")
-    tune.add_argument("--plot", metavar="PNG", help="GAP against each band's min_inliers, and inlier histograms "
-                      "of correct, wrong and non-landmark predictions")
+    tune.add_argument("predictions", type=path, nargs="+",
+                      help="one or more predictions CSV files for the queries of --truth")
+    tune.add_argument("--truth", type=path, required=True, help="solution CSV id,landmarks")
+    tune.add_argument("-o", "--output", type=path, required=True, metavar="JSON", help="the tuned policy (- for "
+                      "standard output; the summary then goes to standard error)")
+    tune.add_argument("--plot", type=path, metavar="PNG", help="GAP against each band's min_inliers, and inlier "
+                      "histograms of correct, wrong and non-landmark predictions")
     tune.add_argument("--search", choices=SPACES, default=tune_defaults.search,
                       help="small: default's thresholds, k and tier weights a few steps around default; wide: 1,500 "
                            "random policies of every mode and coordinate ascent (default: %(default)s)")
@@ -538,10 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the report of 'rerank --report' from a details CSV, without verifying anything again: "
                     "the match pictures are recomputed from the feature store, so give the run's photos, "
                     "--cache-dir and verification options. Without the photos, the report has no pictures.")
-    report.add_argument("details", help="details CSV written by 'delfverify rerank --details'")
-    report.add_argument("-o", "--output", required=True, metavar="HTML", help="the report")
-    report.add_argument("--truth", metavar="CSV", help="solution CSV id,landmarks: GAP, oracle, accuracy and "
-                        "outcomes in the report")
+    report.add_argument("details", type=path, help="details CSV written by 'delfverify rerank --details'")
+    report.add_argument("-o", "--output", type=path, required=True, metavar="HTML", help="the report")
+    report.add_argument("--truth", type=path, metavar="CSV", help="solution CSV id,landmarks: GAP, oracle, accuracy "
+                        "and outcomes in the report")
     add_photo_options(report, required=False)
     add_verifier_options(report)
     report.set_defaults(handler=_cmd_report)
@@ -549,22 +446,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``delfverify`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    with command_output(VERBOSE if args.verbose else QUIET if args.quiet else DEFAULT):  # before TF loads
+    """Entry point of the ``delfverify`` command; returns the exit status (``--help`` and ``--version`` exit)."""
+    with orderly_stops():
         try:
-            return args.handler(args)
-        except (DelfverifyError, OSError) as exc:  # one line, whatever the message holds (a library's own text)
-            print("delfverify: error: " + " ".join(str(exc).replace("\r", "\n").split("\n")), file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("delfverify: interrupted", file=sys.stderr)
-            return 130
-        except Exception:  # a bug: never hide it behind a one-line message
-            traceback.print_exc()
-            print("delfverify: internal error: this is a bug in delfverify, not a problem with the input; please "
-                  "report it with the traceback above", file=sys.stderr)
-            return 1
+            parser = build_parser()
+            args = parser.parse_args(argv)
+        except DelfverifyError as exc:
+            return _error(str(exc))
+        with command_output(VERBOSE if args.verbose else QUIET if args.quiet else DEFAULT):  # before TF loads
+            try:
+                check_working_folder(given_paths(parser, args))
+                return args.handler(args, command_settings(args))
+            except DelfverifyError as exc:  # one line, whatever the message holds (a library's own text)
+                return _error(str(exc))
+            except OSError as exc:  # one that no layer described: its file and a remedy
+                return _error(describe_os_error(exc))
+            except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: every cleanup has run
+                print(f"delfverify: {describe_stop(exc)}", file=sys.stderr)
+                return exit_status(exc)
+            except Exception:  # a bug: never hide it behind a one-line message
+                traceback.print_exc()
+                print("delfverify: internal error: this is a bug in delfverify, not a problem with the input; "
+                      "please report it with the traceback above", file=sys.stderr)
+                return 1
+
+
+def _error(message: str) -> int:
+    """Print ``delfverify: error: <message>`` on one line (whatever the message holds); the exit status, 2."""
+    print("delfverify: error: " + " ".join(message.replace("\r", "\n").split("\n")), file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -210,3 +210,9 @@ def blocking_path(folder: str | os.PathLike) -> Path | None:
 def path_or_none(value: object) -> str | os.PathLike | None:
     """A file argument given as a path, or None when it was given as an object (a table, a policy)."""
     return value if isinstance(value, (str, os.PathLike)) else None
+
+
+def names_a_folder(path: object) -> bool:
+    """Whether ``path`` is text ending in a path separator (``rep.html/``): it names a folder, never a file, though
+    ``Path`` and ``os.path.realpath`` drop the separator. An output given so is refused, not written as ``rep.html``."""
+    return isinstance(path, str) and path.endswith(tuple(filter(None, (os.sep, os.altsep))))

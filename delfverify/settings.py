@@ -20,7 +20,7 @@ Example
 >>> RunSettings(workers=0)
 Traceback (most recent call last):
 ...
-delfverify.settings.SettingsError: workers must be a positive integer, got 0
+delfverify.settings.SettingsError: workers must be an integer in [1, 4096], got 0
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from typing import Any, Mapping
 
 from .errors import DelfverifyError, shorten
 from .extractors import DEFAULT_EXTRACTOR, EXTRACTORS, Extractor, extractor_class
-from .images import DEFAULT_MAX_SIDE
+from .fileio import names_a_folder
+from .images import DEFAULT_MAX_SIDE, MAX_PIXELS
 from .matching import METHODS, MatchConfig
 from .verification import ENGINES, GEOMETRIES, GEOMETRY_SETTINGS, RansacConfig
 
@@ -46,6 +47,12 @@ ON_MISSING = ("keep", "suppress")
 DEFAULT_CANDIDATES = 5
 #: The schemes of a Dask scheduler's address: Dask's TCP, TLS and WebSocket comms (an address without one is TCP).
 SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss")
+#: The most local worker processes (more than any machine's cores; more than its cores are capped at the cores).
+MAX_WORKERS = 4096
+#: The most candidate labels of a query that are verified.
+MAX_CANDIDATES = 1000
+#: The largest seed: seeds are written to JSON files and journals as 64-bit integers.
+MAX_SEED = 2**63 - 1
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
 _HOST = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?")  # a host name, or an IPv4 address
 
@@ -119,9 +126,15 @@ def is_dask_client(value: Any) -> bool:
     return distributed is not None and isinstance(value, distributed.Client)
 
 
-def is_count(value: Any, least: int = 1) -> bool:
-    """Whether ``value`` is an integer (not a bool) of at least ``least``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+def is_count(value: Any, least: int = 1, most: int | None = None) -> bool:
+    """Whether ``value`` is an integer (not a bool) of at least ``least`` and, where given, at most ``most``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least and (most is None
+                                                                                           or value <= most)
+
+
+def count_range(least: int, most: int) -> str:
+    """What ``is_count(value, least, most)`` asks, for a ``SettingsError``: ``"an integer in [1, 4096]"``."""
+    return f"an integer in [{least}, {most}]"
 
 
 @dataclass(frozen=True)
@@ -136,7 +149,8 @@ class VerifySettings:
     model : str or path, optional
         DELF by name only: a TF-Hub handle or a local model directory (default: the hub handle).
     max_side : int or None
-        Photos are shrunk to this longest side before extraction (1024); ``None`` keeps them whole.
+        Photos are shrunk to this longest side before extraction (1024), at most ``images.MAX_PIXELS``; ``None``
+        keeps them whole.
     match : MatchConfig, optional
         How descriptors are matched; default: the extractor's own (``Extractor.match``).
     ransac : RansacConfig, optional
@@ -158,8 +172,8 @@ class VerifySettings:
             check(isinstance(self.features, Extractor), "features",
                   f"one of {', '.join(EXTRACTORS)} or an extractor object", self.features)
         check(self.model is None or self.features == "delf", "model", "given only with features 'delf'", self.model)
-        check(self.max_side is None or is_count(self.max_side), "max_side", "a positive integer or None",
-              self.max_side)
+        check(self.max_side is None or is_count(self.max_side, 1, MAX_PIXELS), "max_side",
+              f"{count_range(1, MAX_PIXELS)} (no photo has a longer side) or None", self.max_side)
         check(self.match is None or isinstance(self.match, MatchConfig), "match", "a MatchConfig or None", self.match)
         check(self.ransac is None or isinstance(self.ransac, RansacConfig), "ransac", "a RansacConfig or None",
               self.ransac)
@@ -183,7 +197,7 @@ class VerifySettings:
         check(matcher is None or matcher in METHODS, "matcher", f"one of {', '.join(METHODS)}", matcher)
         check(geometry is None or geometry in GEOMETRIES, "geometry", f"one of {', '.join(GEOMETRIES)}", geometry)
         check(engine is None or engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}", engine)
-        check(seed is None or is_count(seed, 0), "seed", "a non-negative integer", seed)
+        check(seed is None or is_count(seed, 0, MAX_SEED), "seed", count_range(0, MAX_SEED), seed)
         own = extractor_class(features)
         match = own.match if matcher is None else dataclasses.replace(own.match, method=matcher)
         ransac = GEOMETRY_SETTINGS[geometry] if geometry is not None else own.ransac
@@ -202,8 +216,8 @@ class RunSettings:
     Attributes
     ----------
     workers : int
-        Local worker processes for extraction and verification; 1 runs in this process (the command line's default
-        is the machine's cores).
+        Local worker processes for extraction and verification, 1 to ``MAX_WORKERS``; 1 runs in this process (the
+        command line's default is the machine's cores).
     scheduler : str or distributed.Client, optional
         A Dask scheduler's address ``[scheme://]host:port`` (``tcp://host:8786``; scheme tcp, tls, ws or wss, TCP
         when left out; port 1 to 65535; checked here, ``scheduler_address_problem``) or a client (an in-process
@@ -219,9 +233,10 @@ class RunSettings:
     journal : path, optional
         The pair journal (an SQLite file; default ``journal.sqlite`` in the cache folder). Only the process that
         runs the command writes it, so on a cluster keep it on a local disk of that machine: SQLite's locks are not
-        reliable on network file systems (``docs/SCALE.md``).
+        reliable on network file systems (``docs/SCALE.md``). Text ending in a path separator is refused: it names
+        a folder.
     candidates : int
-        Verify at most this many candidate labels of each query, the classifier's first.
+        Verify at most this many candidate labels of each query, the classifier's first (1 to ``MAX_CANDIDATES``).
     keep_candidates : bool
         Write every candidate with its rescaled confidence, best first, instead of each query's chosen one.
     on_missing : {"keep", "suppress"}
@@ -243,8 +258,9 @@ class RunSettings:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        check(is_count(self.workers), "workers", "a positive integer", self.workers)
-        check(is_count(self.candidates), "candidates", "a positive integer", self.candidates)
+        check(is_count(self.workers, 1, MAX_WORKERS), "workers", count_range(1, MAX_WORKERS), self.workers)
+        check(is_count(self.candidates, 1, MAX_CANDIDATES), "candidates", count_range(1, MAX_CANDIDATES),
+              self.candidates)
         check(self.on_missing in ON_MISSING, "on_missing", f"one of {', '.join(ON_MISSING)}", self.on_missing)
         if self.scheduler is not None and not is_dask_client(self.scheduler):
             problem = (scheduler_address_problem(self.scheduler) if isinstance(self.scheduler, str)
@@ -252,6 +268,8 @@ class RunSettings:
             check(problem is None, "scheduler", f"a Dask scheduler address such as tcp://host:8786 (scheme "
                   f"{', '.join(SCHEDULER_SCHEMES)}; port 1 to 65535) or a distributed.Client; here {problem}",
                   self.scheduler)
+        check(not names_a_folder(self.journal), "journal",
+              "a file name (one ending in a path separator names a folder)", self.journal)
         for name in ("cache", "keep_candidates", "progress"):
             check(isinstance(getattr(self, name), bool), name, "True or False", getattr(self, name))
 

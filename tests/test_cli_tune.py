@@ -93,13 +93,13 @@ def test_cli_rerank_runs_with_the_tuned_policy(sample_tuned, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--folds", "1"], "--folds must be an integer >= 2"),
-    (["--repeats", "0"], "--repeats must be a positive integer"),
+    (["--folds", "1"], "--folds must be an integer in [2, 100]"),
+    (["--repeats", "0"], "--repeats must be an integer in [1, 100]"),
     (["--folds", "40"], "40 folds need at least 40 landmark queries"),
     (["--max-k", "0"], "--max-k must be a positive integer"),
     (["--max-k", "1000000000000"], "--max-k must be at most 1000 (a policy's largest k), got 1000000000000"),
-    (["--cv-seed", "-1"], "--cv-seed must be a non-negative integer, got -1"),
-    (["--seed", "-3"], "--seed must be a non-negative integer, got -3"),
+    (["--cv-seed", "-1"], "--cv-seed must be an integer in [0, 9223372036854775807], got -1"),
+    (["--seed", "-3"], "--seed must be an integer in [0, 9223372036854775807], got -3"),
 ])
 def test_cli_tune_errors_are_one_line(capsys, tmp_path, extra, message):
     status, out, err = _run(capsys, "tune", SAMPLE / "predictions.csv", *_sample_args(tmp_path / "c"), "-o",

@@ -1,5 +1,5 @@
-"""delfverify.errors and the CLI's error rule: every ``DelfverifyError`` (and file system errors) is one line with
-exit status 2; any other exception is a bug, shown with its traceback and a line saying so."""
+"""delfverify.errors and the CLI's error rule: every ``DelfverifyError`` (and file system errors, tests/test_exits.py)
+is one line with exit status 2; any other exception is a bug, shown with its traceback and a line saying so."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from delfverify.tables import TableError
 @pytest.mark.parametrize("error", [ImageError("a.jpg", "not an image"), ImageLookupError("photos: not found"),
                                    TableError("p.csv: row 3: bad"), PolicyError("policy.bands: bad"),
                                    ModelLoadError("no model"), cli.CLIError("--workers: bad"),
-                                   InputTypeError("image must be a path ..., got NoneType"),
-                                   PermissionError(13, "Permission denied", "out.csv")])
+                                   InputTypeError("image must be a path ..., got NoneType")])
 def test_input_errors_are_one_line_with_status_2(monkeypatch, capsys, error):
-    def fail(args):
+    def fail(args, settings):
         raise error
 
     monkeypatch.setattr(cli, "_cmd_gap", fail)
@@ -31,7 +30,7 @@ def test_input_errors_are_one_line_with_status_2(monkeypatch, capsys, error):
 
 @pytest.mark.parametrize("message", ["cannot connect (first line\nsecond line)", "a\r\nb", "ends with a newline\n"])
 def test_an_input_error_is_one_line_whatever_its_message_holds(monkeypatch, capsys, message):
-    def fail(args):
+    def fail(args, settings):
         raise DelfverifyError(message)
 
     monkeypatch.setattr(cli, "_cmd_gap", fail)
@@ -41,7 +40,7 @@ def test_an_input_error_is_one_line_whatever_its_message_holds(monkeypatch, caps
 
 
 def test_a_bug_shows_its_traceback_and_says_so(monkeypatch, capsys):
-    def fail(args):
+    def fail(args, settings):
         raise KeyError("something the code did not expect")
 
     monkeypatch.setattr(cli, "_cmd_gap", fail)
@@ -53,7 +52,7 @@ def test_a_bug_shows_its_traceback_and_says_so(monkeypatch, capsys):
 
 
 def test_a_plain_value_error_is_a_bug_not_an_input_error(monkeypatch, capsys):
-    def fail(args):
+    def fail(args, settings):
         raise ValueError("an unchecked programming mistake")
 
     monkeypatch.setattr(cli, "_cmd_gap", fail)

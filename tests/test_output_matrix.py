@@ -4,7 +4,7 @@ for it, through the command line on a tiny warm-cache run of the sample data.
 Outputs: ``rerank -o``, ``--details``, ``--report`` and the report's pictures folder, ``verify --plot``, ``tune -o``
 and ``--plot``, the cache folder and the journal. Kinds: an input, another output, a symbolic link to a folder of
 the user's, a character device, a FIFO with a reader, a file where a folder goes, a folder where a file goes, a
-read-only folder, a full disk.
+read-only folder, a full disk, a path ending in a separator (``rep.html/``, which named the file ``rep.html``).
 
 Each case checks the exit status and the one error line, and that nothing else changed: every file, link and node
 under the test's folder (the user's, the old outputs, the device, a full disk's) is as it was when the command is
@@ -41,7 +41,7 @@ from delfverify.outputs import write as write_module
 OUTPUTS = ("rerank -o", "rerank --details", "rerank --report", "pictures folder", "verify --plot", "tune -o",
            "tune --plot", "cache folder", "journal")
 KINDS = ("input", "another output", "link to a user folder", "character device", "FIFO with a reader",
-         "file where a folder goes", "folder where a file goes", "read-only folder", "full disk")
+         "file where a folder goes", "folder where a file goes", "read-only folder", "full disk", "trailing slash")
 #: Outputs written into a device or a FIFO (the others are refused there), and what such a stream receives.
 STREAMED = {"rerank -o": b"id,landmarks\n", "rerank --details": b"id,label,band,", "verify --plot": b"\x89PNG",
             "tune -o": b"{\n", "tune --plot": b"\x89PNG"}
@@ -71,6 +71,9 @@ REFUSED = {
     **{(o, "full disk"): "(No space left on device); free space on its disk" for o in OUTPUTS},
     ("cache folder", "full disk"): "database or disk is full|No space left on device",
     ("journal", "full disk"): "database or disk is full",
+    **{(o, "trailing slash"): "ends in a path separator, so it names a folder; give a file name" for o in OUTPUTS},
+    ("pictures folder", "trailing slash"): "r.html/: the report ends in a path separator",
+    ("journal", "trailing slash"): "--journal must be a file name (one ending in a path separator names a folder)",
 }
 for _kind, _what in (("character device", "a character device"), ("FIFO with a reader", "a FIFO (named pipe)")):
     REFUSED.update({
@@ -80,6 +83,7 @@ for _kind, _what in (("character device", "a character device"), ("FIFO with a r
         ("journal", _kind): f"the journal is {_what}; it must be a regular file",
     })
 del REFUSED[("cache folder", "link to a user folder")]  # the store goes where the link leads: the user named it
+del REFUSED[("cache folder", "trailing slash")]  # a folder, named as one
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +266,10 @@ def _prepare(output: str, kind: str, tmp: Path, env, mount, monkeypatch):
         else:
             ro.chmod(0o555)
         target = ro if folder_output else ro / "out"
+    elif kind == "trailing slash":  # the separator is kept in the argument (a Path drops it)
+        target = tmp / ("r.html" if output == "pictures folder" else name)
+        argv = _argv(output, tmp / "r_files" if output == "pictures folder" else target, tmp, env)
+        return [f"{a}{os.sep}" if a == target else a for a in argv], target, None
     else:  # full disk
         disk = tmp / ("r_files" if output == "pictures folder" else "disk")
         mounted = mount(disk)
@@ -330,7 +338,7 @@ def test_every_output_against_every_kind_of_path(output, kind, env, tmp_path, mo
                 assert streamed.endswith(b"IEND\xaeB`\x82")  # a whole PNG
         after = _snapshot(tmp_path)
         kept = ["target", "user/keep.txt", "user/boosted-01.jpg"] if output == "cache folder" else before
-        assert all(after.get(k) == before[k] for k in kept)  # what was there is as it was (the user's, the stream)
+        assert all(after.get(k) == before[k] for k in kept if k in before)  # as it was (the user's, the stream)
         return
     assert status == 2 and out.getvalue() == "", err.getvalue()
     lines = [line for line in err.getvalue().splitlines() if line.startswith("delfverify: error: ")]

@@ -904,7 +904,7 @@ def test_ids_with_spaces_are_kept_and_their_files_found(baseline, tmp_path, caps
 # --- option values and truth files --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("extra, words", [
-    (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+    (["--seed", "-1"], "--seed must be an integer in [0, 9223372036854775807], got -1"),
 ])
 def test_bad_rerank_option_values_are_one_line_naming_the_option(tmp_path, capsys, extra, words):
     status, _, err = _main(_argv(tmp_path / "out", tmp_path / "cache", extra=extra), capsys)

@@ -214,9 +214,9 @@ def test_tune_rejects_mismatched_input():
     with pytest.raises(ValueError, match="not in truth"):
         fit_policy([Predictions(tables[0].table.assign(id=tables[0].table["id"] + "x"))], truth, inliers[:1],
              config=config)
-    with pytest.raises(ValueError, match="folds must be an integer >= 2"):
+    with pytest.raises(ValueError, match=r"folds must be an integer in \[2, 100\]"):
         TuneConfig(folds=1)
-    with pytest.raises(ValueError, match="repeats must be a positive integer"):
+    with pytest.raises(ValueError, match=r"repeats must be an integer in \[1, 100\]"):
         TuneConfig(repeats=0)
     with pytest.raises(ValueError, match="space must be a SmallSpace or a SearchSpace"):
         TuneConfig(space="small")

@@ -68,29 +68,6 @@ def test_report_on_details_with_impossible_values_is_one_line_naming_row_and_col
     assert not (tmp_path / "r.html").exists(), line
 
 
-#: option -> the command line it is given on (every integer option of every command).
-INTEGER_OPTIONS = {
-    "--seed": "rerank", "--max-side": "rerank", "--workers": "rerank", "--candidates": "rerank",
-    "--folds": "tune", "--repeats": "tune", "--max-k": "tune", "--cv-seed": "tune",
-}
-ARGUMENTS = {
-    "rerank": ["rerank", "p.csv", "--gallery", "g.csv", "--gallery-images", "g", "--query-images", "q"],
-    "tune": ["tune", "p.csv", "--truth", "t.csv", "-o", "x.json", "--gallery", "g.csv", "--gallery-images", "g",
-             "--query-images", "q"],
-}
-
-
-@pytest.mark.parametrize("option", list(INTEGER_OPTIONS))
-@pytest.mark.parametrize("value", ["٣", "３", "1_0", "0x10", "3.0", "9" * 30])
-def test_integer_options_take_ascii_digits_only(capsys, option, value):
-    with pytest.raises(SystemExit) as caught:
-        cli.main([*ARGUMENTS[INTEGER_OPTIONS[option]], option, value])
-    err = capsys.readouterr().err
-    assert caught.value.code == 2 and f"argument {option}: '" in err and "Traceback" not in err
-    assert "is not an integer written in ASCII digits" in err or "is an integer of 30 digits" in err
-    assert cli.integer("12") == 12
-
-
 def test_dev_zero_as_predictions_ends_quickly_with_one_line(tmp_path):
     started = time.perf_counter()
     status, out, err = _main("gap", "/dev/zero", "--truth", DATA / "truth.csv")

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .table import (_MAX_SEED, _MAX_SOURCE, DEFAULT_PAIRS, MAX_SAMPLE_PAIRS, MIN_PAIRS, CalibrationError, NullTable,
+from ..settings import MAX_SEED, check, count_range
+from .table import (_MAX_SOURCE, DEFAULT_PAIRS, MAX_SAMPLE_PAIRS, MIN_PAIRS, CalibrationError, NullTable,
                     NullTableError, _extractor_name, _is_int, fit_null_table)
 
 if TYPE_CHECKING:
@@ -160,6 +161,25 @@ def different_label_pairs(labels) -> int:
     return (n * n - int((sizes ** 2).sum())) // 2
 
 
+#: The most photos ``max_photos`` may name (more than any gallery holds: every photo is then used).
+MAX_PHOTOS = 10**9
+
+
+def check_sampling(pairs: int, seed: int, max_photos: int | None) -> None:
+    """Check ``measure_null_table``'s sampling parameters (their ranges are documented there), before any work.
+
+    Raises
+    ------
+    SettingsError
+        Naming the parameter (``pairs``, ``seed`` or ``max_photos``), its range and the value.
+    """
+    check(_is_int(pairs) and MIN_PAIRS <= pairs <= MAX_SAMPLE_PAIRS, "pairs", count_range(MIN_PAIRS, MAX_SAMPLE_PAIRS),
+          pairs)
+    check(_is_int(seed) and 0 <= seed <= MAX_SEED, "seed", count_range(0, MAX_SEED), seed)
+    check(max_photos is None or (_is_int(max_photos) and 2 <= max_photos <= MAX_PHOTOS), "max_photos",
+          f"{count_range(2, MAX_PHOTOS)} or None", max_photos)
+
+
 def measure_null_table(
     verifier: PairVerifier,
     gallery: Gallery | str | os.PathLike,
@@ -193,7 +213,8 @@ def measure_null_table(
     seed : int
         Sampling seed, >= 0: the same gallery and seed give the same pairs.
     max_photos : int, optional
-        Sample pairs among this many photos drawn first (seeded), >= 2: fewer extractions for a large gallery.
+        Sample pairs among this many photos drawn first (seeded), 2 to ``MAX_PHOTOS``: fewer extractions for a
+        large gallery.
     source : str, optional
         Recorded in the table (default: the gallery file's name and the sampling).
     progress : bool
@@ -206,8 +227,8 @@ def measure_null_table(
 
     Raises
     ------
-    ValueError
-        If a parameter is out of range (the message names it).
+    SettingsError
+        If a parameter is out of range (a ``ValueError``; the message names it, ``check_sampling``).
     CalibrationError
         If the gallery has fewer than ``MIN_PAIRS`` pairs of photos of different labels, or fewer than
         ``MIN_PAIRS`` pairs could be verified.
@@ -220,12 +241,7 @@ def measure_null_table(
     from ..images import ImageDirectory, ImageError, ImageLookupError
     from ..tables import Gallery, read_gallery
 
-    if not (_is_int(pairs) and MIN_PAIRS <= pairs <= MAX_SAMPLE_PAIRS):
-        raise ValueError(f"pairs must be an integer in [{MIN_PAIRS}, {MAX_SAMPLE_PAIRS}], got {pairs!r}")
-    if not (_is_int(seed) and 0 <= seed <= _MAX_SEED):
-        raise ValueError(f"seed must be an integer in [0, {_MAX_SEED}], got {seed!r}")
-    if max_photos is not None and not (_is_int(max_photos) and max_photos >= 2):
-        raise ValueError(f"max_photos must be an integer >= 2 or None, got {max_photos!r}")
+    check_sampling(pairs, seed, max_photos)
     if source is not None and not (isinstance(source, str) and len(source) <= _MAX_SOURCE):
         raise ValueError(f"source must be a string of at most {_MAX_SOURCE} characters or None")
     name = "gallery"

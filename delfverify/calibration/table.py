@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DelfverifyError, shorten
+from ..settings import MAX_SEED
 from ..verification import GEOMETRIES
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ SET_ASIDE_MAX_SHARE = 0.05
 DEFAULT_PAIRS = 2000
 #: Largest JSON file read (a table of ``MAX_COUNT`` counts is about 1 MiB).
 MAX_FILE_BYTES = 8 * 2**20
-_MAX_SEED = 2**63 - 1
+_MAX_SEED = MAX_SEED
 _MAX_SOURCE = 2000
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 _FINGERPRINT = re.compile(r"(|[0-9a-f]{16})")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Union
 
 from ..errors import DelfverifyError
-from ..fileio import NotAFileError, read_regular_file
+from ..fileio import NotAFileError, names_a_folder, read_regular_file
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,8 @@ class OutputPlan:
         given = os.fspath(path)
         if not isinstance(given, str):
             given = os.fsdecode(given)
+        if names_a_folder(given):  # "rep.html/" would write rep.html
+            raise OutputError(f"{given}: {name} ends in a path separator, so it names a folder; give a file name")
         descriptor = _descriptor(given)
         if descriptor is not None:
             return self._plan_descriptor(name, given, descriptor, streams, remedy)

@@ -231,3 +231,9 @@ def _tidy(folder: OwnedFolder, names: set[str]) -> None:
     except (OSError, OutputError) as exc:
         logger.warning("%s: cannot update the manifest (%s); the files it lists that are gone are skipped next "
                        "time", manifest, exc)
+
+
+def remedy(error: OSError) -> str | None:
+    """What a user can do about a file system error, by its errno, in the words of this layer's messages (``None``
+    where there is nothing particular to say); the command's other one-line errors reuse them."""
+    return _REMEDIES.get(error.errno)

@@ -36,7 +36,7 @@ from ..extractors import DEFAULT_EXTRACTOR, extractor_class
 from ..metrics import OUTCOMES, global_average_precision, oracle_gap
 from ..candidates import choose_candidates
 from ..policy import BUILTINS, Policy, PolicyError, builtin_policy, combine_inliers, policy_from_dict
-from ..settings import check, is_count
+from ..settings import MAX_SEED, MAX_WORKERS, check, count_range, is_count
 from ..tables import Predictions, Solution
 from .crossval import LabelledData, collect, fold_scorer, match_candidates, repeated_folds
 from .grid import SmallSpace, grid_candidates
@@ -52,6 +52,12 @@ logger = logging.getLogger(__name__)
 SPACES = {"small": SmallSpace, "wide": SearchSpace}
 
 
+#: The most cross-validation folds, and repeats of them: bounds that keep a run finite (each repeat is a whole
+#: nested cross-validation, each fold a search).
+MAX_FOLDS = 100
+MAX_REPEATS = 100
+
+
 @dataclass(frozen=True)
 class TuneConfig:
     """How ``tune`` searches and cross-validates (the CLI's defaults come from here).
@@ -59,13 +65,14 @@ class TuneConfig:
     Attributes
     ----------
     folds : int
-        Cross-validation folds over queries (at least 2, at most the number of landmark queries). With 2, the rule
-        inside the nested estimate sees one fold, has no standard error and keeps ``default``, so ``tune`` can never
-        confirm a candidate: use 3 or more.
+        Cross-validation folds over queries (at least 2, at most ``MAX_FOLDS`` and the number of landmark
+        queries). With 2, the rule inside the nested estimate sees one fold, has no standard error and keeps
+        ``default``, so ``tune`` can never confirm a candidate: use 3 or more.
     repeats : int
-        Partitions of the queries into ``folds`` folds, each with its own seed; scores are averaged over all.
+        Partitions of the queries into ``folds`` folds, each with its own seed; scores are averaged over all (1 to
+        ``MAX_REPEATS``: each repeat is a whole nested cross-validation).
     seed : int
-        Seeds the folds and the random search.
+        Seeds the folds and the random search (0 to ``settings.MAX_SEED``).
     space : SmallSpace or SearchSpace
         The candidates: the small grid around ``default`` (``--search small``) or the wide random search
         (``--search wide``).
@@ -80,12 +87,12 @@ class TuneConfig:
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
     def __post_init__(self) -> None:
-        check(is_count(self.folds, 2), "folds", "an integer >= 2", self.folds)
-        check(is_count(self.repeats), "repeats", "a positive integer", self.repeats)
-        check(is_count(self.seed, 0), "seed", "a non-negative integer", self.seed)
+        check(is_count(self.folds, 2, MAX_FOLDS), "folds", count_range(2, MAX_FOLDS), self.folds)
+        check(is_count(self.repeats, 1, MAX_REPEATS), "repeats", count_range(1, MAX_REPEATS), self.repeats)
+        check(is_count(self.seed, 0, MAX_SEED), "seed", count_range(0, MAX_SEED), self.seed)
         check(isinstance(self.space, (SmallSpace, SearchSpace)), "space", "a SmallSpace or a SearchSpace",
               self.space)
-        check(is_count(self.workers), "workers", "a positive integer", self.workers)
+        check(is_count(self.workers, 1, MAX_WORKERS), "workers", count_range(1, MAX_WORKERS), self.workers)
 
     @property
     def search(self) -> str:
