@@ -19,7 +19,7 @@ from .errors import DelfverifyError, shorten
 from .numbers import NumberError, parse_number
 from .outputs import Output, write_output
 from .policy.schema import MAX_INLIERS
-from .csv_input import read_csv
+from .csv_input import read_csv, words
 
 #: Columns of the details, one row per prediction.
 DETAILS_COLUMNS = ("id", "label", "band", "old_confidence", "new_confidence", "gallery_ids", "inliers",
@@ -147,8 +147,8 @@ def _check_inliers(details: pd.DataFrame, name: str) -> None:
     for row, (cell, gallery) in enumerate(zip(details["inliers"], details["gallery_ids"])):
         if not cell:
             continue
-        words = cell.split(" ")
-        for word in words:
+        counts = cell.split(" ")  # single spaces, as rerank writes them
+        for word in counts:
             if word in valid:
                 continue
             try:
@@ -157,8 +157,8 @@ def _check_inliers(details: pd.DataFrame, name: str) -> None:
                 raise DetailsError(f"{name}: row {row + 2}: inliers cell {shorten(cell)!r}: {exc}; write '-' or a "
                                    f"count for each gallery id, separated by single spaces") from None
             valid.add(word)
-        if len(words) > len(gallery.split()):
-            raise DetailsError(f"{name}: row {row + 2}: {len(words)} inlier counts but {len(gallery.split())} "
+        if len(counts) > len(words(gallery)):
+            raise DetailsError(f"{name}: row {row + 2}: {len(counts)} inlier counts but {len(words(gallery))} "
                                f"gallery ids; each count is that of a gallery id")
 
 
