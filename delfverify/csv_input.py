@@ -110,7 +110,9 @@ def _first_long_row(handle: BinaryIO) -> int | None:
 #: details row) and that is stripped around a label: ASCII white space, as around a number (``delfverify.numbers``).
 #: Any other character, a no-break space included, is part of a word.
 SPACE = string.whitespace
-_WORD = re.compile(f"[^{re.escape(SPACE)}]+")
+#: Regular expressions of a character of ``SPACE`` and of a word.
+SPACE_CHAR = f"[{re.escape(SPACE)}]"
+WORD = re.compile(f"[^{re.escape(SPACE)}]+")
 
 
 def words(text: str) -> list[str]:
@@ -121,20 +123,20 @@ def words(text: str) -> list[str]:
     >>> words(" eiffel\tastronaut  louvre\xa0museum ")
     ['eiffel', 'astronaut', 'louvre\xa0museum']
     """
-    return _WORD.findall(text)
+    return WORD.findall(text)
 
 
 def word_spans(text: str) -> list[re.Match]:
     """The words of a cell (``words``) as matches, which give where each lies in the text."""
-    return list(_WORD.finditer(text))
+    return list(WORD.finditer(text))
 
 
 def words_by_row(texts: pd.Series) -> pd.Series:
     """``words`` of each text, vectorised: a word per row, indexed by its text's index, in order; a text without
     words gives none. Most texts hold one word, so only those with ``SPACE`` in them are split."""
     texts = texts.astype(object)
-    spaced = texts.str.contains(f"[{re.escape(SPACE)}]", regex=True).to_numpy(bool)
-    split = texts[spaced].str.findall(_WORD).explode().dropna()
+    spaced = texts.str.contains(SPACE_CHAR, regex=True).to_numpy(bool)
+    split = texts[spaced].str.findall(WORD).explode().dropna()
     whole = texts[~spaced]
     return pd.concat([whole[whole != ""], split]).sort_index(kind="stable")
 

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .csv_input import SPACE, adopt, check_ids, column_list, read_csv, word_spans, words, words_by_row
+from .csv_input import SPACE, SPACE_CHAR, WORD, adopt, check_ids, column_list, read_csv, word_spans, words
 from .errors import shorten
 from .numbers import NumberError, parse_number
 from .outputs import Output, write_output
@@ -161,8 +161,10 @@ class Predictions:
             cells.setdefault(pid, [])
             if label:
                 cells[pid].append((label, score))
-        for pairs in cells.values():  # a cell of one-word labels reads back as pairs; check the others
-            if any(words(label) != [label] for label, _ in pairs):
+        labels = table["label"].astype(object)
+        spaced = set(labels[labels.str.contains(SPACE_CHAR)])  # labels not of one word
+        for pairs in cells.values() if spaced else ():  # a cell of one-word labels reads back as pairs
+            if any(label in spaced for label, _ in pairs):
                 _check_kaggle_cell(pairs, name)
         return pd.DataFrame({"id": list(cells), "landmarks": [" ".join(f"{label} {score}" for label, score in c)
                                                                for c in cells.values()]})
@@ -510,9 +512,9 @@ def _parse_solution(frame: pd.DataFrame, path: str, first_row: int) -> Solution:
     return Solution(frame)
 
 
-_S = f"[{re.escape(SPACE)}]"
 #: A cell of ``<label> <score>`` pairs, each score a decimal number with a point (``eiffel 0.7594``).
-_PAIRS = re.compile(rf"(?:[^{re.escape(SPACE)}]+{_S}+(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?(?:{_S}+|$))+")
+_PAIRS = re.compile(rf"(?:{WORD.pattern}{SPACE_CHAR}+(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+                    rf"(?:{SPACE_CHAR}+|$))+")
 
 
 def _check_not_predictions(frame: pd.DataFrame, columns: list[str], path: str, first_row: int) -> None:

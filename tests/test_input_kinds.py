@@ -11,7 +11,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -369,3 +368,13 @@ def test_an_unknown_column_is_named_whatever_it_holds(value, name, fmt):
     for read in (as_gallery, as_solution, as_ids):  # these ignore other columns, as in their files
         read(pd.DataFrame({"id": ["g1"], "landmark_id": ["a"], "landmarks": ["a"], name: pd.Series([value],
                                                                                                    dtype=object)}))
+
+
+def test_calibrate_names_the_gallery_by_the_path_given(tmp_path):
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "gallery.csv").write_text("id,landmark_id\ng1,a\ng2,b\n")  # one pair: too few for a null table
+    given = f"{folder}/../sub/gallery.csv"
+    status, out, err = _main("calibrate", "--gallery", given, "--gallery-images", folder, "-o",
+                             tmp_path / "null.json", "--no-cache", "-q")
+    assert status == 2 and err.startswith(f"delfverify: error: {given}: 2 photos give 1 pairs"), err
