@@ -19,7 +19,8 @@ from .errors import DelfverifyError, shorten
 from .numbers import NumberError, parse_number
 from .outputs import Output, write_output
 from .policy.schema import MAX_INLIERS
-from .csv_input import read_csv
+from .rescaling import STATUSES
+from .csv_input import read_csv, words
 
 #: Columns of the details, one row per prediction.
 DETAILS_COLUMNS = ("id", "label", "band", "old_confidence", "new_confidence", "gallery_ids", "inliers",
@@ -73,7 +74,8 @@ def check_details(details: pd.DataFrame, name: str = "details") -> pd.DataFrame:
     Checked, as ``rerank`` writes them: each confidence empty or a number in [0, 1] and each ``rank`` an integer
     from 1 to the number of rows (``delfverify.numbers``); each ``inliers`` cell empty or counts separated by single
     spaces, each ``-`` or an integer in [0, ``MAX_INLIERS``], no more of them than the row has ``gallery_ids``;
-    each ``chosen`` true or false.
+    each ``status`` one of ``rescaling.STATUSES``, ``no_prediction`` exactly where the label is empty; each
+    ``chosen`` true or false, and, with candidates (``rank`` and ``chosen``), exactly one chosen row per id.
 
     Raises
     ------
@@ -96,8 +98,11 @@ def check_details(details: pd.DataFrame, name: str = "details") -> pd.DataFrame:
     if "rank" in details.columns:
         details["rank"] = _numbers(details["rank"], name, integer=True, low=1, high=max(len(details), 1)).astype(int)
     _check_inliers(details, name)
+    _check_statuses(details, name)
     if "chosen" in details.columns:
         details["chosen"] = _flags(details["chosen"], name)
+        if "rank" in details.columns:
+            _check_one_chosen(details, name)
     return details
 
 
@@ -147,8 +152,8 @@ def _check_inliers(details: pd.DataFrame, name: str) -> None:
     for row, (cell, gallery) in enumerate(zip(details["inliers"], details["gallery_ids"])):
         if not cell:
             continue
-        words = cell.split(" ")
-        for word in words:
+        counts = cell.split(" ")  # single spaces, as rerank writes them
+        for word in counts:
             if word in valid:
                 continue
             try:
@@ -157,9 +162,51 @@ def _check_inliers(details: pd.DataFrame, name: str) -> None:
                 raise DetailsError(f"{name}: row {row + 2}: inliers cell {shorten(cell)!r}: {exc}; write '-' or a "
                                    f"count for each gallery id, separated by single spaces") from None
             valid.add(word)
-        if len(words) > len(gallery.split()):
-            raise DetailsError(f"{name}: row {row + 2}: {len(words)} inlier counts but {len(gallery.split())} "
+        if len(counts) > len(words(gallery)):
+            raise DetailsError(f"{name}: row {row + 2}: {len(counts)} inlier counts but {len(words(gallery))} "
                                f"gallery ids; each count is that of a gallery id")
+
+
+def _check_statuses(details: pd.DataFrame, name: str) -> None:
+    """Each status one of ``STATUSES``; ``no_prediction`` exactly where the label is empty.
+
+    Raises
+    ------
+    DetailsError
+        Naming the row and the column.
+    """
+    status, label = details["status"].to_numpy(object), details["label"].to_numpy(object)
+    unknown = np.flatnonzero(~np.isin(status, STATUSES))
+    if len(unknown):
+        raise DetailsError(f"{name}: row {unknown[0] + 2}: status {shorten(status[unknown[0]])!r} is not one that "
+                           f"rerank writes ({', '.join(STATUSES)})")
+    wrong = np.flatnonzero((label == "") != (status == "no_prediction"))
+    if len(wrong):
+        row = wrong[0]
+        why = "a row without a label" if label[row] == "" else f"label {shorten(label[row])!r}"
+        raise DetailsError(f"{name}: row {row + 2}: status {status[row]!r} for {why}; status no_prediction is "
+                           f"exactly that of a row whose label is empty")
+
+
+def _check_one_chosen(details: pd.DataFrame, name: str) -> None:
+    """Exactly one chosen row per id (details with candidates).
+
+    Raises
+    ------
+    DetailsError
+        Naming the first row of an id with no chosen row, or its second chosen row, and the column.
+    """
+    query, _ = pd.factorize(details["id"])
+    chosen = details["chosen"].to_numpy(bool)
+    count = np.bincount(query, weights=chosen, minlength=query.max() + 1 if len(query) else 0)
+    none = np.flatnonzero(count[query] == 0)
+    if len(none):
+        raise DetailsError(f"{name}: row {none[0] + 2}: chosen: id {shorten(details['id'].iloc[none[0]])!r} has no "
+                           f"chosen row; exactly one row of each id is chosen")
+    again = np.flatnonzero(chosen & pd.Series(np.where(chosen, query, -1)).duplicated().to_numpy())
+    if len(again):
+        raise DetailsError(f"{name}: row {again[0] + 2}: chosen: id {shorten(details['id'].iloc[again[0]])!r} has a "
+                           f"second chosen row; exactly one row of each id is chosen")
 
 
 def _flags(column: pd.Series, name: str) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .csv_input import words, words_by_row
 from .details import check_details, first_and_chosen
 from .errors import DelfverifyError, shorten
 from .tables import Solution, as_solution
@@ -327,15 +328,9 @@ def match_predictions(predictions: pd.DataFrame, truth: pd.DataFrame) -> Matched
 
 
 def _landmark_pairs(texts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split space-separated truth labels into (row, label) pairs; ``texts[i]`` is row ``rows[i]``.
-
-    Most rows hold one label, and splitting every row dominates the run time on a
-    million rows, so only texts with a space are split.
-    """
-    text = pd.Series(texts, index=rows, dtype=object)
-    has_space = text.str.contains(" ", regex=False).to_numpy(dtype=bool)
-    split = text[has_space].str.split(" ").explode()
-    pairs = pd.concat([text[~has_space], split[split != ""]])
+    """Split truth cells into (row, label) pairs by the one rule for label lists (``csv_input.words_by_row``);
+    ``texts[i]`` is row ``rows[i]``."""
+    pairs = words_by_row(pd.Series(texts, index=rows, dtype=object))
     return pairs.index.to_numpy(), pairs.to_numpy(dtype=object)
 
 
@@ -437,7 +432,7 @@ def load_truth(truth: str | os.PathLike | Solution | pd.DataFrame, ids: Sequence
     """
     name = str(truth) if isinstance(truth, (str, os.PathLike)) else "truth"
     truth = as_solution(truth)
-    if not (truth.table["landmarks"].fillna("").str.strip() != "").any():
+    if not len(words_by_row(truth.table["landmarks"].fillna(""))):
         raise TruthError(f"{name}: no query of the truth shows a landmark, so GAP is undefined")
     if ids is not None:
         unknown = pd.Index(pd.unique(np.asarray(ids, object))).difference(pd.Index(truth.table["id"]))
@@ -489,6 +484,6 @@ def outcomes(details: pd.DataFrame, truth: Solution) -> np.ndarray:
     landmarks = dict(zip(truth.table["id"], truth.table["landmarks"]))
     out = []
     for pid, label in zip(details["id"], details["label"]):
-        true = landmarks.get(pid, "").split()
+        true = words(landmarks.get(pid, ""))
         out.append("" if not label else "non-landmark" if not true else "correct" if label in true else "wrong")
     return np.array(out, object)

@@ -9,8 +9,9 @@ digits only (no point, no exponent), at most ``MAX_DIGITS`` of them: longer ones
 has, and converting them takes quadratic time. Other numbers may have at most ``MAX_CHARS`` characters.
 
 ``parse_number`` reads one number; ``load_json`` reads a JSON document whose numbers all pass the same rule
-(``NaN`` and ``Infinity`` are refused with them). A ``NumberError`` quotes the text, shortened, and says what is
-wrong; the caller adds where it was: the file and the row and column, or the JSON field.
+(``NaN`` and ``Infinity`` are refused with them) and whose objects name each field once, at any depth: every JSON
+file the tool reads is read by it. A ``NumberError`` quotes the text, shortened, and says what is wrong; the caller
+adds where it was: the file and the row and column, or the JSON field.
 """
 
 from __future__ import annotations
@@ -109,6 +110,30 @@ def _kind(integer: bool, low: float | None, high: float | None) -> str:
     return kind if integer else "a finite number"
 
 
+class RepeatedFieldError(DelfverifyError, ValueError):
+    """A JSON object names a field twice (``json.loads`` keeps the last silently); the message names the object's
+    path and the field."""
+
+
+class _Repeated:
+    """Stands, in a parsed JSON document, for an object that names ``key`` twice, until its path is known;
+    ``before`` holds its fields before the second ``key``, read first (document order)."""
+
+    def __init__(self, key: str, before: dict):
+        self.key = key
+        self.before = before
+
+
+def _object(pairs: list[tuple[str, Any]]) -> Any:
+    """A JSON object's fields as a dict, or a ``_Repeated`` where one is named twice."""
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            return _Repeated(key, doc)
+        doc[key] = value
+    return doc
+
+
 class _Refused:
     """Stands, in a parsed JSON document, for a number ``parse_number`` refused, until its field is known."""
 
@@ -125,9 +150,9 @@ def _json_number(integer: bool) -> Callable[[str], Any]:
     return parse
 
 
-def load_json(text: str, root: str = "", object_pairs_hook: Callable | None = None) -> Any:
+def load_json(text: str, root: str = "") -> Any:
     """``json.loads(text)``, every number read by ``parse_number``: finite, integers of at most ``MAX_DIGITS``
-    digits; ``NaN``, ``Infinity`` and ``-Infinity`` refused.
+    digits; ``NaN``, ``Infinity`` and ``-Infinity`` refused; an object that names a field twice refused.
 
     Parameters
     ----------
@@ -135,23 +160,27 @@ def load_json(text: str, root: str = "", object_pairs_hook: Callable | None = No
         The JSON document.
     root : str
         The document's name in field paths (``"policy"`` gives ``policy.bands[0].k``; ``""`` gives ``bands[0].k``).
-    object_pairs_hook : callable, optional
-        As for ``json.loads``.
 
     Raises
     ------
-    NumberError
-        The first refused number in document order, its field named.
+    NumberError, RepeatedFieldError
+        The first refused number, or the first object naming a field twice, in document order, the field named.
     json.JSONDecodeError, RecursionError
         As ``json.loads``: not JSON (line and column given), or nested too deeply.
     """
     doc = json.loads(text, parse_int=_json_number(True), parse_float=_json_number(False),
-                     parse_constant=_json_number(False), object_pairs_hook=object_pairs_hook)
+                     parse_constant=_json_number(False), object_pairs_hook=_object)
     stack: list[tuple[str, Any]] = [(root, doc)]
     while stack:  # iterative: a document may be nested up to Python's recursion limit
         where, value = stack.pop()
         if isinstance(value, _Refused):
             raise NumberError(f"{where or 'the document'}: {value.error}")
+        if isinstance(value, _Repeated):  # its fields before the second key first, then the key itself
+            stack.append((where, RepeatedFieldError(f"{where + ': ' if where else ''}field {shorten(value.key)!r} "
+                                                    f"appears twice")))
+            value = value.before
+        if isinstance(value, RepeatedFieldError):
+            raise value
         if isinstance(value, dict):
             stack.extend((f"{where}.{shorten(key)}" if where else shorten(key), item)
                          for key, item in reversed(value.items()))

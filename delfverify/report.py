@@ -45,6 +45,7 @@ import pandas as pd
 from PIL import Image
 
 from .calibration import format_rate
+from .csv_input import words
 from .details import check_details, relabelled
 from .fileio import path_or_none
 from .images import ImageError, ImageLookupError, Photos, load_image, read_bytes
@@ -192,7 +193,7 @@ def sample_pictures(details: pd.DataFrame, per_kind: int = PICTURES_PER_KIND,
     same details always give the same sample. Each kind's rows are returned in table order.
     """
     details = check_details(details)
-    has_gallery = (details["gallery_ids"].str.strip() != "").to_numpy()
+    has_gallery = np.array([bool(words(ids)) for ids in details["gallery_ids"]], bool)
     status = details["status"].to_numpy(object)
     moved = relabelled(details)
     sample = {}
@@ -213,7 +214,7 @@ def _draw_pictures(details: pd.DataFrame, inliers: _Inliers, sample: Mapping[str
     for kind, rows in sample.items():
         for number, row in enumerate(rows, start=1):
             name = f"{kind}-{number:02d}.jpg"
-            query, gallery = details["id"].iloc[row], details["gallery_ids"].iloc[row].split()[best[row]]
+            query, gallery = details["id"].iloc[row], words(details["gallery_ids"].iloc[row])[best[row]]
             if spent >= PICTURES_MAX_BYTES:
                 pictures.append(Picture(int(row), kind, why=f"no picture: the pictures reached "
                                                             f"{PICTURES_MAX_BYTES // 2**20} MiB"))

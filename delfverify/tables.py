@@ -16,11 +16,20 @@ Predictions formats (detected from the header):
 Several rows (or pairs) for one id are that query's candidate labels, ranked by confidence (best first; equal
 confidences keep the file's order). A label may appear once per id, and an empty prediction only alone.
 
-How a Kaggle cell is split: a word that reads as a number in [0, 1] ends the label before it and is its score,
-except a bare integer (``0``, ``1``) that is not the cell's last word: ``"Pier 1 0.5"`` is one label ``Pier 1``.
-A label may therefore not contain a word such as ``0.5`` in the Kaggle format (the long formats take any label).
-Anything that does not split into ``<label> <score>`` pairs is an error naming the row: a cell is never read as
-one long label.
+How a Kaggle cell is split. Its words are separated by ASCII white space (``csv_input.words``: the one rule for
+every cell that lists labels, truth cells included). A score is a word that reads as a number in [0, 1].
+
+1. When every second word is a score (``12345 1 678 0.5``, ``castle 1 fountain 0``), the cell is one-word labels
+   each followed by its score.
+2. Otherwise labels may have several words: a score written with a point or an exponent (``0.5``, ``1e-05``) ends
+   the label before it; a bare integer score (``0``, ``1``) ends it only as the cell's last word, and is else a
+   word of the label (``Pier 1 0.5`` is the label ``Pier 1``). A label in the middle of whose words such an integer
+   stands (``Pier 1 Tower Bridge 0.5``) could also be read as two pairs: that cell is ambiguous, and an error
+   naming its row and column.
+
+A label may therefore not contain a word such as ``0.5`` in the Kaggle format (the long formats take any label),
+and a cell that does not split into ``<label> <score>`` pairs is an error naming the row: a cell is never read as
+one long label. The writer refuses a label whose cell would not read back as written.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .csv_input import adopt, check_ids, column_list, read_csv
+from .csv_input import SPACE, SPACE_CHAR, WORD, adopt, check_ids, column_list, read_csv, word_spans, words
 from .errors import shorten
 from .numbers import NumberError, parse_number
 from .outputs import Output, write_output
@@ -48,6 +57,7 @@ FORMATS = {
     "landmarks_confidence": ("id", "landmarks", "confidence"),
     "label_confidence": ("id", "label", "confidence"),
 }
+_FORMAT_COLUMNS = frozenset(column for columns in FORMATS.values() for column in columns)
 _ACCEPTED = "; ".join(f"{name}: {','.join(cols)}" for name, cols in FORMATS.items())
 
 
@@ -146,16 +156,18 @@ class Predictions:
         if self.format != "kaggle":
             return pd.DataFrame(dict(zip(FORMATS[self.format], (table["id"].tolist(), table["label"].tolist(),
                                                                  scores))))
-        for label in pd.unique(table["label"]):
-            if any(_score(word) is not None and not word.isdigit() for word in label.split()[1:]):
-                raise TableError(f"{name}: label {shorten(label)!r} cannot be written in a Kaggle cell, a word of it "
-                                 f"would read back as a score; write id,label,confidence instead")
-        cells: dict[str, list[str]] = {}
+        cells: dict[str, list[tuple[str, str]]] = {}
         for pid, label, score in zip(table["id"].tolist(), table["label"], scores):
             cells.setdefault(pid, [])
             if label:
-                cells[pid].append(f"{label} {score}")
-        return pd.DataFrame({"id": list(cells), "landmarks": [" ".join(c) for c in cells.values()]})
+                cells[pid].append((label, score))
+        labels = table["label"].astype(object)
+        spaced = set(labels[labels.str.contains(SPACE_CHAR)])  # labels not of one word
+        for pairs in cells.values() if spaced else ():  # a cell of one-word labels reads back as pairs
+            if any(label in spaced for label, _ in pairs):
+                _check_kaggle_cell(pairs, name)
+        return pd.DataFrame({"id": list(cells), "landmarks": [" ".join(f"{label} {score}" for label, score in c)
+                                                               for c in cells.values()]})
 
     def with_confidence(self, confidence: np.ndarray) -> "Predictions":
         """The same predictions with new confidences (format and row order kept)."""
@@ -233,30 +245,69 @@ def _score(word: str) -> float | None:
         return None
 
 
-def _kaggle_pairs(cell: str, path: Path, row: int) -> list[tuple[str, float]]:
-    """Split a Kaggle ``landmarks`` cell into its ``(label, score)`` pairs (see the module docstring)."""
-    simple = cell.split()
-    if len(simple) == 2:  # the usual "<label> <score>", quickly
-        score = _score(simple[1])
+def _kaggle_pairs(cell: str, path: str, row: int) -> list[tuple[str, float]]:
+    """Split a Kaggle ``landmarks`` cell into its ``(label, score)`` pairs (see the module docstring).
+
+    Raises
+    ------
+    TableError
+        The cell does not split into pairs, or splits in more than one way; naming ``path``, the row and the column.
+    """
+    spans = word_spans(cell)
+    if len(spans) == 2:  # the usual "<label> <score>", quickly
+        score = _score(spans[1][0])
         if score is not None:
-            return [(simple[0], score)]
-    words = list(re.finditer(r"\S+", cell))
+            return [(spans[0][0], score)]
+    scores = [_score(word[0]) for word in spans]
+    if len(spans) % 2 == 0 and all(score is not None for score in scores[1::2]):  # one-word labels
+        return [(label[0], score) for label, score in zip(spans[::2], scores[1::2])]
     pairs: list[tuple[str, float]] = []
     label: list[re.Match] = []  # the words of the label being read; its text is kept as written
-    for i, word in enumerate(words):
-        score = _score(word[0]) if label else None
-        if score is not None and (i == len(words) - 1 or not word[0].isdigit()):
+    for i, (word, score) in enumerate(zip(spans, scores)):
+        ends = score is not None and (i == len(spans) - 1 or not word[0].isdigit())
+        if ends and label:
+            inner = [w[0] for w, s in zip(label[1:-1], scores[i - len(label) + 1:i - 1]) if s is not None]
+            if inner:  # "Pier 1 Tower 0.5": also "Pier" 1, "Tower" 0.5
+                raise TableError(f"{path}: row {row}: landmarks cell {shorten(cell.strip(SPACE))!r} is ambiguous: "
+                                 f"the label {shorten(cell[label[0].start():label[-1].end()])!r} could also end at "
+                                 f"its word {shorten(inner[0])!r}, read as a score; write id,label,confidence "
+                                 f"instead")
             pairs.append((cell[label[0].start():label[-1].end()], score))
             label = []
+        elif ends:
+            raise _not_pairs(cell, path, row, f"the score {shorten(word[0])!r} has no label before it")
         else:
             label.append(word)
     if label:
         if len(label) > 1:  # "<label> <bad score>": say what is wrong with the score
             _parse_confidence(label[-1][0], path, row)
-        raise TableError(f"{path}: row {row}: landmarks cell {shorten(cell.strip())!r} must be '<label> <score>' "
-                         f"pairs ('<label1> <score1> <label2> <score2> ...', scores in [0, 1]) or empty; it ends "
-                         f"with {shorten(cell[label[0].start():label[-1].end()])!r}")
+        raise _not_pairs(cell, path, row, f"it ends with {shorten(cell[label[0].start():label[-1].end()])!r}")
     return pairs
+
+
+def _not_pairs(cell: str, path: str, row: int, detail: str) -> TableError:
+    return TableError(f"{path}: row {row}: landmarks cell {shorten(cell.strip(SPACE))!r} must be '<label> <score>' "
+                      f"pairs ('<label1> <score1> <label2> <score2> ...', scores in [0, 1]) or empty; {detail}")
+
+
+def _check_kaggle_cell(pairs: list[tuple[str, str]], name: str) -> None:
+    """Refuse to write a Kaggle cell of these ``(label, score text)`` pairs that would not read back as them.
+
+    Raises
+    ------
+    TableError
+        Naming ``name`` and the first label that would not read back.
+    """
+    cell = " ".join(f"{label} {score}" for label, score in pairs)
+    try:
+        read = _kaggle_pairs(cell, name, 0)
+    except TableError:
+        read = []
+    if [(label, float(score)) for label, score in pairs] != read:
+        label = next(label for label, _ in pairs if words(label) != [label])  # only such a label can be at fault
+        raise TableError(f"{name}: label {shorten(label)!r} cannot be written in a Kaggle cell: the cell "
+                         f"{shorten(cell)!r} would not read back as written (a word of a label would read as a "
+                         f"score, or spaces around it be lost); write id,label,confidence instead")
 
 
 def _group_candidates(ids: list[str], labels: list[str], confidences: list[float], rows: list[int],
@@ -305,7 +356,8 @@ def as_predictions(value: str | os.PathLike | Predictions | pd.DataFrame) -> Pre
     TableError
         As ``read_predictions``, naming the column of a value of the wrong type.
     """
-    return adopt(value, Predictions, read_predictions, _parse_predictions, "the predictions table", ("confidence",))
+    return adopt(value, Predictions, read_predictions, _parse_predictions, "the predictions table", _FORMAT_COLUMNS,
+                 ("confidence",))
 
 
 def _parse_predictions(frame: pd.DataFrame, path: str, first_row: int) -> Predictions:
@@ -313,10 +365,10 @@ def _parse_predictions(frame: pd.DataFrame, path: str, first_row: int) -> Predic
     columns = tuple(frame.columns)
     fmt = next((name for name, cols in FORMATS.items() if columns == cols), None)
     if fmt is None:
-        raise TableError(
-            f"{path}: unrecognised predictions columns {column_list(columns)}; accepted formats are "
-            f"{_ACCEPTED}"
-        )
+        unknown = [column for column in columns if column not in _FORMAT_COLUMNS]
+        what = f": unknown column {column_list(unknown[:1])}" if unknown else ""
+        raise TableError(f"{path}: unrecognised predictions columns {column_list(columns)}{what}; accepted formats "
+                         f"are {_ACCEPTED}")
     check_ids(frame, path, "predictions", unique=False, first_row=first_row)
     ids, labels, confidences, rows = [], [], [], []
     if fmt == "kaggle":
@@ -330,7 +382,7 @@ def _parse_predictions(frame: pd.DataFrame, path: str, first_row: int) -> Predic
     else:
         label_column = "landmarks" if fmt == "landmarks_confidence" else "label"
         for row, (label, conf) in enumerate(zip(frame[label_column], frame["confidence"]), start=first_row):
-            label = label.strip()
+            label = label.strip(SPACE)
             labels.append(label)
             if not label and not conf.strip():
                 confidences.append(math.nan)
@@ -405,7 +457,7 @@ def as_gallery(value: str | os.PathLike | Gallery | pd.DataFrame) -> Gallery:
     TableError
         As ``read_gallery``, naming the column of a value of the wrong type.
     """
-    return adopt(value, Gallery, read_gallery, _parse_gallery, "the gallery table")
+    return adopt(value, Gallery, read_gallery, _parse_gallery, "the gallery table", ("id", "landmark_id", "path"))
 
 
 def _parse_gallery(frame: pd.DataFrame, path: str, first_row: int) -> Gallery:
@@ -415,7 +467,7 @@ def _parse_gallery(frame: pd.DataFrame, path: str, first_row: int) -> Gallery:
             f"{path}: gallery is missing column(s) {', '.join(missing)}; expected id,landmark_id[,path] "
             f"(found {column_list(frame.columns)})"
         )
-    frame = frame.assign(landmark_id=frame["landmark_id"].str.strip())
+    frame = frame.assign(landmark_id=frame["landmark_id"].str.strip(SPACE))
     check_ids(frame, path, "the gallery", first_row=first_row)
     empty = np.flatnonzero(frame["landmark_id"].to_numpy() == "")
     if len(empty):
@@ -446,16 +498,44 @@ def as_solution(value: str | os.PathLike | Solution | pd.DataFrame) -> Solution:
     TableError
         As ``read_solution``, naming the column of a value of the wrong type.
     """
-    return adopt(value, Solution, read_solution, _parse_solution, "the truth table")
+    return adopt(value, Solution, read_solution, _parse_solution, "the truth table", ("id", "landmarks"))
 
 
 def _parse_solution(frame: pd.DataFrame, path: str, first_row: int) -> Solution:
     missing = [c for c in ("id", "landmarks") if c not in frame.columns]
     if missing:
         raise TableError(f"{path}: solution is missing column(s) {', '.join(missing)}; expected id,landmarks")
-    frame = pd.DataFrame({"id": frame["id"], "landmarks": frame["landmarks"].str.strip()})
+    columns = list(frame.columns)
+    frame = pd.DataFrame({"id": frame["id"], "landmarks": frame["landmarks"].str.strip(SPACE)})
     check_ids(frame, path, "the solution", first_row=first_row)
+    _check_not_predictions(frame, columns, path, first_row)
     return Solution(frame)
+
+
+#: A cell of ``<label> <score>`` pairs, each score a decimal number with a point (``eiffel 0.7594``).
+_PAIRS = re.compile(rf"(?:{WORD.pattern}{SPACE_CHAR}+(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+                    rf"(?:{SPACE_CHAR}+|$))+")
+
+
+def _check_not_predictions(frame: pd.DataFrame, columns: list[str], path: str, first_row: int) -> None:
+    """Refuse a truth that is a predictions file: one with a ``confidence`` column, or whose every landmark cell is
+    ``<label> <score>`` pairs with scores such as ``0.7594``; read as truth, its scores would be true labels, and
+    GAP silently wrong.
+
+    Raises
+    ------
+    TableError
+        Naming ``path`` and the remedy.
+    """
+    cells = frame["landmarks"][frame["landmarks"] != ""]
+    if "confidence" in columns:
+        why = "it has a confidence column"
+    elif len(cells) and cells.str.fullmatch(_PAIRS).all():
+        why = f"every row holds label/confidence pairs (row {cells.index[0] + first_row}: {shorten(cells.iloc[0])!r})"
+    else:
+        return
+    raise TableError(f"{path}: this looks like a predictions file, not the truth: {why}; give the solution file "
+                     f"(id,landmarks: each query's true labels separated by spaces)")
 
 
 def read_ids(path: str | os.PathLike) -> pd.DataFrame:
@@ -473,7 +553,7 @@ def read_ids(path: str | os.PathLike) -> pd.DataFrame:
 def as_ids(value: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     """``read_ids`` of a CSV file, or of a DataFrame with an ``id`` column (and optionally ``path``) of strings,
     checked as a file is (rows named by position, 0 the first)."""
-    return adopt(value, None, read_ids, _parse_ids, "the ids table")
+    return adopt(value, None, read_ids, _parse_ids, "the ids table", ("id", "path"))
 
 
 def _parse_ids(frame: pd.DataFrame, path: str, first_row: int) -> pd.DataFrame:

@@ -271,8 +271,8 @@ def test_kaggle_cell_with_several_pairs_gives_candidates(tmp_path, cell, pairs):
 
 @pytest.mark.parametrize("cell, detail", [
     ("astronaut 0.9 camera", "ends with 'camera'"),
-    ("astronaut 0.9 0.2", "ends with '0.2'"),
-    ("0.5", "ends with '0.5'"),
+    ("astronaut 0.9 0.2", "the score '0.2' has no label before it"),
+    ("0.5", "the score '0.5' has no label before it"),
     ("astronaut 0.9 camera 1.5", "confidence '1.5' must be a number in [0, 1]"),
     ("astronaut 0.9 camera zero", "confidence 'zero' is not a number"),
 ])

@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any
 
 from ..fileio import NotAFileError, read_input
-from ..numbers import NumberError, load_json
+from ..numbers import NumberError, RepeatedFieldError, load_json
 from ..outputs import Output, write_output
 from ..verification import GEOMETRIES
 
@@ -93,15 +93,6 @@ def _int_list(value: Any, name: str) -> list[int]:
     return value
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in doc:
-            raise NullTableError(f"field {_short(key)} appears twice")
-        doc[key] = value
-    return doc
-
-
 def null_table_from_json(data: bytes | str, source: str = "<null table>") -> NullTable:
     """Parse and check a null table's JSON text (UTF-8 bytes or a string).
 
@@ -118,8 +109,8 @@ def null_table_from_json(data: bytes | str, source: str = "<null table>") -> Nul
     if not isinstance(text, str):
         raise NullTableError(f"{source}: expected bytes or a string, got {type(data).__name__}")
     try:
-        doc = load_json(text, object_pairs_hook=_unique_keys)
-    except (NullTableError, NumberError) as exc:
+        doc = load_json(text)
+    except (NumberError, RepeatedFieldError) as exc:
         raise NullTableError(f"{source}: invalid null table: {exc}") from None
     except json.JSONDecodeError as exc:
         raise NullTableError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None

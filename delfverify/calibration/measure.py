@@ -244,9 +244,9 @@ def measure_null_table(
     check_sampling(pairs, seed, max_photos)
     if source is not None and not (isinstance(source, str) and len(source) <= _MAX_SOURCE):
         raise ValueError(f"source must be a string of at most {_MAX_SOURCE} characters or None")
-    name = "gallery"
+    name, recorded = "gallery", "gallery"  # in messages the path as the user gave it; in the table its file name
     if not isinstance(gallery, Gallery):
-        name = Path(gallery).name
+        name, recorded = str(gallery), Path(gallery).name
         gallery = read_gallery(gallery)
     images = gallery_images if isinstance(gallery_images, ImageDirectory) else ImageDirectory(gallery_images)
     ids = gallery.table["id"].tolist()
@@ -301,7 +301,7 @@ def measure_null_table(
     try:
         fitted = fit_null_table(counts[used].astype(np.int64), extractor=_extractor_name(verifier.extractor),
                                 geometry=verifier.ransac.geometry,
-                                source=source if source is not None else f"{name}: {how}",
+                                source=source if source is not None else f"{recorded}: {how}",
                                 seed=seed if sampled else None, pair_fingerprint=verifier.pair_fingerprint,
                                 unverifiable=unverifiable, failed=failed)
     except NullTableError:

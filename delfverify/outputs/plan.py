@@ -15,6 +15,7 @@ from typing import Any, Iterable, Union
 
 from ..errors import DelfverifyError
 from ..fileio import NotAFileError, names_a_folder, read_regular_file
+from ..numbers import NumberError, RepeatedFieldError, load_json
 
 logger = logging.getLogger(__name__)
 
@@ -407,8 +408,9 @@ def _read_manifest(folder: Path, pattern: re.Pattern) -> frozenset | None:
     if not stat.S_ISREG(st.st_mode):
         raise ValueError(f"it is {_kind(st.st_mode)}")
     try:
-        doc = json.loads(read_regular_file(path, MANIFEST_MAX_BYTES).decode("utf-8"))
-    except (OSError, NotAFileError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        doc = load_json(read_regular_file(path, MANIFEST_MAX_BYTES).decode("utf-8"), "manifest")
+    except (OSError, NotAFileError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, NumberError,
+            RepeatedFieldError) as exc:
         raise ValueError(str(exc)) from None
     if not isinstance(doc, dict) or doc.get("written_by") != _WRITTEN_BY or not isinstance(doc.get("files"), list):
         raise ValueError("not a manifest written by delfverify")

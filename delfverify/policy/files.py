@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import NotAFileError, read_input
-from ..numbers import NumberError, load_json
+from ..numbers import NumberError, RepeatedFieldError, load_json
 from ..outputs import Output, write_output
 from .builtins import BUILTINS, builtin_policy
 from .model import Policy
@@ -52,7 +52,7 @@ def load_policy(name_or_file: str | os.PathLike, extractor: str | Any, geometry:
         raise PolicyError(f"{path}: cannot read policy file ({exc.strerror or exc})") from None
     try:
         doc = load_json(data.decode("utf-8"), "policy")
-    except NumberError as exc:
+    except (NumberError, RepeatedFieldError) as exc:
         raise PolicyError(f"{path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise PolicyError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
