@@ -26,6 +26,7 @@ import pandas as pd
 
 from .candidates import Choice, Decision, best_candidates, choose_candidates, decide, undecided
 from .details import CANDIDATE_DETAILS_COLUMNS, DETAILS_COLUMNS, encode_details
+from .errors import shorten
 from .fileio import path_or_none
 from .images import ImageDirectory, Photos, as_directory
 from .measuring import CHUNK_SIZE, InlierTable, Session, measure, open_session
@@ -199,8 +200,8 @@ def rerank(
         if not isinstance(policy, Policy):
             policy = load_policy(policy, extractor, session.verifier.ransac.geometry, session.verifier.null_table)
         if policy.extractor is not None and policy.extractor != extractor.name:
-            logger.warning("policy %s was set for %s features, running with %s: its inlier thresholds may not fit",
-                           policy.name, policy.extractor, extractor.name)
+            logger.warning("policy %r was set for %s features, running with %s: its inlier thresholds may not fit",
+                           shorten(policy.name), shorten(policy.extractor), extractor.name)
         decision = decide(predictions, gallery, policy, session, photos, run)
     choice = decision.choice
     rescaled = choice.rescaled

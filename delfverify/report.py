@@ -46,6 +46,7 @@ from PIL import Image
 
 from .calibration import format_rate
 from .details import check_details, relabelled
+from .errors import shorten
 from .fileio import path_or_none
 from .images import ImageError, ImageLookupError, Photos, load_image, read_bytes
 from .metrics import OUTCOMES, RunScores, load_truth, outcomes, run_scores
@@ -221,11 +222,13 @@ def _draw_pictures(details: pd.DataFrame, inliers: _Inliers, sample: Mapping[str
             try:
                 count, picture = _match_picture(query, gallery, photos, verifier)
             except _NoPicture as exc:
-                logger.warning("report: no match picture for %s (%s): %s", query, kind, exc)
+                logger.warning("report: no match picture for %r (%s): %s", shorten(query), kind,
+                               shorten(str(exc), 400))
                 pictures.append(Picture(int(row), kind, why=f"no picture: {exc}"))
                 continue
             if not math.isnan(recorded[row]) and count != recorded[row]:
-                differ.append(f"{query} against {gallery}: {count} inliers now, {recorded[row]:.0f} in the run")
+                differ.append(f"{shorten(query)!r} against {shorten(gallery)!r}: {count} inliers now, "
+                              f"{recorded[row]:.0f} in the run")
             files[name] = encode_picture(picture, "jpeg")
             spent += len(files[name])
             pictures.append(Picture(int(row), kind, f"{folder}/{name}", "", picture.width, picture.height, count,
