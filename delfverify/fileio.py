@@ -78,18 +78,53 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int) -> bytes:
         If it cannot be opened or read.
     """
     with open_regular_file(path) as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size > max_bytes:
-            raise NotAFileError(f"file too large ({size} bytes, limit {max_bytes})")
-        data = handle.read(max_bytes + 1)  # the file may grow after the check
+        return _read_whole(handle, max_bytes, os.fstat(handle.fileno()).st_size)
+
+
+def _read_whole(handle: BinaryIO, max_bytes: int, size: int | None) -> bytes:
+    """All of ``handle``, refused (``NotAFileError``) where it is over ``max_bytes``: by its ``size`` before a byte
+    is read, for a file whose size is known, else (or where it grew since) once it has given one byte more."""
+    if size is not None and size > max_bytes:
+        raise NotAFileError(f"file too large ({size} bytes, limit {max_bytes})")
+    data = _read_at_most(handle, max_bytes, size)
     if len(data) > max_bytes:
         raise NotAFileError(f"file too large (more than {max_bytes} bytes)")
     return data
 
 
+def _read_at_most(handle: BinaryIO, max_bytes: int, expected: int | None = None) -> bytes:
+    """What ``handle`` gives to its end, or its first ``max_bytes + 1`` bytes where it gives more (the caller
+    refuses those).
+
+    Read in pieces whose memory is that of the bytes received: ``handle.read(n)`` reserves ``n`` bytes before it
+    reads, so one read up to a limit of 256 MiB would take that much memory for a file of a few bytes (and fail
+    in a process whose memory is capped).
+
+    Parameters
+    ----------
+    handle : binary file
+        Open for reading.
+    max_bytes : int
+        The most bytes the caller accepts.
+    expected : int, optional
+        The size the caller expects (a regular file's ``st_size``): read in one piece, then confirmed to be the
+        end. Default: pieces of 1 MiB.
+    """
+    pieces, total, piece = [], 0, _CHUNK if expected is None else expected
+    while total <= max_bytes:
+        data = handle.read(max(1, min(piece, max_bytes + 1 - total)))
+        if not data:
+            break
+        pieces.append(data)
+        total += len(data)
+        piece = 1 if total == expected else _CHUNK  # at the size expected: one byte tells whether it is the end
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+#: Bytes read at a time from what is not a regular file.
+_CHUNK = 2**20
 #: The most bytes ``open_input`` reads from an input that is not a regular file, unless its caller says otherwise.
 MAX_STREAM_BYTES = 256 * 2**20
-_CHUNK = 2**20
 
 
 @contextlib.contextmanager
@@ -113,17 +148,11 @@ def open_input(path: str | os.PathLike, max_stream_bytes: int = MAX_STREAM_BYTES
         if stat.S_ISREG(mode):
             yield handle
             return
-        data = io.BytesIO()
-        while data.tell() <= max_stream_bytes:
-            chunk = handle.read(min(_CHUNK, max_stream_bytes + 1 - data.tell()))
-            if not chunk:
-                break
-            data.write(chunk)
-    if data.tell() > max_stream_bytes:
+        data = _read_at_most(handle, max_stream_bytes)
+    if len(data) > max_stream_bytes:
         raise NotAFileError(f"is {_kind(mode)} that gives more than {max_stream_bytes} bytes, the most read from "
                             f"anything but a regular file; save it to a regular file and give that")
-    data.seek(0)
-    yield data
+    yield io.BytesIO(data)
 
 
 def read_input(path: str | os.PathLike, max_bytes: int) -> bytes:
@@ -138,10 +167,8 @@ def read_input(path: str | os.PathLike, max_bytes: int) -> bytes:
         It cannot be opened or read.
     """
     with open_input(path, max_bytes) as handle:
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise NotAFileError(f"file too large (more than {max_bytes} bytes)")
-    return data
+        regular = isinstance(handle, io.BufferedReader)  # else the bytes of a stream, already read up to the limit
+        return _read_whole(handle, max_bytes, os.fstat(handle.fileno()).st_size if regular else None)
 
 
 @contextlib.contextmanager
