@@ -25,7 +25,9 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import IO, BinaryIO, Iterator
+from typing import IO, Any, BinaryIO, Iterator
+
+from .errors import InputTypeError, InputValueError, shorten
 
 
 class NotAFileError(ValueError):
@@ -237,3 +239,50 @@ def blocking_path(folder: str | os.PathLike) -> Path | None:
 def path_or_none(value: object) -> str | os.PathLike | None:
     """A file argument given as a path, or None when it was given as an object (a table, a policy)."""
     return value if isinstance(value, (str, os.PathLike)) else None
+
+
+#: How a message names the paths ``as_path`` takes.
+PATH_TYPES = "a path (str, bytes or os.PathLike)"
+
+
+def as_path(value: object, name: str, others: tuple[type, ...] = (), *, optional: bool = False) -> Any:
+    """A user's path argument as a ``Path``: the one check of every path a public function takes.
+
+    Parameters
+    ----------
+    value
+        What the user gave: ``str``, ``os.PathLike`` or ``bytes`` (a file name as the operating system gives it,
+        decoded by ``os.fsdecode``); or an object of ``others``, or ``None`` where ``optional``, given back as it is.
+    name : str
+        The parameter, as messages name it (``"gallery_images"``).
+    others : tuple of type
+        Other types the parameter takes instead of a path (a table, an ``ImageDirectory``, a ``Policy``).
+    optional : bool
+        Whether ``None`` is taken (meaning "none").
+
+    Returns
+    -------
+    pathlib.Path, or ``value`` itself where it is of ``others`` or ``None``
+
+    Raises
+    ------
+    InputTypeError
+        (a ``TypeError``) ``value`` of another type (a list, a ``pandas.Series``, a number, a ``dict``), naming
+        ``name``, the type given and the types taken.
+    InputValueError
+        (a ``ValueError``) An empty path, or one holding a NUL character (no file name can), naming ``name``.
+    """
+    if (optional and value is None) or (others and isinstance(value, others)):
+        return value
+    text = None
+    if isinstance(value, (str, bytes, os.PathLike)):
+        with contextlib.suppress(TypeError):  # a PathLike whose __fspath__ gives neither str nor bytes
+            text = os.fsdecode(value)
+    if text is None:
+        taken = ", ".join([PATH_TYPES, *(kind.__name__ for kind in others), *(["None"] if optional else [])])
+        raise InputTypeError(f"{name} must be {taken}; got {type(value).__name__}")
+    if not text:
+        raise InputValueError(f"{name} is an empty path; give a file or folder name")
+    if "\x00" in text:
+        raise InputValueError(f"{name} {shorten(text)!r} holds a NUL character, which no file name can hold")
+    return Path(text)

@@ -165,7 +165,7 @@ class Verifier:
         ImageError
             If the image cannot be read; the message names it.
         """
-        check_image(image)
+        image = check_image(image)
         cached = self._cached(key) if key is not None else None
         if cached is not None:
             return cached
@@ -271,7 +271,6 @@ def verify_pair(
     >>> result.num_inliers >= 14  # RootSIFT's acceptance threshold with its fundamental matrix  # doctest: +SKIP
     True
     """
-    check_image(image_a, "image_a")
-    check_image(image_b, "image_b")
+    image_a, image_b = check_image(image_a, "image_a"), check_image(image_b, "image_b")
     verifier = Verifier(replace(settings or VerifySettings(), **options), cache_dir=cache_dir, null_table=null_table)
     return verifier.verify(image_a, image_b)
