@@ -241,12 +241,15 @@ def path_or_none(value: object) -> str | os.PathLike | None:
     return value if isinstance(value, (str, os.PathLike)) else None
 
 
-#: How a message names the paths ``as_path`` takes.
+#: How a message names the paths ``check_path`` takes.
 PATH_TYPES = "a path (str, bytes or os.PathLike)"
 
 
-def as_path(value: object, name: str, others: tuple[type, ...] = (), *, optional: bool = False) -> Any:
-    """A user's path argument as a ``Path``: the one check of every path a public function takes.
+def check_path(value: object, name: str, others: tuple[type, ...] = (), *, optional: bool = False) -> Any:
+    """A user's path argument as the text of its path: the one check of every path a public function takes.
+
+    The text is the path exactly as given, never normalised: a ``pathlib.Path`` would drop a trailing slash, which
+    says "a folder", and messages quote the path as the user wrote it.
 
     Parameters
     ----------
@@ -262,7 +265,7 @@ def as_path(value: object, name: str, others: tuple[type, ...] = (), *, optional
 
     Returns
     -------
-    pathlib.Path, or ``value`` itself where it is of ``others`` or ``None``
+    str, or ``value`` itself where it is of ``others`` or ``None``
 
     Raises
     ------
@@ -279,10 +282,11 @@ def as_path(value: object, name: str, others: tuple[type, ...] = (), *, optional
         with contextlib.suppress(TypeError):  # a PathLike whose __fspath__ gives neither str nor bytes
             text = os.fsdecode(value)
     if text is None:
-        taken = ", ".join([PATH_TYPES, *(kind.__name__ for kind in others), *(["None"] if optional else [])])
+        taken = [PATH_TYPES, *(kind.__name__ for kind in others), *(["None"] if optional else [])]
+        taken = " or ".join([", ".join(taken[:-1]), taken[-1]] if len(taken) > 1 else taken)
         raise InputTypeError(f"{name} must be {taken}; got {type(value).__name__}")
     if not text:
         raise InputValueError(f"{name} is an empty path; give a file or folder name")
     if "\x00" in text:
         raise InputValueError(f"{name} {shorten(text)!r} holds a NUL character, which no file name can hold")
-    return Path(text)
+    return text

@@ -60,7 +60,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DelfverifyError, InputTypeError, shorten
-from .fileio import NotAFileError, as_path, read_regular_file
+from .fileio import NotAFileError, check_path, read_regular_file
 
 #: Refuse images with more pixels than this (about 16k x 11k); protects against decompression bombs.
 MAX_PIXELS = 178_956_970
@@ -111,7 +111,7 @@ def check_image(image: object, name: str = "image") -> ImageInput:
     """The one check of what an entry point takes as an image (the module docstring lists the types): ``image`` as
     it is to be read, or an error naming ``name``, raised before anything is read, copied or loaded.
 
-    A path is checked as every path argument is (``fileio.as_path``). An array of an ``ndarray`` subclass
+    A path is checked as every path argument is (``fileio.check_path``). An array of an ``ndarray`` subclass
     (``numpy.matrix``, a masked array, a ``memmap``, a user's subclass) is given as the plain array of its data
     (``numpy.asarray``; a mask is not used): subclasses change what indexing and ``numpy.repeat`` return. An
     array is refused before it is copied when it has more than ``MAX_PIXELS`` pixels, the limit of a decoded
@@ -136,7 +136,7 @@ def check_image(image: object, name: str = "image") -> ImageInput:
                              + ("; give pixels as numpy.asarray(...)" if not isinstance(image, (type(None), bool, int,
                                                                                             float)) else ""))
     if isinstance(image, (str, os.PathLike)):
-        as_path(image, name)
+        check_path(image, name)
     if isinstance(image, np.ndarray):
         image = np.asarray(image)
         pixels = math.prod(image.shape[:2]) if image.ndim >= 2 else image.size
@@ -432,10 +432,13 @@ class ImageDirectory:
     ------
     ImageLookupError
         If ``root`` is not a folder.
+    InputTypeError, InputValueError
+        ``root`` of a type other than a path's, or a path that is empty or holds a NUL character
+        (``fileio.check_path``).
     """
 
     def __init__(self, root: str | os.PathLike, extension: str = ".jpg"):
-        self.root = Path(root)
+        self.root = Path(check_path(root, "root"))
         if not self.root.is_dir():
             raise ImageLookupError(f"{self.root}: image directory not found")
         self._resolved_root = self.root.resolve()
@@ -484,8 +487,10 @@ class ImageDirectory:
             return False
 
 
-def as_directory(folder: str | os.PathLike | ImageDirectory) -> ImageDirectory:
-    """``folder`` as an ``ImageDirectory`` (a path is checked to be a folder)."""
+def as_directory(folder: str | os.PathLike | ImageDirectory, name: str = "folder") -> ImageDirectory:
+    """``folder`` as an ``ImageDirectory`` (a path is checked to be a folder, ``fileio.check_path`` naming
+    ``name``)."""
+    folder = check_path(folder, name, (ImageDirectory,))
     return folder if isinstance(folder, ImageDirectory) else ImageDirectory(folder)
 
 

@@ -47,7 +47,7 @@ from PIL import Image
 from .calibration import format_rate
 from .details import check_details, relabelled
 from .errors import shorten
-from .fileio import path_or_none
+from .fileio import check_path, path_or_none
 from .images import ImageError, ImageLookupError, Photos, load_image, read_bytes
 from .metrics import OUTCOMES, RunScores, load_truth, outcomes, run_scores
 from .outputs import FILE, Output, OutputError, OutputPlan, OwnedFolder, PathArg, write_outputs
@@ -315,6 +315,8 @@ def write_report(
         The page or the pictures' folder collides with an input or another output, or is a folder the tool did not
         make (before any work); or they cannot be written (nothing is then replaced).
     """
+    path = check_path(path, "path", (ReportOutput,))
+    truth = check_path(truth, "truth", (Solution, pd.DataFrame), optional=True)
     if not isinstance(path, ReportOutput):
         plan = OutputPlan([("the truth file", path_or_none(truth))], image_folders(photos))
         path = plan_report(plan, path, pictures=photos is not None and verifier is not None)

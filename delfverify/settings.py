@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import DelfverifyError, shorten
+from .fileio import check_path
 from .extractors import DEFAULT_EXTRACTOR, EXTRACTORS, Extractor, extractor_class
 from .images import DEFAULT_MAX_SIDE
 from .matching import METHODS, MatchConfig
@@ -254,6 +255,8 @@ class RunSettings:
                   self.scheduler)
         for name in ("cache", "keep_candidates", "progress"):
             check(isinstance(getattr(self, name), bool), name, "True or False", getattr(self, name))
+        for name in ("cache_dir", "journal"):  # the text of a path, as every path argument (fileio.check_path)
+            object.__setattr__(self, name, check_path(getattr(self, name), name, optional=True))
 
     @property
     def parallel(self) -> bool:
