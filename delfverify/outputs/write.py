@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..fileio import create_temporary
-from .plan import (_WRITTEN_BY, DESCRIPTOR, FILE, MANIFEST, Output, OutputError, OutputPlan, OwnedFolder, PathArg, _kind,
-                   busy)
+from .plan import (_WRITTEN_BY, DESCRIPTOR, FILE, MANIFEST, Output, OutputError, OutputPlan, OwnedFolder, PathArg,
+                   _kind, busy)
 
 logger = logging.getLogger(__name__)
 
