@@ -130,12 +130,12 @@ def _cmd_rerank(args: argparse.Namespace, settings: CommandSettings) -> int:
     summary = result.summary
     statuses = ", ".join(f"{name} {count}" for name, count in summary.items() if count and name not in
                          ("relabelled", "pairs_computed", "pairs_reused", "features_extracted"))
-    details = result.details
+    details, policy = result.details, shorten(result.policy.name)
     if "chosen" in details:  # several candidates per query
-        counted = (f"{int(details['chosen'].sum())} queries, {len(details)} candidates, policy {result.policy.name}): "
+        counted = (f"{int(details['chosen'].sum())} queries, {len(details)} candidates, policy {policy}): "
                    f"{statuses or 'none'}; relabelled {summary['relabelled']}")
     else:
-        counted = f"{len(details)} predictions, policy {result.policy.name}): {statuses or 'none'}"
+        counted = f"{len(details)} predictions, policy {policy}): {statuses or 'none'}"
     shown = "standard output" if output == "-" else output
     say(f"wrote {shown} ({counted}; pairs verified {summary['pairs_computed']}, reused {summary['pairs_reused']}; "
         f"features extracted {summary['features_extracted']}")
@@ -145,7 +145,7 @@ def _cmd_rerank(args: argparse.Namespace, settings: CommandSettings) -> int:
         say(_describe_report(result.report))
     for row in result.details.itertuples():
         if row.status == "error":
-            logger.warning("%s: %s", shorten(row.id), row.reason)
+            logger.warning("%s: %s", shorten(row.id), shorten(row.reason, 400))
     return 0
 
 
@@ -157,7 +157,7 @@ def _cmd_extract(args: argparse.Namespace, settings: CommandSettings) -> int:
                        "out for the user cache")
     result = extract(args.ids, images=args.images, settings=settings.verify, run=settings.run)
     for image_id, reason in result.failed.items():
-        logger.warning("%s: %s", shorten(image_id), reason)
+        logger.warning("%s: %s", shorten(image_id), shorten(reason, 400))
     print(f"stored the features of {args.ids}: {result.describe()}")
     return 0
 

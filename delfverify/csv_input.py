@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import shorten
-from .fileio import NotAFileError, open_input
+from .fileio import NotAFileError, check_path, open_input
 from .table_checks import TableError
 
 
@@ -36,7 +36,7 @@ def read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
         The file is missing, unreadable, not a file, empty, not UTF-8, not CSV, has a row with more fields than the
         header or two columns of one name; the message names it and ``what`` it should be.
     """
-    path = Path(path)
+    path = Path(check_path(path, "path"))
     try:
         with open_input(path) as handle:
             try:

@@ -6,9 +6,16 @@ the CLI shows its traceback. Each subclass also derives from the built-in type t
 bad input), so ``except ValueError`` keeps working for library callers.
 """
 
+import re
+
 
 class DelfverifyError(Exception):
     """A problem with the input or the environment, described for the user (file, row or option, and remedy)."""
+
+
+class InputValueError(DelfverifyError, ValueError):
+    """An argument of an accepted type whose value no call can use (a path holding a NUL character, an empty path);
+    the message names the argument."""
 
 
 class InputTypeError(DelfverifyError, TypeError):
@@ -20,15 +27,25 @@ class InputTypeError(DelfverifyError, TypeError):
 QUOTE_LIMIT = 80
 
 
+#: Characters a quoted value shows as escapes: control characters (line breaks, tabs, NUL, escape sequences) and
+#: the Unicode line and paragraph separators, any of which would break a message's one line or hide part of it.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
-    """``text`` cut to ``limit`` characters, the last an ellipsis, where it is longer.
+    """``text`` with its control characters made visible (``\\n``, ``\\t``, ``\\x1b``, ``\\u2028``), cut to ``limit``
+    characters, the last an ellipsis, where it is longer.
 
     Every value from the input that a message or a warning quotes goes through it, so that a million-character id
-    or cell cannot flood a terminal or a log: quote a string as ``f"{shorten(value)!r}"``, anything else as
+    or cell cannot flood a terminal or a log, and an id with a line break or an escape sequence cannot make a
+    message span two lines or rewrite the terminal: quote a string as ``f"{shorten(value)!r}"``, anything else as
     ``shorten(repr(value))``.
 
     >>> shorten("a" * 100, 10)
     'aaaaaaaaa…'
+    >>> print(shorten("line\\none"))
+    line\\none
     """
     text = str(text)
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+    head = _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text[:limit])
+    return head if len(head) <= limit and len(text) <= limit else f"{head[: limit - 1]}…"

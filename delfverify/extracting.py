@@ -19,7 +19,7 @@ import pandas as pd
 
 from .errors import shorten
 from .execution import StoredFile, batched, extract_files
-from .fileio import path_or_none
+from .fileio import check_path, path_or_none
 from .images import ImageDirectory, ImageLookupError, as_directory
 from .measuring import CHUNK_SIZE, open_session
 from .outputs import OutputPlan
@@ -98,6 +98,7 @@ def extract(ids: str | os.PathLike | pd.DataFrame, *, images: str | os.PathLike 
     settings, run = split_options(options, settings, run)
     if not run.cache:
         raise SettingsError("cache", "True: extract fills the feature store, so give a cache folder", run.cache)
+    ids, images = check_path(ids, "ids", (pd.DataFrame,)), check_path(images, "images", (ImageDirectory,))
     OutputPlan([("the ids file", path_or_none(ids))], [("the image folder", images)]).cache(run.store_folder())
     table = as_ids(ids)
     directory = as_directory(images)

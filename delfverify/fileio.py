@@ -25,7 +25,9 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import IO, BinaryIO, Iterator
+from typing import IO, Any, BinaryIO, Iterator
+
+from .errors import InputTypeError, InputValueError, shorten
 
 
 class NotAFileError(ValueError):
@@ -78,18 +80,53 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int) -> bytes:
         If it cannot be opened or read.
     """
     with open_regular_file(path) as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size > max_bytes:
-            raise NotAFileError(f"file too large ({size} bytes, limit {max_bytes})")
-        data = handle.read(max_bytes + 1)  # the file may grow after the check
+        return _read_whole(handle, max_bytes, os.fstat(handle.fileno()).st_size)
+
+
+def _read_whole(handle: BinaryIO, max_bytes: int, size: int | None) -> bytes:
+    """All of ``handle``, refused (``NotAFileError``) where it is over ``max_bytes``: by its ``size`` before a byte
+    is read, for a file whose size is known, else (or where it grew since) once it has given one byte more."""
+    if size is not None and size > max_bytes:
+        raise NotAFileError(f"file too large ({size} bytes, limit {max_bytes})")
+    data = _read_at_most(handle, max_bytes, size)
     if len(data) > max_bytes:
         raise NotAFileError(f"file too large (more than {max_bytes} bytes)")
     return data
 
 
+def _read_at_most(handle: BinaryIO, max_bytes: int, expected: int | None = None) -> bytes:
+    """What ``handle`` gives to its end, or its first ``max_bytes + 1`` bytes where it gives more (the caller
+    refuses those).
+
+    Read in pieces whose memory is that of the bytes received: ``handle.read(n)`` reserves ``n`` bytes before it
+    reads, so one read up to a limit of 256 MiB would take that much memory for a file of a few bytes (and fail
+    in a process whose memory is capped).
+
+    Parameters
+    ----------
+    handle : binary file
+        Open for reading.
+    max_bytes : int
+        The most bytes the caller accepts.
+    expected : int, optional
+        The size the caller expects (a regular file's ``st_size``): read in one piece, then confirmed to be the
+        end. Default: pieces of 1 MiB.
+    """
+    pieces, total, piece = [], 0, _CHUNK if expected is None else expected
+    while total <= max_bytes:
+        data = handle.read(max(1, min(piece, max_bytes + 1 - total)))
+        if not data:
+            break
+        pieces.append(data)
+        total += len(data)
+        piece = 1 if total == expected else _CHUNK  # at the size expected: one byte tells whether it is the end
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+#: Bytes read at a time from what is not a regular file.
+_CHUNK = 2**20
 #: The most bytes ``open_input`` reads from an input that is not a regular file, unless its caller says otherwise.
 MAX_STREAM_BYTES = 256 * 2**20
-_CHUNK = 2**20
 
 
 @contextlib.contextmanager
@@ -113,17 +150,11 @@ def open_input(path: str | os.PathLike, max_stream_bytes: int = MAX_STREAM_BYTES
         if stat.S_ISREG(mode):
             yield handle
             return
-        data = io.BytesIO()
-        while data.tell() <= max_stream_bytes:
-            chunk = handle.read(min(_CHUNK, max_stream_bytes + 1 - data.tell()))
-            if not chunk:
-                break
-            data.write(chunk)
-    if data.tell() > max_stream_bytes:
+        data = _read_at_most(handle, max_stream_bytes)
+    if len(data) > max_stream_bytes:
         raise NotAFileError(f"is {_kind(mode)} that gives more than {max_stream_bytes} bytes, the most read from "
                             f"anything but a regular file; save it to a regular file and give that")
-    data.seek(0)
-    yield data
+    yield io.BytesIO(data)
 
 
 def read_input(path: str | os.PathLike, max_bytes: int) -> bytes:
@@ -138,10 +169,8 @@ def read_input(path: str | os.PathLike, max_bytes: int) -> bytes:
         It cannot be opened or read.
     """
     with open_input(path, max_bytes) as handle:
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise NotAFileError(f"file too large (more than {max_bytes} bytes)")
-    return data
+        regular = isinstance(handle, io.BufferedReader)  # else the bytes of a stream, already read up to the limit
+        return _read_whole(handle, max_bytes, os.fstat(handle.fileno()).st_size if regular else None)
 
 
 @contextlib.contextmanager
@@ -216,3 +245,54 @@ def names_a_folder(path: object) -> bool:
     """Whether ``path`` is text ending in a path separator (``rep.html/``): it names a folder, never a file, though
     ``Path`` and ``os.path.realpath`` drop the separator. An output given so is refused, not written as ``rep.html``."""
     return isinstance(path, str) and path.endswith(tuple(filter(None, (os.sep, os.altsep))))
+
+
+#: How a message names the paths ``check_path`` takes.
+PATH_TYPES = "a path (str, bytes or os.PathLike)"
+
+
+def check_path(value: object, name: str, others: tuple[type, ...] = (), *, optional: bool = False) -> Any:
+    """A user's path argument as the text of its path: the one check of every path a public function takes.
+
+    The text is the path exactly as given, never normalised: a ``pathlib.Path`` would drop a trailing slash, which
+    says "a folder", and messages quote the path as the user wrote it.
+
+    Parameters
+    ----------
+    value
+        What the user gave: ``str``, ``os.PathLike`` or ``bytes`` (a file name as the operating system gives it,
+        decoded by ``os.fsdecode``); or an object of ``others``, or ``None`` where ``optional``, given back as it is.
+    name : str
+        The parameter, as messages name it (``"gallery_images"``).
+    others : tuple of type
+        Other types the parameter takes instead of a path (a table, an ``ImageDirectory``, a ``Policy``).
+    optional : bool
+        Whether ``None`` is taken (meaning "none").
+
+    Returns
+    -------
+    str, or ``value`` itself where it is of ``others`` or ``None``
+
+    Raises
+    ------
+    InputTypeError
+        (a ``TypeError``) ``value`` of another type (a list, a ``pandas.Series``, a number, a ``dict``), naming
+        ``name``, the type given and the types taken.
+    InputValueError
+        (a ``ValueError``) An empty path, or one holding a NUL character (no file name can), naming ``name``.
+    """
+    if (optional and value is None) or (others and isinstance(value, others)):
+        return value
+    text = None
+    if isinstance(value, (str, bytes, os.PathLike)):
+        with contextlib.suppress(TypeError):  # a PathLike whose __fspath__ gives neither str nor bytes
+            text = os.fsdecode(value)
+    if text is None:
+        taken = [PATH_TYPES, *(kind.__name__ for kind in others), *(["None"] if optional else [])]
+        taken = " or ".join([", ".join(taken[:-1]), taken[-1]] if len(taken) > 1 else taken)
+        raise InputTypeError(f"{name} must be {taken}; got {type(value).__name__}")
+    if not text:
+        raise InputValueError(f"{name} is an empty path; give a file or folder name")
+    if "\x00" in text:
+        raise InputValueError(f"{name} {shorten(text)!r} holds a NUL character, which no file name can hold")
+    return text

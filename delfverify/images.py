@@ -49,6 +49,7 @@ Any exception Pillow raises while decoding (its plugins raise ``OSError``, ``Syn
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -59,7 +60,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DelfverifyError, InputTypeError, shorten
-from .fileio import NotAFileError, read_regular_file
+from .fileio import NotAFileError, check_path, read_regular_file
 
 #: Refuse images with more pixels than this (about 16k x 11k); protects against decompression bombs.
 MAX_PIXELS = 178_956_970
@@ -106,18 +107,43 @@ class ImageLookupError(DelfverifyError, ValueError):
     """An image folder is missing, or an id or path cannot name a file inside it (it would escape the folder)."""
 
 
-def check_image(image: object, name: str = "image") -> None:
-    """Refuse an input of a type no entry point takes as an image (the module docstring lists them).
+def check_image(image: object, name: str = "image") -> ImageInput:
+    """The one check of what an entry point takes as an image (the module docstring lists the types): ``image`` as
+    it is to be read, or an error naming ``name``, raised before anything is read, copied or loaded.
+
+    A path is checked as every path argument is (``fileio.check_path``). An array of an ``ndarray`` subclass
+    (``numpy.matrix``, a masked array, a ``memmap``, a user's subclass) is given as the plain array of its data
+    (``numpy.asarray``; a mask is not used): subclasses change what indexing and ``numpy.repeat`` return. An
+    array is refused before it is copied when it has more than ``MAX_PIXELS`` pixels, the limit of a decoded
+    file: a broadcast array of 100,000 x 100,000 pixels takes no memory until it is copied.
+
+    Returns
+    -------
+    ImageInput
+        ``image``, or the plain ``numpy.ndarray`` of an array's subclass.
 
     Raises
     ------
     InputTypeError
         (a ``TypeError``) naming ``name``, the type given and the types accepted.
+    InputValueError
+        (a ``ValueError``) A path holding a NUL character, or empty.
+    ImageError
+        (a ``ValueError``) An array of more than ``MAX_PIXELS`` pixels, naming ``name`` and the limit.
     """
     if not isinstance(image, _IMAGE_TYPES):
         raise InputTypeError(f"{name} must be {ACCEPTED_IMAGE_TYPES}, got {type(image).__name__}"
                              + ("; give pixels as numpy.asarray(...)" if not isinstance(image, (type(None), bool, int,
                                                                                             float)) else ""))
+    if isinstance(image, (str, os.PathLike)):
+        check_path(image, name)
+    if isinstance(image, np.ndarray):
+        image = np.asarray(image)
+        pixels = math.prod(image.shape[:2]) if image.ndim >= 2 else image.size
+        if pixels > MAX_PIXELS:
+            raise ImageError(describe_source(image), f"{name} has {pixels} pixels ({' x '.join(map(str, image.shape))}"
+                                                     f"), more than the limit of {MAX_PIXELS} for any image")
+    return image
 
 
 def describe_source(image: ImageInput) -> str:
@@ -146,7 +172,7 @@ def read_bytes(image: ImageInput) -> bytes | None:
     ImageError
         If a path does not exist, cannot be read, is not a regular file or is larger than ``MAX_FILE_BYTES``.
     """
-    check_image(image)
+    image = check_image(image)
     if isinstance(image, bytes):
         return image
     if isinstance(image, (bytearray, memoryview)):
@@ -234,7 +260,7 @@ def decode_image(
     InputTypeError, ImageError, ValueError
         As ``load_image``.
     """
-    check_image(image)
+    image = check_image(image)
     if max_side is not None and (not isinstance(max_side, int) or isinstance(max_side, bool) or max_side < 1):
         raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
     source = source or describe_source(image)
@@ -406,10 +432,13 @@ class ImageDirectory:
     ------
     ImageLookupError
         If ``root`` is not a folder.
+    InputTypeError, InputValueError
+        ``root`` of a type other than a path's, or a path that is empty or holds a NUL character
+        (``fileio.check_path``).
     """
 
     def __init__(self, root: str | os.PathLike, extension: str = ".jpg"):
-        self.root = Path(root)
+        self.root = Path(check_path(root, "root"))
         if not self.root.is_dir():
             raise ImageLookupError(f"{self.root}: image directory not found")
         self._resolved_root = self.root.resolve()
@@ -458,8 +487,10 @@ class ImageDirectory:
             return False
 
 
-def as_directory(folder: str | os.PathLike | ImageDirectory) -> ImageDirectory:
-    """``folder`` as an ``ImageDirectory`` (a path is checked to be a folder)."""
+def as_directory(folder: str | os.PathLike | ImageDirectory, name: str = "folder") -> ImageDirectory:
+    """``folder`` as an ``ImageDirectory`` (a path is checked to be a folder, ``fileio.check_path`` naming
+    ``name``)."""
+    folder = check_path(folder, name, (ImageDirectory,))
     return folder if isinstance(folder, ImageDirectory) else ImageDirectory(folder)
 
 

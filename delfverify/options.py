@@ -96,7 +96,8 @@ def add_verifier_options(parser: argparse.ArgumentParser) -> None:
                             "'delfverify calibrate' (default: the table shipped for the extractor and model)")
     cache = group.add_mutually_exclusive_group()
     cache.add_argument("--cache-dir", type=path, default=None,
-                       help=f"feature store directory (default: {default_cache_dir()}, or $DELFVERIFY_CACHE_DIR)")
+                       help=f"feature store directory (default: {default_cache_dir(check=False)}, or "
+                            f"$DELFVERIFY_CACHE_DIR)")
     cache.add_argument("--no-cache", action="store_true", help="keep features in memory only")
 
 

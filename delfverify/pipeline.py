@@ -26,7 +26,8 @@ import pandas as pd
 
 from .candidates import Choice, Decision, best_candidates, choose_candidates, decide, undecided
 from .details import CANDIDATE_DETAILS_COLUMNS, DETAILS_COLUMNS, encode_details
-from .fileio import path_or_none
+from .errors import shorten
+from .fileio import check_path, path_or_none
 from .images import ImageDirectory, Photos, as_directory
 from .measuring import CHUNK_SIZE, InlierTable, Session, measure, open_session
 from .metrics import RunScores, load_truth, run_scores
@@ -110,7 +111,7 @@ def rerank(
     details: str | os.PathLike | None = None,
     report: str | os.PathLike | None = None,
     truth: str | os.PathLike | Solution | pd.DataFrame | None = None,
-    policy: str | os.PathLike | Policy = "default",
+    policy: str | os.PathLike | Policy | dict = "default",
     settings: VerifySettings | None = None,
     run: RunSettings | None = None,
     **options: Any,
@@ -143,8 +144,9 @@ def rerank(
     truth : path, Solution or DataFrame, optional
         The true landmarks of the queries (``id,landmarks``): the result's ``scores`` (GAP before and after,
         oracle, accuracy), also shown in the report. Every query must be in it.
-    policy : str, path or Policy
-        ``"default"``, ``"seed"``, a policy JSON file or a ``Policy``.
+    policy : str, path, Policy or dict
+        ``"default"``, ``"seed"``, a policy JSON file, a ``Policy``, or a policy document as a dict (what a policy
+        file holds, checked as a file is).
     settings : VerifySettings, optional
         What decides a pair's inlier count (default: RootSIFT, its matching and fundamental-matrix RANSAC, photos
         shrunk to 1024 px).
@@ -164,7 +166,10 @@ def rerank(
     Raises
     ------
     TypeError
-        A keyword that is no setting.
+        A keyword that is no setting; an argument of a type it does not take (``InputTypeError``, naming it and
+        the types it takes: each path is ``str``, ``bytes`` or ``os.PathLike``, ``delfverify.fileio.check_path``).
+    ValueError
+        A path that is empty or holds a NUL character (``InputValueError``, naming the argument).
     SettingsError
         A setting out of range.
     OutputError
@@ -179,6 +184,14 @@ def rerank(
     """
     started = time.perf_counter()
     settings, run = split_options(options, settings, run)
+    predictions = check_path(predictions, "predictions", (Predictions, pd.DataFrame))
+    gallery = check_path(gallery, "gallery", (Gallery, pd.DataFrame))
+    query_images = check_path(query_images, "query_images", (ImageDirectory,))
+    gallery_images = check_path(gallery_images, "gallery_images", (ImageDirectory,))
+    output, details, report = (check_path(value, name, optional=True) for value, name in
+                               ((output, "output"), (details, "details"), (report, "report")))
+    truth = check_path(truth, "truth", (Solution, pd.DataFrame), optional=True)
+    policy = check_path(policy, "policy", (Policy, dict))
     plan = OutputPlan([("the predictions file", path_or_none(predictions)), ("the gallery file", path_or_none(gallery)),
                        ("the policy file", None if str(policy) in BUILTINS else path_or_none(policy)),
                        ("the truth file", path_or_none(truth))],
@@ -199,8 +212,8 @@ def rerank(
         if not isinstance(policy, Policy):
             policy = load_policy(policy, extractor, session.verifier.ransac.geometry, session.verifier.null_table)
         if policy.extractor is not None and policy.extractor != extractor.name:
-            logger.warning("policy %s was set for %s features, running with %s: its inlier thresholds may not fit",
-                           policy.name, policy.extractor, extractor.name)
+            logger.warning("policy %r was set for %s features, running with %s: its inlier thresholds may not fit",
+                           shorten(policy.name), shorten(policy.extractor), extractor.name)
         decision = decide(predictions, gallery, policy, session, photos, run)
     choice = decision.choice
     rescaled = choice.rescaled

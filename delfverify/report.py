@@ -47,7 +47,8 @@ from PIL import Image
 from .calibration import format_rate
 from .csv_input import words
 from .details import check_details, relabelled
-from .fileio import path_or_none
+from .errors import shorten
+from .fileio import check_path, path_or_none
 from .images import ImageError, ImageLookupError, Photos, load_image, read_bytes
 from .metrics import OUTCOMES, RunScores, load_truth, outcomes, run_scores
 from .outputs import FILE, Output, OutputError, OutputPlan, OwnedFolder, PathArg, write_outputs
@@ -222,11 +223,13 @@ def _draw_pictures(details: pd.DataFrame, inliers: _Inliers, sample: Mapping[str
             try:
                 count, picture = _match_picture(query, gallery, photos, verifier)
             except _NoPicture as exc:
-                logger.warning("report: no match picture for %s (%s): %s", query, kind, exc)
+                logger.warning("report: no match picture for %r (%s): %s", shorten(query), kind,
+                               shorten(str(exc), 400))
                 pictures.append(Picture(int(row), kind, why=f"no picture: {exc}"))
                 continue
             if not math.isnan(recorded[row]) and count != recorded[row]:
-                differ.append(f"{query} against {gallery}: {count} inliers now, {recorded[row]:.0f} in the run")
+                differ.append(f"{shorten(query)!r} against {shorten(gallery)!r}: {count} inliers now, "
+                              f"{recorded[row]:.0f} in the run")
             files[name] = encode_picture(picture, "jpeg")
             spent += len(files[name])
             pictures.append(Picture(int(row), kind, f"{folder}/{name}", "", picture.width, picture.height, count,
@@ -313,6 +316,8 @@ def write_report(
         The page or the pictures' folder collides with an input or another output, or is a folder the tool did not
         make (before any work); or they cannot be written (nothing is then replaced).
     """
+    path = check_path(path, "path", (ReportOutput,))
+    truth = check_path(truth, "truth", (Solution, pd.DataFrame), optional=True)
     if not isinstance(path, ReportOutput):
         plan = OutputPlan([("the truth file", path_or_none(truth))], image_folders(photos))
         path = plan_report(plan, path, pictures=photos is not None and verifier is not None)

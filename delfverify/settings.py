@@ -36,7 +36,7 @@ from typing import Any, Mapping
 
 from .errors import DelfverifyError, shorten
 from .extractors import DEFAULT_EXTRACTOR, EXTRACTORS, Extractor, extractor_class
-from .fileio import names_a_folder
+from .fileio import check_path, names_a_folder
 from .images import DEFAULT_MAX_SIDE, MAX_PIXELS
 from .matching import METHODS, MatchConfig
 from .verification import ENGINES, GEOMETRIES, GEOMETRY_SETTINGS, RansacConfig
@@ -272,6 +272,8 @@ class RunSettings:
               "a file name (one ending in a path separator names a folder)", self.journal)
         for name in ("cache", "keep_candidates", "progress"):
             check(isinstance(getattr(self, name), bool), name, "True or False", getattr(self, name))
+        for name in ("cache_dir", "journal"):  # the text of a path, as every path argument (fileio.check_path)
+            object.__setattr__(self, name, check_path(getattr(self, name), name, optional=True))
 
     @property
     def parallel(self) -> bool:

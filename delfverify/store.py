@@ -34,7 +34,7 @@ from typing import IO
 
 import numpy as np
 
-from .errors import DelfverifyError
+from .errors import DelfverifyError, shorten
 from .features import ARRAY_FIELDS, DESCRIPTOR_DTYPES, Features
 from .fileio import atomic_write, blocking_path, open_regular_file
 
@@ -51,12 +51,39 @@ class StoreError(DelfverifyError):
     """The feature store cannot be written (disk full, no permission); the message names the entry and the remedy."""
 
 
-def default_cache_dir() -> Path:
-    """``$DELFVERIFY_CACHE_DIR``, else ``$XDG_CACHE_HOME/delfverify``, else ``~/.cache/delfverify``."""
-    if os.environ.get("DELFVERIFY_CACHE_DIR"):
-        return Path(os.environ["DELFVERIFY_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "delfverify"
+def default_cache_dir(*, check: bool = True) -> Path:
+    """The user cache folder: ``$DELFVERIFY_CACHE_DIR``, else ``$XDG_CACHE_HOME/delfverify`` (an absolute path, as
+    the XDG specification asks: a relative one is ignored), else ``~/.cache/delfverify``; ``~`` is expanded in each,
+    as a shell would (a folder literally named ``~`` is never made).
+
+    Parameters
+    ----------
+    check : bool
+        Refuse a folder in a home folder that does not exist (the command line's help shows the folder unchecked).
+
+    Raises
+    ------
+    StoreError
+        With ``check``: the folder lies in the home folder (``HOME``), which does not exist, or ``~`` names no
+        user's home. The tool would otherwise create the home folder itself; the message names the variable and
+        the remedy.
+    """
+    for variable, suffix in (("DELFVERIFY_CACHE_DIR", ""), ("XDG_CACHE_HOME", "delfverify")):
+        given = os.environ.get(variable, "")
+        if given and (variable == "DELFVERIFY_CACHE_DIR" or os.path.isabs(os.path.expanduser(given))):
+            break
+    else:
+        variable, given, suffix = "HOME", "~/.cache", "delfverify"
+    if given.startswith("~"):
+        home = os.path.expanduser(given.split(os.sep, 1)[0])
+        if check and (home.startswith("~") or not os.path.isdir(home)):
+            problem = f"{shorten(home)!r} names no user's home folder" if home.startswith("~") else \
+                f"the home folder {shorten(home)} (HOME) does not exist, and delfverify makes no home folder"
+            where = "the user cache folder" if variable == "HOME" else f"{variable}={shorten(given)!r}"
+            raise StoreError(f"{where}: {problem}; name a cache folder with --cache-dir (cache_dir=) or "
+                             f"DELFVERIFY_CACHE_DIR, or run without one (--no-cache)")
+    path = Path(os.path.expanduser(given))
+    return path / suffix if suffix else path
 
 
 def content_hash(data: bytes | np.ndarray) -> str:

@@ -22,6 +22,7 @@ from .calibration import NullTable, builtin_table, check_table_for, read_null_ta
 from .extractors import resolve_extractor
 from .extractors.base import Extractor, Thresholds, fingerprint, measured_thresholds
 from .features import Features, short_hash
+from .fileio import check_path
 from .images import ImageInput, check_image, decode_image, read_bytes
 from .settings import VerifySettings
 from .store import FeatureStore, content_hash
@@ -51,6 +52,12 @@ class Verifier:
         any. A table of another extractor or model is refused; one measured with other settings is used with a
         warning.
 
+    Raises
+    ------
+    InputTypeError, InputValueError
+        ``cache_dir`` or ``null_table`` of a type it does not take, or a path that is empty or holds a NUL
+        character, naming it (``delfverify.fileio.check_path``); before anything is loaded.
+
     Attributes
     ----------
     settings : VerifySettings
@@ -70,6 +77,8 @@ class Verifier:
 
     def __init__(self, settings: VerifySettings | str | Extractor | None = None, *,
                  cache_dir: str | os.PathLike | None = None, null_table: str | os.PathLike | NullTable | None = None):
+        cache_dir = check_path(cache_dir, "cache_dir", optional=True)
+        null_table = check_path(null_table, "null_table", (NullTable,), optional=True)
         if settings is None:
             settings = VerifySettings()
         elif not isinstance(settings, VerifySettings):
@@ -165,7 +174,7 @@ class Verifier:
         ImageError
             If the image cannot be read; the message names it.
         """
-        check_image(image)
+        image = check_image(image)
         cached = self._cached(key) if key is not None else None
         if cached is not None:
             return cached
@@ -271,7 +280,6 @@ def verify_pair(
     >>> result.num_inliers >= 14  # RootSIFT's acceptance threshold with its fundamental matrix  # doctest: +SKIP
     True
     """
-    check_image(image_a, "image_a")
-    check_image(image_b, "image_b")
+    image_a, image_b = check_image(image_a, "image_a"), check_image(image_b, "image_b")
     verifier = Verifier(replace(settings or VerifySettings(), **options), cache_dir=cache_dir, null_table=null_table)
     return verifier.verify(image_a, image_b)

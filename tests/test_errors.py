@@ -3,10 +3,14 @@ is one line with exit status 2; any other exception is a bug, shown with its tra
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from delfverify import cli
-from delfverify.errors import DelfverifyError, InputTypeError
+from delfverify.errors import QUOTE_LIMIT, DelfverifyError, InputTypeError, shorten
 from delfverify.extractors.delf import ModelLoadError
 from delfverify.images import ImageError, ImageLookupError
 from delfverify.policy import PolicyError
@@ -65,3 +69,30 @@ def test_project_errors_are_also_the_builtin_kind_that_fits():
         assert issubclass(kind, DelfverifyError) and issubclass(kind, ValueError)
     assert issubclass(ModelLoadError, RuntimeError)
     assert issubclass(InputTypeError, DelfverifyError) and issubclass(InputTypeError, TypeError)
+
+
+#: What a quoted value must never hold: a character that breaks or rewrites a terminal's line.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_HOSTILE = st.text(st.one_of(st.sampled_from("\n\r\t\x00\x1b\x7f\x85\u2028\u2029\\"), st.characters()), max_size=300)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(text=_HOSTILE, limit=st.integers(2, 120))
+def test_any_quoted_value_is_one_visible_line_within_the_limit(text, limit):
+    """The kind: every value a message or warning quotes (ids, labels, cells, a policy's name) goes through
+    ``shorten``; whatever it holds, it comes out on one line, control characters as their escapes, cut to the
+    limit, and text without them and within the limit comes out unchanged."""
+    quoted = shorten(text, limit)
+    assert not _INVISIBLE.search(quoted) and len(quoted.splitlines()) <= 1
+    assert len(quoted) <= limit
+    if not _INVISIBLE.search(text) and len(text) <= limit:
+        assert quoted == text
+    shown = _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    assert quoted == shown or (quoted.endswith("…") and shown.startswith(quoted[:-1]))
+
+
+@pytest.mark.parametrize("text, shown", [("q\nforged line", "q\\nforged line"), ("a\rb\tc", "a\\rb\\tc"),
+                                         ("\x1b[2J", "\\x1b[2J"), ("x\u2028y", "x\\u2028y"),
+                                         ("n" * 100_000, "n" * (QUOTE_LIMIT - 1) + "…")])
+def test_shorten_shows_control_characters_as_escapes(text, shown):
+    assert shorten(text) == shown

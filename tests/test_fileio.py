@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -207,6 +209,35 @@ def _plan_files(outputs, inputs=()) -> None:
 
 def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+#: A child process whose memory is capped a little above what it holds, then reads a small file by every reader.
+_CAPPED_READS = """
+import os, resource, sys
+from delfverify.fileio import read_input, read_regular_file
+from delfverify.images import MAX_FILE_BYTES
+held = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (held + 96 * 2**20, resource.RLIM_INFINITY))
+path = sys.argv[1]
+read, write = os.pipe()
+os.write(write, b"p" * 403)
+os.close(write)
+sizes = [len(read_regular_file(path, MAX_FILE_BYTES)), len(read_input(path, MAX_FILE_BYTES)),
+         len(read_input(f"/dev/fd/{read}", MAX_FILE_BYTES))]
+print(sizes)
+"""
+
+
+def test_every_reader_takes_the_memory_of_what_it_reads_not_of_its_limit(tmp_path):
+    """The kind: a reader whose limit is 256 MiB (photos; any input given as a stream) reserved that much for each
+    file it read, so a 403-byte photo was a ``MemoryError`` in a process capped at 800 MB. Here a process capped
+    at 96 MiB above what it holds reads a small file by each reader: a regular file by its size, a stream in
+    pieces."""
+    (tmp_path / "small.jpg").write_bytes(b"j" * 403)
+    run = subprocess.run([sys.executable, "-c", _CAPPED_READS, str(tmp_path / "small.jpg")], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["[403,", "403,", "403]"]
 
 
 def test_outputs_that_are_an_input_are_refused_through_any_path(tmp_path):

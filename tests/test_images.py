@@ -30,6 +30,7 @@ from delfverify.images import (
     load_image,
     read_bytes,
 )
+from delfverify.verifier import verify_pair
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -721,3 +722,75 @@ def test_16_bit_tiffs_of_either_byte_order_and_32_bit_tiffs_are_scaled_by_their_
         assert load_image(data, None)[0, :, 0].tolist() == [0, 1, 2, 255]
     assert load_image(_tiff(np.array([[0, 100, 255]], np.int32), "I"), None)[0, :, 0].tolist() == [0, 100, 255]
     assert load_image(_tiff(np.array([[0, 65535]], np.int32), "I"), None)[0, :, 0].tolist() == [0, 255]
+
+
+class _UserArray(np.ndarray):
+    """A user's ndarray subclass that changes what indexing returns, as numpy.matrix does."""
+
+    def __getitem__(self, item):
+        return np.asarray(super().__getitem__(item)).view(_UserArray)
+
+
+def _subclassed(kind: str, pixels: np.ndarray, tmp_path: Path) -> np.ndarray:
+    if kind == "matrix":
+        return np.asmatrix(pixels)
+    if kind == "masked":
+        return np.ma.masked_array(pixels, mask=np.zeros(pixels.shape, bool))
+    if kind == "memmap":
+        mapped = np.memmap(tmp_path / "pixels.bin", pixels.dtype, "w+", shape=pixels.shape)
+        mapped[:] = pixels
+        return mapped
+    return pixels.view(_UserArray)
+
+
+_ENTRY_POINTS = {"load_image": lambda image: load_image(image, None),
+                 "decode_image": lambda image: decode_image(image, None).pixels,
+                 "Verifier.key": lambda image: _verifier().key(image),
+                 "Verifier.features_of": lambda image: _verifier().features_of(image).locations}
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # numpy.matrix's own
+@pytest.mark.parametrize("entry", _ENTRY_POINTS)
+@pytest.mark.parametrize("kind", ["matrix", "masked", "memmap", "user subclass"])
+@pytest.mark.parametrize("shape, dtype", [((64, 48), np.uint8), ((64, 48), np.uint16), ((64, 48, 3), np.uint8),
+                                          ((64, 48, 4), np.float32)])
+def test_an_array_of_any_ndarray_subclass_reads_as_its_plain_array(tmp_path, entry, kind, shape, dtype):
+    """The kind: arrays of ndarray subclasses are read as the plain array of their data (``check_image``), at every
+    entry point. numpy.matrix holds 2-D data only."""
+    if kind == "matrix" and len(shape) != 2:
+        pytest.skip("numpy.matrix is 2-D")
+    rng = np.random.default_rng(7)
+    pixels = rng.random(shape).astype(dtype) if dtype == np.float32 else \
+        rng.integers(0, np.iinfo(dtype).max, shape, endpoint=True).astype(dtype)
+    # Before the fix a numpy.matrix ended the interpreter (a double free in numpy.repeat): this test run with it.
+    given = _subclassed(kind, pixels, tmp_path)
+    got, want = _ENTRY_POINTS[entry](given), _ENTRY_POINTS[entry](pixels)
+    np.testing.assert_array_equal(got, want)
+    assert type(got) is type(want)
+
+
+_PIXEL_LIMIT_ENTRY_POINTS = {**_ENTRY_POINTS, "read_bytes": read_bytes, "check_image": check_image,
+                             "verify_pair": lambda image: verify_pair(_rgb(), image)}
+
+
+@pytest.mark.parametrize("entry", _PIXEL_LIMIT_ENTRY_POINTS)
+@pytest.mark.parametrize("shape", [(100_000, 100_000, 3), (20_000, 20_000), (images.MAX_PIXELS + 1, 1, 4),
+                                   (1, images.MAX_PIXELS + 1, 1)])
+def test_an_array_over_the_pixel_limit_is_refused_before_it_is_copied(entry, shape):
+    """The kind: an array of more pixels than a decoded file may have (``MAX_PIXELS``) is refused by the one
+    image check, before any copy, naming the argument and the limit. A broadcast array takes no memory, so a copy
+    of it would have been the first allocation (27.9 GiB for the first shape, a raw MemoryError)."""
+    array = np.broadcast_to(np.uint8(7), shape)
+    name = "image_b" if entry == "verify_pair" else "image"
+    with pytest.raises(ImageError, match=rf"^<array uint8 .*>: {name} has \d+ pixels .*, more than the limit of "
+                                         rf"{images.MAX_PIXELS} for any image$"):
+        _PIXEL_LIMIT_ENTRY_POINTS[entry](array)
+
+
+@pytest.mark.parametrize("shape", [(25, 40), (40, 25, 1), (10, 100, 3), (1000, 1, 4)])
+def test_the_pixel_limit_of_arrays_is_that_of_files(monkeypatch, shape):
+    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    assert load_image(np.zeros(shape, np.uint8), None).shape[:2] == shape[:2]
+    taller = (shape[0] + 1, *shape[1:])
+    with pytest.raises(ImageError, match="more than the limit of 1000"):
+        load_image(np.zeros(taller, np.uint8), None)

@@ -263,6 +263,76 @@ def test_the_tool_makes_its_folder_with_a_manifest_and_removes_only_what_it_list
     assert owned is None  # no manifest any more: not the tool's
 
 
+_HOLDER = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from test_outputs import _folder
+from delfverify.outputs import OutputPlan
+owned = _folder(OutputPlan(), sys.argv[1])
+print("planned", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("create", [True, False], ids=["with pictures", "without pictures"])
+@pytest.mark.parametrize("exists", [True, False], ids=["folder of an earlier run", "no folder yet"])
+def test_two_runs_writing_one_pictures_folder_never_mix_their_files(tmp_path, exists, create):
+    """The kind: two runs (or two plans in one process) writing one report. The folder is locked (``flock`` on its
+    own descriptor, no file made) from planning until written; a folder made by another run since planning is
+    refused when it is to be made. Whatever the order, the folder holds exactly the files its manifest lists, so
+    no later run is refused for a file the tool wrote (``rep_files holds boosted-03.jpg, which delfverify did not
+    write there``)."""
+    folder = tmp_path / "r_files"
+    if exists:
+        first = _folder(OutputPlan(), folder)
+        write_outputs([(first.member("boosted-01.jpg"), b"0")], [(first, ["boosted-01.jpg"])])
+    one = _folder(OutputPlan(), folder)
+    if exists:  # a folder there: the second plan is refused at once, before any work
+        with pytest.raises(OutputError, match=r"r_files: another delfverify run is writing the report's pictures "
+                                              r"folder now; wait for it to finish, or choose another report name$"):
+            _folder(OutputPlan(), folder, create=create)
+        two = None
+    else:  # none yet: both plan it; the second to make it is refused, and nothing of it is left
+        two = _folder(OutputPlan(), folder, create=create)
+    write_outputs([(one.member("boosted-02.jpg"), b"1"), (one.member("boosted-03.jpg"), b"1")],
+                  [(one, ["boosted-02.jpg", "boosted-03.jpg"])])
+    if two is not None and create:
+        with pytest.raises(OutputError, match="another delfverify run is writing"):
+            write_outputs([(two.member("suppressed-01.jpg"), b"2")], [(two, ["suppressed-01.jpg"])])
+    listed = json.loads((folder / MANIFEST).read_text())["files"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([MANIFEST, *listed]) and listed == \
+        ["boosted-02.jpg", "boosted-03.jpg"]
+    again = _folder(OutputPlan(), folder)  # released once written: the next run goes on
+    write_outputs([], [(again, [])])
+    assert not folder.exists()
+
+
+def test_a_run_is_refused_while_another_process_writes_its_pictures_folder(tmp_path):
+    """Two processes: one holds the plan of ``out/r_files``; ``rerank --report out/r.html`` in this one is refused
+    before any work, one line and exit 2 (before the fix both wrote, and their pictures mixed)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    owned = _folder(OutputPlan(), out / "r_files")
+    write_outputs([(owned.member("boosted-01.jpg"), b"0")], [(owned, ["boosted-01.jpg"])])
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    tests = Path(__file__).resolve().parent
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out / "r_files"), str(tests)],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(tests.parent)})
+    try:
+        assert holder.stdout.readline().strip() == "planned"
+        status, stdout, err = _main(sample_argv(tmp_path / "o", tmp_path / "cache", "--report", out / "r.html"))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert status == 2 and _one_line(err).endswith("r_files: another delfverify run is writing the report's "
+                                                   "pictures folder now; wait for it to finish, or choose another "
+                                                   "report name")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("case", ["symlink", "file", "foreign-folder", "stray-picture", "damaged-manifest",
                                   "manifest-naming-another-file"])
 def test_a_folder_the_tool_did_not_make_is_refused_and_left_alone(tmp_path, case):

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import threading
 import zipfile
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -319,3 +320,66 @@ def test_compact_rootsift_entries_take_at_most_180_bytes_a_keypoint(tmp_path, te
     entry = next(tmp_path.rglob("*.npz"))
     assert features.descriptors.dtype == np.uint8 and len(features) > 500
     assert entry.stat().st_size / len(features) <= 180
+
+
+_CACHE_VARIABLES = {"DELFVERIFY_CACHE_DIR": [None, "", "~/dv", "~", "{tmp}/abs", "relative"],
+                    "XDG_CACHE_HOME": [None, "~/xdg", "{tmp}/xdg", "relative-xdg"]}
+
+
+@pytest.mark.parametrize("home", ["exists", "missing"])
+@pytest.mark.parametrize("xdg", _CACHE_VARIABLES["XDG_CACHE_HOME"])
+@pytest.mark.parametrize("own", _CACHE_VARIABLES["DELFVERIFY_CACHE_DIR"])
+def test_the_user_cache_folder_of_every_environment_is_expanded_or_refused(tmp_path, monkeypatch, own, xdg, home):
+    """The kind: the cache folder comes from the environment. ``~`` is expanded as a shell would (a folder named
+    ``~`` in the current folder was made, which ``rm -rf ~`` then deletes with the user's home); a relative
+    XDG_CACHE_HOME is ignored, as the XDG specification asks; a folder in a home folder that does not exist is
+    refused in one line naming the variable and the remedy (HOME=/nonexistent made /nonexistent/.cache as root).
+    Nothing is created either way."""
+    from delfverify.store import default_cache_dir
+
+    home_dir = tmp_path / ("home" if home == "exists" else "no-home")
+    if home == "exists":
+        home_dir.mkdir()
+    monkeypatch.setenv("HOME", str(home_dir))
+    monkeypatch.chdir(tmp_path)
+    for name, value in (("DELFVERIFY_CACHE_DIR", own), ("XDG_CACHE_HOME", xdg)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    before = sorted(tmp_path.rglob("*"))
+    if own:
+        given, variable, suffix = own, "DELFVERIFY_CACHE_DIR", ""
+    elif xdg and not xdg.startswith("relative"):
+        given, variable, suffix = xdg, "XDG_CACHE_HOME", "delfverify"
+    else:
+        given, variable, suffix = "~/.cache", None, "delfverify"
+    given = given.format(tmp=tmp_path)
+    if given.startswith("~") and home == "missing":
+        with pytest.raises(StoreError) as info:
+            default_cache_dir()
+        message = str(info.value)
+        assert len(message.splitlines()) == 1 and f"{home_dir} (HOME) does not exist" in message
+        assert "--cache-dir" in message and "DELFVERIFY_CACHE_DIR" in message
+        assert (variable or "the user cache folder") in message
+    else:
+        expected = (home_dir / given[2:] if given.startswith("~") else Path(given)) / suffix
+        assert default_cache_dir() == expected
+        assert "~" not in default_cache_dir().parts
+    assert default_cache_dir(check=False).parts[0] != "~"
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_run_whose_home_folder_is_missing_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    from delfverify import cli
+
+    monkeypatch.delenv("DELFVERIFY_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "nonexistent"))
+    data = Path(__file__).resolve().parents[1] / "data"
+    status = cli.main(["rerank", str(data / "predictions.csv"), "--gallery", str(data / "gallery.csv"),
+                       "--gallery-images", str(data / "gallery"), "--query-images", str(data / "queries"),
+                       "-o", str(tmp_path / "out.csv"), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.splitlines()) == 1 and "(HOME) does not exist" in err
+    assert list(tmp_path.iterdir()) == []

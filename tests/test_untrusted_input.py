@@ -4,6 +4,7 @@ numbers in other scripts, endless inputs, huge ids in warnings, and folders whos
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -89,27 +90,39 @@ def test_predictions_from_a_pipe_give_what_the_file_gives(tmp_path):
 
 def _predictions_with(path: Path, *ids: str) -> Path:
     text = (DATA / "predictions.csv").read_text(encoding="utf-8")
-    path.write_text(text.rstrip("\n") + "\n" + "".join(f"{pid},astronaut 0.75\n" for pid in ids), encoding="utf-8")
+    quoted = ['"' + pid.replace('"', '""') + '"' for pid in ids]
+    path.write_text(text.rstrip("\n") + "\n" + "".join(f"{pid},astronaut 0.75\n" for pid in quoted), encoding="utf-8")
     return path
 
 
-def test_a_million_character_id_is_shortened_in_every_warning_and_reason(sample_run, tmp_path, caplog):
-    huge = "x" * 1_000_000
+@pytest.mark.parametrize("huge", ["x" * 1_000_000, "q\nWARNING forged line\r\x1b[2J\u2028" + "y" * 200],
+                         ids=["a million characters", "line breaks and an escape sequence"])
+def test_a_million_character_id_is_shortened_in_every_warning_and_reason(sample_run, tmp_path, caplog, huge):
+    """The kind: a value quoted in a warning or a summary (an id, a policy's name) is one visible line of at most
+    80 characters (``errors.shorten``), whatever its length and whatever control characters it holds."""
+    from delfverify.errors import shorten
+    from delfverify.policy import load_policy, save_policy
+
     predictions = _predictions_with(tmp_path / "p.csv", huge)
+    policy = load_policy("seed", "rootsift")
+    save_policy(dataclasses.replace(policy, name=huge), tmp_path / "policy.json")
     cache = sample_run.warm_cache(tmp_path / "cache")
     with caplog.at_level(logging.WARNING):
         status, out, err = _main("rerank", predictions, "--gallery", DATA / "gallery.csv", "--gallery-images",
                                  DATA / "gallery", "--query-images", DATA / "queries", "--cache-dir", cache,
-                                 "-o", tmp_path / "out.csv", "--details", tmp_path / "details.csv", "--workers", 1)
+                                 "-o", tmp_path / "out.csv", "--details", tmp_path / "details.csv", "--workers", 1,
+                                 "--policy", tmp_path / "policy.json")
         assert status == 0, err
+        assert len(out.splitlines()) == 1 and len(out) < 400 and f"policy {shorten(huge)})" in out  # the summary
         ids = pd.DataFrame({"id": [huge, "da07d5ba65959f62"]})
         ids.to_csv(tmp_path / "ids.csv", index=False)
         status, out, err = _main("extract", tmp_path / "ids.csv", "--images", DATA / "queries", "--cache-dir", cache,
                                  "--workers", 1)
         assert status == 0, err
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
-    assert len(warnings) == 2 and all(w.startswith("x" * 79 + "…: ") and len(w) < 400 for w in warnings), warnings
-    assert len(out) < 600 and "x" * 81 not in out  # extract's summary names the first failure, shortened
+    assert len(warnings) >= 2 and all(w.startswith(f"{shorten(huge)}: ") for w in warnings[-2:]), warnings
+    assert all(len(w) < 600 and len(w.splitlines()) == 1 and "\x1b" not in w for w in warnings), warnings
+    assert len(out) < 600 and huge[:81] not in out and len(out.splitlines()) == 1  # extract's summary, shortened
     reason = read_details(tmp_path / "details.csv").set_index("id").loc[huge, "reason"]
     assert len(reason) < 400
 

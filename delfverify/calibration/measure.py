@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ..fileio import check_path
 from ..settings import MAX_SEED, check, count_range
 from .table import (_MAX_SOURCE, DEFAULT_PAIRS, MAX_SAMPLE_PAIRS, MIN_PAIRS, CalibrationError, NullTable,
                     NullTableError, _extractor_name, _is_int, fit_null_table)
@@ -238,17 +239,18 @@ def measure_null_table(
     import pandas as pd
     from tqdm import tqdm
 
-    from ..images import ImageDirectory, ImageError, ImageLookupError
+    from ..images import ImageError, ImageLookupError, as_directory
     from ..tables import Gallery, read_gallery
 
     check_sampling(pairs, seed, max_photos)
     if source is not None and not (isinstance(source, str) and len(source) <= _MAX_SOURCE):
         raise ValueError(f"source must be a string of at most {_MAX_SOURCE} characters or None")
+    gallery = check_path(gallery, "gallery", (Gallery,))
+    images = as_directory(gallery_images, "gallery_images")
     name, recorded = "gallery", "gallery"  # in messages the path as the user gave it; in the table its file name
     if not isinstance(gallery, Gallery):
         name, recorded = str(gallery), Path(gallery).name
         gallery = read_gallery(gallery)
-    images = gallery_images if isinstance(gallery_images, ImageDirectory) else ImageDirectory(gallery_images)
     ids = gallery.table["id"].tolist()
     labels = gallery.table["landmark_id"].tolist()
     paths = gallery.table["path"].tolist()

@@ -11,7 +11,8 @@ remedy, when it
   permission, a read-only file system, a name too long for its file system;
 - is a folder the tool writes into that it did not make itself (``OwnedFolder``: no manifest of the tool's
   inside, or a symbolic link in its place). Like ``git clean``, which removes only untracked files it can name,
-  the tool removes only files its own manifest lists.
+  the tool removes only files its own manifest lists. Such a folder is locked from planning until it is written
+  (``FolderLock``), so a second run writing the same report is refused at once, and two runs never mix their files.
 
 What an output is decides how it is written (``Output.kind``):
 

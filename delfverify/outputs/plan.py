@@ -4,12 +4,13 @@ whether it may be written at all; see ``delfverify.outputs``."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Union
 
@@ -85,6 +86,49 @@ class Output:
         return "standard output" if self.given == "-" else self.given
 
 
+def busy(name: str, given: str, remedy: str) -> OutputError:
+    """The refusal of a folder another run is writing."""
+    return OutputError(f"{given}: another delfverify run is writing {name} now; wait for it to finish, or {remedy}")
+
+
+class FolderLock:
+    """An exclusive lock on a folder the tool fills, held from planning until its files are written, so that two
+    runs writing one report never mix their pictures and manifests (one would leave files the other's manifest
+    does not list). It is ``flock`` on the folder's own descriptor: no file is made for it, and it is released when
+    the process ends, however it ends. Locks are per open descriptor, so two plans in one process exclude each
+    other too."""
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+
+    def take(self, folder: Path, name: str, given: str, remedy: str) -> None:
+        """Lock ``folder``, or raise ``OutputError`` when another run holds it. A folder that cannot be opened (the
+        checks that follow name why) or a file system without locks is used unlocked, as before."""
+        try:
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise busy(name, given, remedy) from None
+        except OSError:  # no locks on this file system (ENOLCK, EOPNOTSUPP)
+            os.close(fd)
+            return
+        self.release()
+        self.fd = fd
+
+    def release(self) -> None:
+        """Release the lock (nothing when none is held)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self) -> None:  # a run that failed before writing: released when its plan is dropped
+        self.release()
+
+
 @dataclass(frozen=True)
 class OwnedFolder:
     """A folder the tool fills itself (the report's pictures): made by the tool, with a manifest (``MANIFEST``)
@@ -98,6 +142,11 @@ class OwnedFolder:
     purpose: str
     listed: frozenset = frozenset()
     exists: bool = False
+    #: Held from planning (a folder that exists) or from its making (one that does not yet) until it is written.
+    lock: FolderLock = field(default_factory=FolderLock, compare=False, repr=False)
+    #: The folder as given, and the remedy of a refusal, for messages.
+    given: str = ""
+    remedy: str = "choose another path"
 
     def member(self, file_name: str) -> Output:
         """The planned output of one file of the folder (its name must match ``pattern``)."""
@@ -220,6 +269,7 @@ class OutputPlan:
                 raise OutputError(f"{given}: {name} would hold {other} ({other_given}); {remedy}")
         st = _stat(real, name, remedy, follow=False)
         listed: frozenset = frozenset()
+        lock = FolderLock()
         if st is None:
             if not create:
                 return None
@@ -235,29 +285,43 @@ class OutputPlan:
             raise OutputError(f"{given}: {name} is {_kind(st.st_mode)}, where delfverify would make a folder; "
                               f"remove it, or {remedy}")
         else:
+            lock.take(real, name, given, remedy)  # before the manifest is read: another run may be rewriting it
             try:
-                found = _read_manifest(real, pattern)
-            except ValueError as exc:
-                if not create:
-                    return None
-                raise OutputError(f"{given}: {name} has a damaged manifest {real / MANIFEST} ({exc}); delfverify "
-                                  f"cannot tell which files it wrote there: remove the folder, or {remedy}") from None
-            if found is None:
-                if not create:
-                    return None
-                raise OutputError(f"{given}: {name} exists, but delfverify did not make it (there is no {MANIFEST} "
-                                  f"in it), so it writes nothing there: move the folder away, or {remedy}")
-            listed = found
-            if create:
-                stray = sorted(e.name for e in os.scandir(real) if pattern.fullmatch(e.name) and e.name not in listed)
-                if stray:
-                    raise OutputError(f"{given}: {name} holds {stray[0]}, which delfverify did not write there (its "
-                                      f"manifest does not list it); move it away, or {remedy}")
-            if not os.access(real, os.W_OK | os.X_OK):
-                raise _unwritable(name, given, real, remedy)
+                listed = self._listed(name, given, real, pattern, create, remedy)
+            except BaseException:
+                lock.release()
+                raise
+            if listed is None:
+                lock.release()
+                return None
         self._claims.append((name, real, None, True, given))
         self._folders.add(real)
-        return OwnedFolder(name, real, pattern, member_name, purpose, listed, st is not None)
+        return OwnedFolder(name, real, pattern, member_name, purpose, listed, st is not None, lock, given, remedy)
+
+    @staticmethod
+    def _listed(name: str, given: str, real: Path, pattern: re.Pattern, create: bool, remedy: str) -> frozenset | None:
+        """The files the manifest of a folder that exists lists, checked as ``folder`` says (``None``: leave it
+        alone)."""
+        try:
+            found = _read_manifest(real, pattern)
+        except ValueError as exc:
+            if not create:
+                return None
+            raise OutputError(f"{given}: {name} has a damaged manifest {real / MANIFEST} ({exc}); delfverify "
+                              f"cannot tell which files it wrote there: remove the folder, or {remedy}") from None
+        if found is None:
+            if not create:
+                return None
+            raise OutputError(f"{given}: {name} exists, but delfverify did not make it (there is no {MANIFEST} "
+                              f"in it), so it writes nothing there: move the folder away, or {remedy}")
+        if create:
+            stray = sorted(e.name for e in os.scandir(real) if pattern.fullmatch(e.name) and e.name not in found)
+            if stray:
+                raise OutputError(f"{given}: {name} holds {stray[0]}, which delfverify did not write there (its "
+                                  f"manifest does not list it); move it away, or {remedy}")
+        if not os.access(real, os.W_OK | os.X_OK):
+            raise _unwritable(name, given, real, remedy)
+        return found
 
     def cache(self, store: PathArg | None, journal: PathArg | None = None) -> None:
         """Plan the feature store's folder and the pair journal (``None``: not used). The store writes only its

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..fileio import create_temporary
-from .plan import _WRITTEN_BY, DESCRIPTOR, FILE, MANIFEST, Output, OutputError, OutputPlan, OwnedFolder, PathArg, _kind
+from .plan import (_WRITTEN_BY, DESCRIPTOR, FILE, MANIFEST, Output, OutputError, OutputPlan, OwnedFolder, PathArg,
+                   _kind, busy)
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,20 @@ def write_outputs(items: Sequence[tuple[Output, bytes | str]],
     folders = [(folder, set(names)) for folder, names in folders]
     job = _Job()
     try:
+        _write(job, items, folders)
+    finally:
+        for folder, _ in folders:
+            folder.lock.release()
+
+
+def _write(job: _Job, items: Sequence[tuple[Output, bytes | str]],
+           folders: Sequence[tuple[OwnedFolder, set[str]]]) -> None:
+    """``write_outputs`` under the folders' locks."""
+    try:
         for folder, names in folders:
             if names:
+                if not folder.exists:
+                    job.make(folder)
                 job.stage(Output(f"the manifest of {folder.name}", str(folder.path / MANIFEST), FILE,
                                  folder.path / MANIFEST, member=True), _manifest(folder, folder.listed | names))
         for target, data in items:
@@ -88,6 +101,27 @@ class _Job:
         self.current: Output | None = None
         self.replaced = 0
 
+    def make(self, folder: OwnedFolder) -> None:
+        """Make a folder the tool fills that was missing when planned, and lock it (``FolderLock``). Made since by
+        another run planned at the same time, it is refused, as that run's lock would have refused it."""
+        self._make_missing(folder.path.parent)
+        try:
+            os.mkdir(folder.path)
+        except FileExistsError:
+            raise busy(folder.name, folder.given, folder.remedy) from None
+        self.folders.append(folder.path)
+        folder.lock.take(folder.path, folder.name, folder.given, folder.remedy)
+
+    def _make_missing(self, folder: Path) -> None:
+        """Make ``folder`` and those above it that are missing, remembering them."""
+        missing = []
+        while not os.path.lexists(folder):
+            missing.append(folder)
+            folder = folder.parent
+        for folder in reversed(missing):
+            os.mkdir(folder)
+            self.folders.append(folder)
+
     def stage(self, target: Output, data: bytes) -> None:
         self.current = target
         final = target.path
@@ -97,14 +131,7 @@ class _Job:
             st = None
         if st is not None and not (stat.S_ISREG(st.st_mode) or (target.member and stat.S_ISLNK(st.st_mode))):
             raise OSError(errno.EEXIST, f"{_kind(st.st_mode)} stands in its place")
-        missing = []
-        folder = final.parent
-        while not os.path.lexists(folder):
-            missing.append(folder)
-            folder = folder.parent
-        for folder in reversed(missing):
-            os.mkdir(folder)
-            self.folders.append(folder)
+        self._make_missing(final.parent)
         fd, tmp = create_temporary(final)
         self.staged.append((tmp, target))
         try:

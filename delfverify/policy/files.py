@@ -7,8 +7,9 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+from ..errors import shorten
 from ..fileio import NotAFileError, read_input
 from ..numbers import NumberError, RepeatedFieldError, load_json
 from ..outputs import Output, write_output
@@ -20,10 +21,11 @@ from .schema import PolicyError, policy_from_dict
 MAX_FILE_BYTES = 2**20
 
 
-def load_policy(name_or_file: str | os.PathLike, extractor: str | Any, geometry: str | None = None,
-                null_table: Any = None) -> Policy:
-    """A built-in policy by name, or a policy JSON file (its thresholds may be false-match rates, read with
-    ``null_table``: ``policy_from_dict``).
+def load_policy(name_or_file: str | os.PathLike | Mapping[str, Any], extractor: str | Any,
+                geometry: str | None = None, null_table: Any = None) -> Policy:
+    """A built-in policy by name, a policy JSON file, or the document such a file holds as a dict (checked as the
+    file would be: written as JSON and read back); its thresholds may be false-match rates, read with
+    ``null_table`` (``policy_from_dict``).
 
     The file may also be a FIFO or ``/dev/stdin``; at most ``MAX_FILE_BYTES`` are read. Its numbers are read by
     ``delfverify.numbers.load_json``: ``NaN``, ``Infinity``, numbers out of the float range and integers of more
@@ -35,6 +37,13 @@ def load_policy(name_or_file: str | os.PathLike, extractor: str | Any, geometry:
         Unknown name, unreadable file, invalid JSON (with line and column; nested too deeply; a number refused) or
         invalid policy; the file and the field are named.
     """
+    if isinstance(name_or_file, Mapping):  # checked as the file holding it would be, its numbers included
+        path = "the policy document (a dict)"
+        try:
+            data = json.dumps(name_or_file, allow_nan=True).encode("utf-8")
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise PolicyError(f"{path}: not a JSON document ({shorten(str(exc), 200)})") from None
+        return _parse(data, path, extractor, null_table)
     text = str(name_or_file)
     if text in BUILTINS:
         return builtin_policy(text, extractor, geometry)
@@ -50,6 +59,11 @@ def load_policy(name_or_file: str | os.PathLike, extractor: str | Any, geometry:
         raise PolicyError(f"{path}: {exc}") from None
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read policy file ({exc.strerror or exc})") from None
+    return _parse(data, path, extractor, null_table)
+
+
+def _parse(data: bytes, path: str | Path, extractor: str | Any, null_table: Any) -> Policy:
+    """The policy of a policy file's bytes (``load_policy``), every error naming ``path``."""
     try:
         doc = load_json(data.decode("utf-8"), "policy")
     except (NumberError, RepeatedFieldError) as exc:

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from ..calibration.table import MIN_RATE
 from ..errors import DelfverifyError, shorten
+from ..settings import MAX_SEED
 from .model import COMBINES, MODES, SELECTIONS, Action, Band, FrequencyPenalty, Fusion, Policy
 
 #: The most gallery photos a policy may verify per prediction (``k``): the inlier table has ``k`` columns per
@@ -16,8 +17,6 @@ MAX_K = 1000
 #: The largest inlier threshold a policy may set (``min_inliers``, ``boost_inliers``, ``below_inliers``): far more
 #: than any pair of photos has matches.
 MAX_INLIERS = 1_000_000
-#: The largest seed; seeds are integers in ``[0, MAX_SEED]``.
-MAX_SEED = 2**63 - 1
 
 
 class PolicyError(DelfverifyError, ValueError):

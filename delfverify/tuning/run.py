@@ -12,7 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..fileio import path_or_none
+from ..errors import InputTypeError
+from ..fileio import PATH_TYPES, check_path, path_or_none
 from ..images import ImageDirectory, Photos, as_directory
 from ..measuring import Session, measure_all, open_session
 from ..metrics import TruthError
@@ -25,6 +26,9 @@ from .crossval import assign_folds, match_candidates
 from .fitting import TuneConfig, TuneResult, fit_policy
 from .grid import SmallSpace
 from .search import Space
+
+#: One predictions argument of ``tune``.
+PredictionsArg = str | os.PathLike | Predictions | pd.DataFrame
 
 
 def measure_inliers(predictions: Sequence[Predictions], gallery: Gallery, session: Session, photos: Photos, *,
@@ -65,7 +69,7 @@ def measure_builtin_inliers(predictions: Sequence[Predictions], gallery: Gallery
 
 
 def tune(
-    predictions: Sequence[str | os.PathLike | Predictions | pd.DataFrame],
+    predictions: PredictionsArg | Sequence[PredictionsArg],
     *,
     truth: str | os.PathLike | Solution | pd.DataFrame,
     gallery: str | os.PathLike | Gallery | pd.DataFrame,
@@ -82,7 +86,7 @@ def tune(
 
     Parameters
     ----------
-    predictions : sequence of path, Predictions or DataFrame
+    predictions : path, Predictions or DataFrame, or a list or tuple of them
         One or more predictions files or tables of the queries of ``truth`` (several candidates per query are
         tuned for the choice among them).
     truth : path, Solution or DataFrame
@@ -110,6 +114,9 @@ def tune(
 
     Raises
     ------
+    InputTypeError, InputValueError
+        (a ``TypeError``, a ``ValueError``) An argument of a type it does not take, or a path that is empty or holds
+        a NUL character, naming the argument (``delfverify.fileio.check_path``).
     OutputError
         Before any work: ``output``, ``plot``, the cache folder or the journal would overwrite an input or each
         other, would be written into an image folder, or cannot be written. After the work: they could not be
@@ -119,6 +126,18 @@ def tune(
         image is read.
     """
     settings, run = split_options(options, settings, run)
+    tables = (Predictions, pd.DataFrame)
+    if isinstance(predictions, (str, bytes, os.PathLike, *tables)):  # one file or table
+        predictions = [predictions]
+    if not isinstance(predictions, (list, tuple)):
+        raise InputTypeError(f"predictions must be {PATH_TYPES}, Predictions or DataFrame, or a list or tuple of "
+                             f"them; got {type(predictions).__name__}")
+    predictions = [check_path(p, f"predictions[{i}]", tables) for i, p in enumerate(predictions)]
+    truth = check_path(truth, "truth", (Solution, pd.DataFrame))
+    gallery = check_path(gallery, "gallery", (Gallery, pd.DataFrame))
+    query_images = check_path(query_images, "query_images", (ImageDirectory,))
+    gallery_images = check_path(gallery_images, "gallery_images", (ImageDirectory,))
+    output, plot = check_path(output, "output", optional=True), check_path(plot, "plot", optional=True)
     paths = [path_or_none(p) for p in predictions]
     plan = OutputPlan([*(("the predictions file", path) for path in paths), ("the truth file", path_or_none(truth)),
                        ("the gallery file", path_or_none(gallery))],
