@@ -28,7 +28,7 @@ from _common import REPO
 from delfverify import rerank
 from delfverify.execution import default_workers
 from delfverify.metrics import global_average_precision, oracle_gap
-from delfverify.pipeline import DEFAULT_CANDIDATES
+from delfverify.settings import DEFAULT_CANDIDATES
 from delfverify.tables import read_gallery, read_predictions, read_solution
 
 SETS = ("landmarks-dev", "landmarks-hard")

@@ -111,3 +111,23 @@ def test_no_module_is_over_600_lines():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 600}
     assert not long, long
+
+
+def _benchmark_imports() -> list[tuple[str, str, str]]:
+    """(script, module, name) of every ``from delfverify... import name`` in ``benchmarks/``."""
+    found = []
+    for script in sorted((PACKAGE.parent / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "delfverify":
+                found += [(script.name, node.module, alias.name) for alias in node.names]
+    return found
+
+
+def test_every_name_the_benchmarks_import_exists():
+    """A benchmark is run by hand, long after the code it measures moved on: what it imports must still be there."""
+    missing = []
+    for script, module, name in _benchmark_imports():
+        imported = importlib.import_module(module)
+        if not hasattr(imported, name) and importlib.util.find_spec(f"{module}.{name}") is None:
+            missing.append(f"{script}: {module}.{name}")
+    assert len(_benchmark_imports()) > 50 and missing == []
