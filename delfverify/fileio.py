@@ -173,6 +173,35 @@ def read_input(path: str | os.PathLike, max_bytes: int) -> bytes:
         return _read_whole(handle, max_bytes, os.fstat(handle.fileno()).st_size if regular else None)
 
 
+def read_document(path: str | os.PathLike, what: str, error: type[Exception], max_bytes: int,
+                  missing: str | None = None) -> bytes:
+    """``read_input``, every failure an ``error`` naming the file: the reading of a small document (a policy, a null
+    table).
+
+    Parameters
+    ----------
+    path : path
+    what : str
+        The kind of file, as messages name it (``"policy"``).
+    error : type
+        The exception raised (``PolicyError``).
+    max_bytes : int
+        As ``read_input``.
+    missing : str, optional
+        The message for a file that does not exist (default: ``"<path>: <what> file not found"``).
+    """
+    try:
+        return read_input(path, max_bytes)
+    except FileNotFoundError:
+        raise error(missing or f"{path}: {what} file not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, not a {what} file") from None
+    except NotAFileError as exc:
+        raise error(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what} file ({exc.strerror or exc})") from None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", *, durable: bool = True, **open_args) -> Iterator[IO]:
     """Open a temporary file for writing; on success it replaces ``path``, on error it is removed.

@@ -187,3 +187,31 @@ def load_json(text: str, root: str = "") -> Any:
         elif isinstance(value, list):
             stack.extend((f"{where}[{i}]", item) for i, item in reversed(list(enumerate(value))))
     return doc
+
+
+def load_json_document(data: bytes | str, source: str, what: str, error: type[Exception], root: str = "") -> Any:
+    """``load_json`` of a file's bytes (UTF-8) or text, every failure an ``error`` naming ``source`` (the file) and
+    saying what was wrong and where: a policy's or a null table's reading.
+
+    Parameters
+    ----------
+    data : bytes or str
+    source : str
+        The file, as messages name it.
+    what : str
+        The kind of document (``"policy"``, ``"null table"``).
+    error : type
+        The exception raised.
+    root : str
+        As ``load_json``.
+    """
+    try:
+        return load_json(data.decode("utf-8") if isinstance(data, bytes) else data, root)
+    except UnicodeDecodeError as exc:
+        raise error(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (NumberError, RepeatedFieldError) as exc:  # the field's path starts with root where there is one
+        raise error(f"{source}: {exc}" if root else f"{source}: invalid {what}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise error(f"{source}: invalid {what}: JSON nested too deeply (a {what} is a few levels deep)") from None

@@ -10,8 +10,8 @@ import os
 from importlib import resources
 from typing import Any
 
-from ..fileio import NotAFileError, read_input
-from ..numbers import NumberError, RepeatedFieldError, load_json
+from ..fileio import read_document
+from ..numbers import load_json_document
 from ..outputs import Output, write_output
 from ..verification import GEOMETRIES
 
@@ -102,20 +102,9 @@ def null_table_from_json(data: bytes | str, source: str = "<null table>") -> Nul
         For anything but a valid table: not UTF-8, not JSON (line and column given), NaN or infinite numbers,
         huge integers, a repeated field, nesting too deep, or an invalid document; the message names ``source``.
     """
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-    except UnicodeDecodeError as exc:
-        raise NullTableError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    if not isinstance(text, str):
+    if not isinstance(data, (bytes, str)):
         raise NullTableError(f"{source}: expected bytes or a string, got {type(data).__name__}")
-    try:
-        doc = load_json(text)
-    except (NumberError, RepeatedFieldError) as exc:
-        raise NullTableError(f"{source}: invalid null table: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise NullTableError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise NullTableError(f"{source}: invalid null table: JSON nested too deeply") from None
+    doc = load_json_document(data, source, "null table", NullTableError)
     return null_table_from_dict(doc, source)
 
 
@@ -128,16 +117,7 @@ def read_null_table(path: str | os.PathLike) -> NullTable:
         If the file is missing, unreadable, a directory, larger than ``MAX_FILE_BYTES`` (a FIFO or a device is read
         up to that), or not a valid table; the message names the file and the field.
     """
-    try:
-        data = read_input(path, MAX_FILE_BYTES)
-    except FileNotFoundError:
-        raise NullTableError(f"{path}: null table file not found") from None
-    except IsADirectoryError:
-        raise NullTableError(f"{path}: is a directory, not a null table file") from None
-    except NotAFileError as exc:
-        raise NullTableError(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise NullTableError(f"{path}: cannot read null table ({exc.strerror or exc})") from None
+    data = read_document(path, "null table", NullTableError, MAX_FILE_BYTES)
     return null_table_from_json(data, str(path))
 
 

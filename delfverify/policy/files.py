@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import shorten
-from ..fileio import NotAFileError, read_input
-from ..numbers import NumberError, RepeatedFieldError, load_json
+from ..fileio import read_document
+from ..numbers import load_json_document
 from ..outputs import Output, write_output
 from .builtins import BUILTINS, builtin_policy
 from .model import Policy
@@ -48,32 +48,15 @@ def load_policy(name_or_file: str | os.PathLike | Mapping[str, Any], extractor: 
     if text in BUILTINS:
         return builtin_policy(text, extractor, geometry)
     path = Path(text)
-    try:
-        data = read_input(path, MAX_FILE_BYTES)
-    except FileNotFoundError:
-        raise PolicyError(f"{text}: no such policy file and no built-in policy of that name "
-                          f"(built-ins: {', '.join(BUILTINS)})") from None
-    except IsADirectoryError:
-        raise PolicyError(f"{path}: is a directory, not a policy file") from None
-    except NotAFileError as exc:
-        raise PolicyError(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read policy file ({exc.strerror or exc})") from None
+    data = read_document(path, "policy", PolicyError, MAX_FILE_BYTES,
+                         missing=f"{text}: no such policy file and no built-in policy of that name "
+                                 f"(built-ins: {', '.join(BUILTINS)})")
     return _parse(data, path, extractor, null_table)
 
 
 def _parse(data: bytes, path: str | Path, extractor: str | Any, null_table: Any) -> Policy:
     """The policy of a policy file's bytes (``load_policy``), every error naming ``path``."""
-    try:
-        doc = load_json(data.decode("utf-8"), "policy")
-    except (NumberError, RepeatedFieldError) as exc:
-        raise PolicyError(f"{path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise PolicyError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise PolicyError(f"{path}: invalid policy: JSON nested too deeply (a policy is a few levels deep)") from None
-    except UnicodeDecodeError as exc:
-        raise PolicyError(f"{path}: cannot read policy file (not UTF-8: {exc.reason} at byte {exc.start})") from None
+    doc = load_json_document(data, str(path), "policy", PolicyError, "policy")
     try:
         policy = policy_from_dict(doc, null_table)
     except PolicyError as exc:
