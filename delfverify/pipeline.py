@@ -231,7 +231,7 @@ def rerank(
                           details_table(predictions, decision, session.verifier), summary, policy)
     files, folders = [], []
     if output is not None:
-        files.append((output, encode_predictions(result.predictions, output.given)))
+        files.append((output, encode_predictions(result.predictions)))
     if details is not None:
         files.append((details, encode_details(result.details)))
     if truth is not None:

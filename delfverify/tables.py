@@ -17,19 +17,21 @@ Several rows (or pairs) for one id are that query's candidate labels, ranked by 
 confidences keep the file's order). A label may appear once per id, and an empty prediction only alone.
 
 How a Kaggle cell is split. Its words are separated by ASCII white space (``csv_input.words``: the one rule for
-every cell that lists labels, truth cells included). A score is a word that reads as a number in [0, 1].
+every cell that lists labels, truth cells included). A score is a word that reads as a number in [0, 1]; a bare
+score is one written in digits only (``0``, ``1``).
 
-1. When every second word is a score (``12345 1 678 0.5``, ``castle 1 fountain 0``), the cell is one-word labels
-   each followed by its score.
-2. Otherwise labels may have several words: a score written with a point or an exponent (``0.5``, ``1e-05``) ends
-   the label before it; a bare integer score (``0``, ``1``) ends it only as the cell's last word, and is else a
-   word of the label (``Pier 1 0.5`` is the label ``Pier 1``). A label in the middle of whose words such an integer
-   stands (``Pier 1 Tower Bridge 0.5``) could also be read as two pairs: that cell is ambiguous, and an error
-   naming its row and column.
+1. When every second word is a score and no other word is a score but a bare one (``12345 1 678 0.5``, ``castle 1
+   fountain 0``, ``1 0.5 0 0.25``: Google Landmarks' ids 1 and 0), the cell is one-word labels each followed by its
+   score.
+2. Otherwise labels may have several words, none of them a score: every score ends the label before it (``Tower
+   Bridge 0.5 Pier 0.25``). A score with no label before it (``Gate 0 0.6 1 Hotel 0.3``, ``Pier 1 0.5``) is an error
+   naming the row and column: a label of several words may not hold a score word in this format.
 
-A label may therefore not contain a word such as ``0.5`` in the Kaggle format (the long formats take any label),
-and a cell that does not split into ``<label> <score>`` pairs is an error naming the row: a cell is never read as
-one long label. The writer refuses a label whose cell would not read back as written.
+So one cell reads one way only, and every table of the Kaggle format writes cells that read back as written,
+whatever the order of their candidates: ``Predictions`` refuses, on construction, a label of the Kaggle format
+with a score for a word, a one-word label that is a score other than a bare one, a label with spaces around it,
+and a bare-score label in a cell with a label of several words (the long formats take any label). A cell that
+does not split into ``<label> <score>`` pairs is an error naming the row: a cell is never read as one long label.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class Predictions:
 
     def __post_init__(self) -> None:
         table, starts = check_predictions(self.table, self.format, tuple(FORMATS))
+        if self.format == "kaggle":
+            check_kaggle_labels(table)
         object.__setattr__(self, "table", table)
         self.__dict__["query_starts"] = starts  # the cached property, found by the check
 
@@ -140,17 +144,10 @@ class Predictions:
         """Each row's rank among its query's candidates: 1 for the classifier's first choice (int array)."""
         return np.arange(len(self)) - self.query_starts[self.query] + 1
 
-    def to_frame(self, name: str = "the predictions") -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """The table as its file holds it: the columns of its format (``FORMATS``) and text cells, confidences
         written by ``format_confidence``; in the Kaggle format the candidates of an id (consecutive rows) share one
-        cell, ``label1 score1 label2 ...``.
-
-        Raises
-        ------
-        TableError
-            Kaggle format only: a label with a word that would read back as a score (e.g. ``"Pier 0.5"``); ``name``
-            names the table.
-        """
+        cell, ``label1 score1 label2 ...``, which reads back as written (``check_kaggle_labels``)."""
         table = self.table
         scores = ["" if not label else format_confidence(c) for label, c in zip(table["label"], table["confidence"])]
         if self.format != "kaggle":
@@ -161,11 +158,6 @@ class Predictions:
             cells.setdefault(pid, [])
             if label:
                 cells[pid].append((label, score))
-        labels = table["label"].astype(object)
-        spaced = set(labels[labels.str.contains(SPACE_CHAR)])  # labels not of one word
-        for pairs in cells.values() if spaced else ():  # a cell of one-word labels reads back as pairs
-            if any(label in spaced for label, _ in pairs):
-                _check_kaggle_cell(pairs, name)
         return pd.DataFrame({"id": list(cells), "landmarks": [" ".join(f"{label} {score}" for label, score in c)
                                                                for c in cells.values()]})
 
@@ -251,33 +243,29 @@ def _kaggle_pairs(cell: str, path: str, row: int) -> list[tuple[str, float]]:
     Raises
     ------
     TableError
-        The cell does not split into pairs, or splits in more than one way; naming ``path``, the row and the column.
+        The cell does not split into pairs; naming ``path``, the row and the column.
     """
     spans = word_spans(cell)
     if len(spans) == 2:  # the usual "<label> <score>", quickly
         score = _score(spans[1][0])
-        if score is not None:
+        if score is not None and (_score(spans[0][0]) is None or spans[0][0].isdigit()):
             return [(spans[0][0], score)]
     scores = [_score(word[0]) for word in spans]
-    if len(spans) % 2 == 0 and all(score is not None for score in scores[1::2]):  # one-word labels
-        return [(label[0], score) for label, score in zip(spans[::2], scores[1::2])]
+    if (len(spans) % 2 == 0 and all(score is not None for score in scores[1::2])
+            and all(score is None or word[0].isdigit() for word, score in zip(spans[::2], scores[::2]))):
+        return [(label[0], score) for label, score in zip(spans[::2], scores[1::2])]  # one-word labels
     pairs: list[tuple[str, float]] = []
     label: list[re.Match] = []  # the words of the label being read; its text is kept as written
-    for i, (word, score) in enumerate(zip(spans, scores)):
-        ends = score is not None and (i == len(spans) - 1 or not word[0].isdigit())
-        if ends and label:
-            inner = [w[0] for w, s in zip(label[1:-1], scores[i - len(label) + 1:i - 1]) if s is not None]
-            if inner:  # "Pier 1 Tower 0.5": also "Pier" 1, "Tower" 0.5
-                raise TableError(f"{path}: row {row}: landmarks cell {shorten(cell.strip(SPACE))!r} is ambiguous: "
-                                 f"the label {shorten(cell[label[0].start():label[-1].end()])!r} could also end at "
-                                 f"its word {shorten(inner[0])!r}, read as a score; write id,label,confidence "
-                                 f"instead")
+    for word, score in zip(spans, scores):
+        if score is None:
+            label.append(word)
+        elif label:
             pairs.append((cell[label[0].start():label[-1].end()], score))
             label = []
-        elif ends:
-            raise _not_pairs(cell, path, row, f"the score {shorten(word[0])!r} has no label before it")
         else:
-            label.append(word)
+            raise _not_pairs(cell, path, row, f"the score {shorten(word[0])!r} has no label before it (a label of "
+                                              f"several words may not hold a score word in this format: write "
+                                              f"id,label,confidence for such labels)")
     if label:
         if len(label) > 1:  # "<label> <bad score>": say what is wrong with the score
             _parse_confidence(label[-1][0], path, row)
@@ -285,29 +273,45 @@ def _kaggle_pairs(cell: str, path: str, row: int) -> list[tuple[str, float]]:
     return pairs
 
 
-def _not_pairs(cell: str, path: str, row: int, detail: str) -> TableError:
-    return TableError(f"{path}: row {row}: landmarks cell {shorten(cell.strip(SPACE))!r} must be '<label> <score>' "
-                      f"pairs ('<label1> <score1> <label2> <score2> ...', scores in [0, 1]) or empty; {detail}")
-
-
-def _check_kaggle_cell(pairs: list[tuple[str, str]], name: str) -> None:
-    """Refuse to write a Kaggle cell of these ``(label, score text)`` pairs that would not read back as them.
+def check_kaggle_labels(table: pd.DataFrame) -> None:
+    """Refuse labels that a Kaggle cell cannot hold so that it reads back as written, in any order of the
+    candidates (the module docstring): a score as a word of a label of several words, a one-word label that is a
+    score other than a bare one, spaces around a label, and a bare-score label beside a label of several words.
 
     Raises
     ------
     TableError
-        Naming ``name`` and the first label that would not read back.
+        Naming the row (its position), the label and the remedy.
     """
-    cell = " ".join(f"{label} {score}" for label, score in pairs)
-    try:
-        read = _kaggle_pairs(cell, name, 0)
-    except TableError:
-        read = []
-    if [(label, float(score)) for label, score in pairs] != read:
-        label = next(label for label, _ in pairs if words(label) != [label])  # only such a label can be at fault
-        raise TableError(f"{name}: label {shorten(label)!r} cannot be written in a Kaggle cell: the cell "
-                         f"{shorten(cell)!r} would not read back as written (a word of a label would read as a "
-                         f"score, or spaces around it be lost); write id,label,confidence instead")
+    if not len(table):
+        return
+    labels = table["label"]
+    spaced = labels.str.contains(SPACE_CHAR).to_numpy(bool)
+    numeric = labels.str.match(r"[+.0-9]").to_numpy(bool)  # may read as a score
+    if not (spaced.any() or numeric.any()):
+        return
+    several = set(table["id"][spaced])
+    for row in np.flatnonzero(spaced | numeric):
+        label, pid = labels.iat[row], table["id"].iat[row]
+        words_of = words(label)
+        scores = [_score(word) is not None for word in words_of]
+        if words_of != [label] and label != label.strip(SPACE):
+            why = "it has spaces around it, which the cell would lose"
+        elif len(words_of) > 1 and any(scores):
+            why = f"its word {shorten(words_of[scores.index(True)])!r} would read as a score"
+        elif len(words_of) == 1 and scores[0] and not label.isdigit():
+            why = "it would read as a score"
+        elif len(words_of) == 1 and scores[0] and pid in several:
+            why = "it would read as a score beside the id's label of several words"
+        else:
+            continue
+        raise TableError(f"Predictions: column 'label', row {row}: label {shorten(label)!r} cannot be held by a "
+                         f"Kaggle cell: {why}; use the id,label,confidence format for such labels")
+
+
+def _not_pairs(cell: str, path: str, row: int, detail: str) -> TableError:
+    return TableError(f"{path}: row {row}: landmarks cell {shorten(cell.strip(SPACE))!r} must be '<label> <score>' "
+                      f"pairs ('<label1> <score1> <label2> <score2> ...', scores in [0, 1]) or empty; {detail}")
 
 
 def _group_candidates(ids: list[str], labels: list[str], confidences: list[float], rows: list[int],
@@ -407,7 +411,7 @@ CONFIDENCE_DECIMALS = 6
 
 def format_confidence(value: float) -> str:
     """The confidence rounded to ``CONFIDENCE_DECIMALS`` decimals, in the shortest text that reads back as it."""
-    return repr(round(float(value), CONFIDENCE_DECIMALS))
+    return repr(round(float(value), CONFIDENCE_DECIMALS) + 0.0)  # + 0.0: never "-0.0"
 
 
 def write_predictions(predictions: Predictions, path: str | os.PathLike | Output) -> None:
@@ -417,19 +421,15 @@ def write_predictions(predictions: Predictions, path: str | os.PathLike | Output
 
     Raises
     ------
-    TableError
-        Kaggle format only: a label with a word that would read back as a score (e.g. ``"Pier 0.5"``); nothing
-        is written then.
     OutputError
         The path cannot be written; the message names it and the remedy, and an earlier file there is intact.
     """
-    write_output(path, encode_predictions(predictions, str(path)), name="the output")
+    write_output(path, encode_predictions(predictions), name="the output")
 
 
-def encode_predictions(predictions: Predictions, name: str = "the predictions") -> bytes:
-    """The bytes of a predictions file (UTF-8 CSV, ``\\n`` line ends) as ``write_predictions`` writes them; ``name``
-    names the file in a ``TableError``."""
-    frame = predictions.to_frame(name)
+def encode_predictions(predictions: Predictions) -> bytes:
+    """The bytes of a predictions file (UTF-8 CSV, ``\\n`` line ends) as ``write_predictions`` writes them."""
+    frame = predictions.to_frame()
     text = io.StringIO(newline="")
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(frame.columns)
@@ -512,8 +512,9 @@ def _parse_solution(frame: pd.DataFrame, path: str, first_row: int) -> Solution:
     return Solution(frame)
 
 
-#: A cell of ``<label> <score>`` pairs, each score a decimal number with a point (``eiffel 0.7594``).
-_PAIRS = re.compile(rf"(?:{WORD.pattern}{SPACE_CHAR}+(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+#: A cell of ``<label> <score>`` pairs, each score a number in [0, 1] written with a point (``eiffel 0.7594``,
+#: ``x 1.0``, ``y 5.0e-05``): not ``12.5 340.25``, two true labels.
+_PAIRS = re.compile(rf"(?:{WORD.pattern}{SPACE_CHAR}+(?:0*\.[0-9]+|0+\.[0-9]*|1\.0*|[0-9]\.[0-9]*[eE]-[0-9]+)"
                     rf"(?:{SPACE_CHAR}+|$))+")
 
 

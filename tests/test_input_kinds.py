@@ -222,27 +222,32 @@ def test_a_cell_of_one_word_labels_is_read_as_its_pairs(tmp_path, labels, scores
 
 
 @KINDS
-@given(labels=st.lists(st.lists(_LABEL_WORDS, min_size=1, max_size=3).map(" ".join), min_size=1, max_size=3,
-                       unique=True),
-       scores=st.lists(st.floats(0, 1), min_size=3, max_size=3))
-def test_a_kaggle_cell_is_written_only_where_it_reads_back_as_written(tmp_path, labels, scores):
-    scores = sorted(scores[: len(labels)], reverse=True)
-    predictions = Predictions(pd.DataFrame({"id": "q1", "label": labels, "confidence": scores}), "kaggle")
-    path = tmp_path / "p.csv"
+@given(labels=st.lists(st.lists(st.one_of(_LABEL_WORDS, st.just("0.5")), min_size=1, max_size=3).map(" ".join)
+                       | st.sampled_from([" castle", "Pier ", "1", "0"]), min_size=1, max_size=3, unique=True),
+       scores=st.lists(st.floats(0, 1), min_size=3, max_size=3), order=st.permutations(range(3)))
+def test_a_kaggle_table_writes_cells_that_read_back_as_written_in_any_order(tmp_path, labels, scores, order):
+    """What a Kaggle table holds, a cell reads back, whatever the order its candidates are in (a run re-ranks
+    them): a label that would not is refused when the table is made, before any work."""
+    scores = sorted((round(score, 6) for score in scores[: len(labels)]), reverse=True)  # as they are written
+    frame = pd.DataFrame({"id": "q1", "label": labels, "confidence": scores})
     try:
-        write_predictions(predictions, path)
+        predictions = Predictions(frame, "kaggle")
     except TableError as exc:
-        _one_line_naming(exc, "cannot be written in a Kaggle cell", "id,label,confidence")
-        assert any(words(label) != [label] for label in labels)
+        _one_line_naming(exc, "cannot be held by a Kaggle cell", "id,label,confidence")
+        assert any(words(label) != [label] or label == "0.5" for label in labels)
         return
-    assert read_predictions(path).table["label"].tolist() == predictions.table["label"].tolist()
+    for rows in (range(len(labels)), [i for i in order if i < len(labels)]):
+        shuffled = Predictions(frame.iloc[list(rows)].reset_index(drop=True), "kaggle")
+        write_predictions(shuffled, tmp_path / "p.csv")
+        back = read_predictions(tmp_path / "p.csv").table
+        assert sorted(zip(back["label"], back["confidence"])) == sorted(zip(labels, scores))
 
 
 @pytest.mark.parametrize("cell, pairs", [
     ("12345 1 678 0.5", [("12345", 1.0), ("678", 0.5)]),  # was the label '12345 1 678'
     ("castle 1 fountain 0", [("castle", 1.0), ("fountain", 0.0)]),  # was the label 'castle 1 fountain'
-    ("Pier 1 0.5", [("Pier 1", 0.5)]),
-    ("landmark 1 0.5 landmark 0 1e-06", [("landmark 1", 0.5), ("landmark 0", 1e-06)]),
+    ("1 0.5 0 0.25", [("1", 0.5), ("0", 0.25)]),  # Google Landmarks' ids 1 and 0
+    ("Pier 1 Tower Bridge 0.5", [("Pier", 1.0), ("Tower Bridge", 0.5)]),  # a score ends every label
     ("eiffel\xa0tower 0.5", [("eiffel\xa0tower", 0.5)]),  # a no-break space is part of the word
     ("eiffel\ttower 0.5", [("eiffel\ttower", 0.5)]),
 ])
@@ -253,13 +258,19 @@ def test_kaggle_cells_read_one_way(tmp_path, cell, pairs):
     assert list(zip(table["label"], table["confidence"])) == pairs
 
 
-@pytest.mark.parametrize("cell", ["Pier 1 Tower Bridge 0.5", "a 0 b c 0.25 d 0.5 e", "big 1 ben 0 tower bridge 0.5"])
-def test_a_kaggle_cell_that_splits_two_ways_names_its_row_and_column(tmp_path, cell):
+@pytest.mark.parametrize("cell, detail", [
+    ("Gate 0 0.6 1 Hotel 0.3", "the score '0.6' has no label before it"),  # was read as a label '0.6'
+    ("0 Y 0.4 X 0 0.3", "the score '0' has no label before it"),  # its labels could not be written back
+    ("Pier 1 0.5", "the score '0.5' has no label before it"),
+    ("landmark 1 0.5 landmark 0 1e-06", "the score '0.5' has no label before it"),
+    ("a 0 b c 0.25 d 0.5 e", "it ends with 'e'"),
+])
+def test_a_kaggle_cell_with_a_score_inside_a_label_names_its_row_and_column(tmp_path, cell, detail):
     path = tmp_path / "p.csv"
     path.write_text(f"id,landmarks\nq0,x 0.5\nq1,{cell}\n")
     with pytest.raises(TableError) as caught:
         read_predictions(path)
-    _one_line_naming(caught.value, f"{path}: row 3: landmarks cell", "is ambiguous")
+    _one_line_naming(caught.value, f"{path}: row 3: landmarks cell", detail)
 
 
 # --- details a run cannot write ---------------------------------------------------------------------------------
@@ -349,6 +360,8 @@ def test_real_truth_files_are_read():
         assert len(read_solution(path).table)
     truth = as_solution(pd.DataFrame({"id": ["q1", "q2"], "landmarks": ["12345 678", "1 0.5 2"]}))
     assert len(truth.table) == 2  # integer labels, and a cell that is not all pairs
+    truth = as_solution(pd.DataFrame({"id": ["q1", "q2"], "landmarks": ["12.5 340.25", "7.5 8.5"]}))
+    assert len(truth.table) == 2  # decimal labels: their second is not a confidence
 
 
 # --- a DataFrame with an unknown column -------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_write_predictions_round_trips_confidences_in_row_order(tmp_path, fmt):
     confidence = np.round(rng.random(n), 6)
     confidence[:3] = [0.0, 1.0, 1e-6]
     ids = [f"id{i:03d}" for i in rng.permutation(n)]  # not sorted: order must be kept
-    labels = [f"landmark {i % 7}" if i % 9 else "" for i in range(n)]
+    labels = [f"landmark {'abcdefg'[i % 7]}" if i % 9 else "" for i in range(n)]
     confidence = np.where([bool(lab) for lab in labels], confidence, np.nan)
     table = pd.DataFrame({"id": ids, "label": labels, "confidence": confidence})
     write_predictions(Predictions(table, fmt), tmp_path / "out.csv")
@@ -259,7 +259,8 @@ def test_one_row_per_id_is_kept_exactly_as_read():
     ("camera 0.2 astronaut 0.9", [("astronaut", 0.9), ("camera", 0.2)]),  # ranked by score
     ("big ben 0.3 eiffel tower 0.6 x 1", [("x", 1.0), ("eiffel tower", 0.6), ("big ben", 0.3)]),
     ("12 0.5 7 0.25 1 0.125", [("12", 0.5), ("7", 0.25), ("1", 0.125)]),  # Kaggle's integer labels
-    ("landmark 1 0.5 landmark 0 1e-06", [("landmark 1", 0.5), ("landmark 0", 1e-06)]),  # bare 0/1 inside a label
+    ("1 0.5 0 1e-06", [("1", 0.5), ("0", 1e-06)]),  # Google Landmarks' ids 1 and 0
+    ("Pier 1 Tower Bridge 0.5", [("Pier", 1.0), ("Tower Bridge", 0.5)]),  # a score ends every label
     ("Paris,  France 1.0", [("Paris,  France", 1.0)]),  # one pair: the label as written
 ])
 def test_kaggle_cell_with_several_pairs_gives_candidates(tmp_path, cell, pairs):
@@ -291,11 +292,10 @@ def test_kaggle_candidates_are_written_in_one_cell_and_read_back(tmp_path):
     pd.testing.assert_frame_equal(read_predictions(tmp_path / "out.csv").table, predictions.table)
 
 
-def test_kaggle_writer_refuses_a_label_that_would_read_back_as_a_score(tmp_path):
+def test_a_kaggle_table_refuses_on_construction_a_label_that_would_read_back_as_a_score(tmp_path):
     table = pd.DataFrame({"id": ["a", "a"], "label": ["Pier 0.5", "x"], "confidence": [0.9, 0.1]})
-    with pytest.raises(TableError, match="'Pier 0.5'.*id,label,confidence"):
-        write_predictions(Predictions(table, "kaggle"), tmp_path / "out.csv")
-    assert not (tmp_path / "out.csv").exists()
+    with pytest.raises(TableError, match="row 0: label 'Pier 0.5'.*id,label,confidence"):
+        Predictions(table, "kaggle")
     write_predictions(Predictions(table, "label_confidence"), tmp_path / "out.csv")  # the long format takes it
     assert read_predictions(tmp_path / "out.csv").table["label"].tolist() == ["Pier 0.5", "x"]
 
