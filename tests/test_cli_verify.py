@@ -135,9 +135,8 @@ def test_cli_verify_default_cache_is_used(capsys, photos, tmp_path):
 
 
 def test_cli_cache_options_are_exclusive(capsys, photos, tmp_path):
-    with pytest.raises(SystemExit) as info:
-        cli.main(["verify", str(photos["a"]), str(photos["a"]), "--no-cache", "--cache-dir", str(tmp_path)])
-    assert info.value.code == 2
+    status, _, err = _run(capsys, "verify", photos["a"], photos["a"], "--no-cache", "--cache-dir", tmp_path)
+    _assert_one_line_error(status, err, "--cache-dir", "--no-cache")
 
 
 def _assert_one_line_error(status, err, *needles):
