@@ -11,7 +11,8 @@
 - ``open_input`` / ``read_input``: read an input file the user named (a CSV or JSON file), which may also be a
   FIFO, ``/dev/stdin`` or a device. A regular file is read as it is; anything else is read up to a limit, then
   refused, so an endless input (``/dev/zero``, a pipe that never ends) ends in an error, never exhausts memory.
-- ``create_temporary``: a new empty file beside a path, with the permissions a plain write gives.
+- ``create_temporary``: a new empty file beside a path, with the permissions a plain write gives, named as
+  ``temporary_pattern`` recognises (``.<name, cut to 40 characters>.<8 hex digits>.tmp``).
 
 The outputs a user names are planned and written by ``delfverify.outputs``; ``atomic_write`` serves the files the
 tool keeps for itself (feature store entries).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -244,12 +246,39 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, durable: bool = Tr
         raise
 
 
+#: The most characters of the final file's name that a temporary file's name keeps.
+_KEPT = 40
+
+
+def temporary_pattern(name: str) -> re.Pattern:
+    """The names ``create_temporary`` gives temporary files beside files whose names ``name`` matches.
+
+    Parameters
+    ----------
+    name : str
+        A regular expression of the final files' names, cut as ``create_temporary`` cuts them (to 40 characters).
+
+    Returns
+    -------
+    re.Pattern
+        To ``fullmatch`` a name: ``.`` + the cut name + ``.`` + 8 hex digits + ``.tmp``, and nothing else.
+
+    Examples
+    --------
+    >>> bool(temporary_pattern("[0-9a-f]+").fullmatch(".6a3b.2f0006c3.tmp"))
+    True
+    >>> bool(temporary_pattern("[0-9a-f]+").fullmatch(".6a3b.2f0006c3.tmp.keep"))
+    False
+    """
+    return re.compile(rf"\.(?=.{{1,{_KEPT}}}\.[0-9a-f]{{8}}\.tmp\Z)(?:{name})\.[0-9a-f]{{8}}\.tmp", re.DOTALL)
+
+
 def create_temporary(path: Path) -> tuple[int, Path]:
     """A new empty file beside ``path``, created with mode 0666 so that the umask applies to it (``mkstemp``
     would make it 0600 whatever the umask)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = path.with_name(f".{path.name[:40]}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name[:_KEPT]}.{secrets.token_hex(4)}.tmp")
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:  # a name already taken: draw another
