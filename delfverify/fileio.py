@@ -312,8 +312,9 @@ PATH_TYPES = "a path (str, bytes or os.PathLike)"
 def check_path(value: object, name: str, others: tuple[type, ...] = (), *, optional: bool = False) -> Any:
     """A user's path argument as the text of its path: the one check of every path a public function takes.
 
-    The text is the path exactly as given, never normalised: a ``pathlib.Path`` would drop a trailing slash, which
-    says "a folder", and messages quote the path as the user wrote it.
+    The text is the path as given, never normalised (a ``pathlib.Path`` would drop a trailing slash, which says "a
+    folder"), but for a leading ``~`` or ``~user``, expanded as a shell would (``expand_home``): the command's path
+    options expand it the same way, so that no folder named ``~`` is ever made in the current folder.
 
     Parameters
     ----------
@@ -337,7 +338,8 @@ def check_path(value: object, name: str, others: tuple[type, ...] = (), *, optio
         (a ``TypeError``) ``value`` of another type (a list, a ``pandas.Series``, a number, a ``dict``), naming
         ``name``, the type given and the types taken.
     InputValueError
-        (a ``ValueError``) An empty path, or one holding a NUL character (no file name can), naming ``name``.
+        (a ``ValueError``) An empty path, one holding a NUL character (no file name can), or one whose ``~user``
+        names no user, naming ``name``.
     """
     if (optional and value is None) or (others and isinstance(value, others)):
         return value
@@ -353,4 +355,41 @@ def check_path(value: object, name: str, others: tuple[type, ...] = (), *, optio
         raise InputValueError(f"{name} is an empty path; give a file or folder name")
     if "\x00" in text:
         raise InputValueError(f"{name} {shorten(text)!r} holds a NUL character, which no file name can hold")
-    return text
+    return expand_home(text, name)
+
+
+def expand_home(text: str, name: str) -> str:
+    """``text`` with a leading ``~`` or ``~user`` replaced by that home folder (``os.path.expanduser``), as a shell
+    would; any other path as it is. The one rule of every path a user gives (``check_path``, the command's path
+    options), so that ``--cache-dir=~/c``, which the shell leaves as written, never makes a folder named ``~``.
+
+    Parameters
+    ----------
+    text : str
+        The path as the user wrote it.
+    name : str
+        The parameter or option, as messages name it.
+
+    Returns
+    -------
+    str
+        The path, its home folder expanded.
+
+    Raises
+    ------
+    InputValueError
+        (a ``ValueError``) ``~user`` names no user (or ``~`` no home folder), naming ``name``.
+
+    Examples
+    --------
+    >>> expand_home("a/~/b", "output")
+    'a/~/b'
+    """
+    if not text.startswith("~"):
+        return text
+    expanded = os.path.expanduser(text)
+    if expanded.startswith("~"):
+        head = re.split(r"[/\\]" if os.altsep else "/", text, maxsplit=1)[0]
+        raise InputValueError(f"{name} {shorten(text)!r}: {shorten(head)!r} names no user's home folder; give the "
+                              f"folder's full path")
+    return expanded
