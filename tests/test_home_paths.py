@@ -10,7 +10,6 @@ import contextlib
 import io
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 from conftest import SAMPLE
