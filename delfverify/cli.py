@@ -446,29 +446,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``delfverify`` command; returns the exit status (``--help`` and ``--version`` exit)."""
+    """Entry point of the ``delfverify`` command; returns the exit status (``--help`` and ``--version`` exit).
+
+    A stop (Ctrl-C, SIGTERM, SIGHUP) is one line and ``128 + the signal's number`` wherever it comes, parsing the
+    options included (which imports pandas and the tuning code: long enough for a signal to arrive).
+    """
     with orderly_stops():
         try:
-            parser = build_parser()
-            args = parser.parse_args(argv)
-        except DelfverifyError as exc:
+            return _command(argv)
+        except KeyboardInterrupt as exc:  # every cleanup has run
+            print(f"delfverify: {describe_stop(exc)}", file=sys.stderr)
+            return exit_status(exc)
+
+
+def _command(argv: Sequence[str] | None) -> int:
+    """The command from its options to its exit status; a stop propagates (``main`` tells it)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except DelfverifyError as exc:
+        return _error(str(exc))
+    with command_output(VERBOSE if args.verbose else QUIET if args.quiet else DEFAULT):  # before TF loads
+        try:
+            check_working_folder(given_paths(parser, args))
+            return args.handler(args, command_settings(args))
+        except DelfverifyError as exc:  # one line, whatever the message holds (a library's own text)
             return _error(str(exc))
-        with command_output(VERBOSE if args.verbose else QUIET if args.quiet else DEFAULT):  # before TF loads
-            try:
-                check_working_folder(given_paths(parser, args))
-                return args.handler(args, command_settings(args))
-            except DelfverifyError as exc:  # one line, whatever the message holds (a library's own text)
-                return _error(str(exc))
-            except OSError as exc:  # one that no layer described: its file and a remedy
-                return _error(describe_os_error(exc))
-            except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: every cleanup has run
-                print(f"delfverify: {describe_stop(exc)}", file=sys.stderr)
-                return exit_status(exc)
-            except Exception:  # a bug: never hide it behind a one-line message
-                traceback.print_exc()
-                print("delfverify: internal error: this is a bug in delfverify, not a problem with the input; "
-                      "please report it with the traceback above", file=sys.stderr)
-                return 1
+        except OSError as exc:  # one that no layer described: its file and a remedy
+            return _error(describe_os_error(exc))
+        except Exception:  # a bug: never hide it behind a one-line message (a stop is no Exception)
+            traceback.print_exc()
+            print("delfverify: internal error: this is a bug in delfverify, not a problem with the input; "
+                  "please report it with the traceback above", file=sys.stderr)
+            return 1
 
 
 def _error(message: str) -> int:

@@ -6,7 +6,7 @@ the CLI shows its traceback. Each subclass also derives from the built-in type t
 bad input), so ``except ValueError`` keeps working for library callers.
 """
 
-import re
+import unicodedata
 
 
 class DelfverifyError(Exception):
@@ -27,25 +27,53 @@ class InputTypeError(DelfverifyError, TypeError):
 QUOTE_LIMIT = 80
 
 
-#: Characters a quoted value shows as escapes: control characters (line breaks, tabs, NUL, escape sequences) and
-#: the Unicode line and paragraph separators, any of which would break a message's one line or hide part of it.
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: The Unicode categories of the characters a quoted value shows as escapes: control characters (line breaks, tabs,
+#: NUL, escape sequences: ``Cc``), format characters (the right-to-left override U+202E that shows ``a\u202egpj.exe``
+#: as ``aexe.jpg``, zero-width spaces, the isolates U+2066..U+2069: ``Cf``), the line and paragraph separators
+#: (``Zl``, ``Zp``), and code points that are no character (unassigned ``Cn``, surrogates ``Cs``): any of them would
+#: break a message's one line, hide part of it or show it as other text.
+ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs"})
+
+
+def _visible(char: str) -> str:
+    """``char``, or its escape (``\\n``, ``\\x1b``, ``\\u202e``, ``\\U000e0001``) where its category is one of
+    ``ESCAPED_CATEGORIES``."""
+    if unicodedata.category(char) in ESCAPED_CATEGORIES:
+        return char.encode("unicode_escape").decode("ascii")
+    return char
 
 
 def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
-    """``text`` with its control characters made visible (``\\n``, ``\\t``, ``\\x1b``, ``\\u2028``), cut to ``limit``
-    characters, the last an ellipsis, where it is longer.
+    """``text`` with its invisible characters made visible, cut to ``limit`` characters, the last an ellipsis, where
+    it is longer.
 
     Every value from the input that a message or a warning quotes goes through it, so that a million-character id
-    or cell cannot flood a terminal or a log, and an id with a line break or an escape sequence cannot make a
-    message span two lines or rewrite the terminal: quote a string as ``f"{shorten(value)!r}"``, anything else as
-    ``shorten(repr(value))``.
+    or cell cannot flood a terminal or a log, and an id with a line break, an escape sequence or a right-to-left
+    override cannot make a message span two lines, rewrite the terminal or show other text: quote a string as
+    ``f"{shorten(value)!r}"``, anything else as ``shorten(repr(value))``. The characters of
+    ``ESCAPED_CATEGORIES`` show as their escapes (``\\n``, ``\\t``, ``\\x1b``, ``\\u2028``, ``\\u202e``).
 
+    Parameters
+    ----------
+    text : str
+        The value to quote (anything else is given by its ``str``).
+    limit : int
+        The most characters of the result.
+
+    Returns
+    -------
+    str
+        One visible line of at most ``limit`` characters.
+
+    Examples
+    --------
     >>> shorten("a" * 100, 10)
     'aaaaaaaaa…'
     >>> print(shorten("line\\none"))
     line\\none
+    >>> print(shorten("a\\u202egpj.exe"))
+    a\\u202egpj.exe
     """
     text = str(text)
-    head = _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text[:limit])
+    head = "".join(map(_visible, text[:limit]))
     return head if len(head) <= limit and len(text) <= limit else f"{head[: limit - 1]}…"

@@ -11,7 +11,8 @@
 - ``open_input`` / ``read_input``: read an input file the user named (a CSV or JSON file), which may also be a
   FIFO, ``/dev/stdin`` or a device. A regular file is read as it is; anything else is read up to a limit, then
   refused, so an endless input (``/dev/zero``, a pipe that never ends) ends in an error, never exhausts memory.
-- ``create_temporary``: a new empty file beside a path, with the permissions a plain write gives.
+- ``create_temporary``: a new empty file beside a path, with the permissions a plain write gives, named as
+  ``temporary_pattern`` recognises (``.<name, cut to 40 characters>.<8 hex digits>.tmp``).
 
 The outputs a user names are planned and written by ``delfverify.outputs``; ``atomic_write`` serves the files the
 tool keeps for itself (feature store entries).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -244,12 +246,39 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, durable: bool = Tr
         raise
 
 
+#: The most characters of the final file's name that a temporary file's name keeps.
+_KEPT = 40
+
+
+def temporary_pattern(name: str) -> re.Pattern:
+    """The names ``create_temporary`` gives temporary files beside files whose names ``name`` matches.
+
+    Parameters
+    ----------
+    name : str
+        A regular expression of the final files' names, cut as ``create_temporary`` cuts them (to 40 characters).
+
+    Returns
+    -------
+    re.Pattern
+        To ``fullmatch`` a name: ``.`` + the cut name + ``.`` + 8 hex digits + ``.tmp``, and nothing else.
+
+    Examples
+    --------
+    >>> bool(temporary_pattern("[0-9a-f]+").fullmatch(".6a3b.2f0006c3.tmp"))
+    True
+    >>> bool(temporary_pattern("[0-9a-f]+").fullmatch(".6a3b.2f0006c3.tmp.keep"))
+    False
+    """
+    return re.compile(rf"\.(?=.{{1,{_KEPT}}}\.[0-9a-f]{{8}}\.tmp\Z)(?:{name})\.[0-9a-f]{{8}}\.tmp", re.DOTALL)
+
+
 def create_temporary(path: Path) -> tuple[int, Path]:
     """A new empty file beside ``path``, created with mode 0666 so that the umask applies to it (``mkstemp``
     would make it 0600 whatever the umask)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = path.with_name(f".{path.name[:40]}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name[:_KEPT]}.{secrets.token_hex(4)}.tmp")
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:  # a name already taken: draw another
@@ -283,8 +312,9 @@ PATH_TYPES = "a path (str, bytes or os.PathLike)"
 def check_path(value: object, name: str, others: tuple[type, ...] = (), *, optional: bool = False) -> Any:
     """A user's path argument as the text of its path: the one check of every path a public function takes.
 
-    The text is the path exactly as given, never normalised: a ``pathlib.Path`` would drop a trailing slash, which
-    says "a folder", and messages quote the path as the user wrote it.
+    The text is the path as given, never normalised (a ``pathlib.Path`` would drop a trailing slash, which says "a
+    folder"), but for a leading ``~`` or ``~user``, expanded as a shell would (``expand_home``): the command's path
+    options expand it the same way, so that no folder named ``~`` is ever made in the current folder.
 
     Parameters
     ----------
@@ -308,7 +338,8 @@ def check_path(value: object, name: str, others: tuple[type, ...] = (), *, optio
         (a ``TypeError``) ``value`` of another type (a list, a ``pandas.Series``, a number, a ``dict``), naming
         ``name``, the type given and the types taken.
     InputValueError
-        (a ``ValueError``) An empty path, or one holding a NUL character (no file name can), naming ``name``.
+        (a ``ValueError``) An empty path, one holding a NUL character (no file name can), or one whose ``~user``
+        names no user, naming ``name``.
     """
     if (optional and value is None) or (others and isinstance(value, others)):
         return value
@@ -324,4 +355,41 @@ def check_path(value: object, name: str, others: tuple[type, ...] = (), *, optio
         raise InputValueError(f"{name} is an empty path; give a file or folder name")
     if "\x00" in text:
         raise InputValueError(f"{name} {shorten(text)!r} holds a NUL character, which no file name can hold")
-    return text
+    return expand_home(text, name)
+
+
+def expand_home(text: str, name: str) -> str:
+    """``text`` with a leading ``~`` or ``~user`` replaced by that home folder (``os.path.expanduser``), as a shell
+    would; any other path as it is. The one rule of every path a user gives (``check_path``, the command's path
+    options), so that ``--cache-dir=~/c``, which the shell leaves as written, never makes a folder named ``~``.
+
+    Parameters
+    ----------
+    text : str
+        The path as the user wrote it.
+    name : str
+        The parameter or option, as messages name it.
+
+    Returns
+    -------
+    str
+        The path, its home folder expanded.
+
+    Raises
+    ------
+    InputValueError
+        (a ``ValueError``) ``~user`` names no user (or ``~`` no home folder), naming ``name``.
+
+    Examples
+    --------
+    >>> expand_home("a/~/b", "output")
+    'a/~/b'
+    """
+    if not text.startswith("~"):
+        return text
+    expanded = os.path.expanduser(text)
+    if expanded.startswith("~"):
+        head = re.split(r"[/\\]" if os.altsep else "/", text, maxsplit=1)[0]
+        raise InputValueError(f"{name} {shorten(text)!r}: {shorten(head)!r} names no user's home folder; give the "
+                              f"folder's full path")
+    return expanded

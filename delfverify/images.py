@@ -136,7 +136,7 @@ def check_image(image: object, name: str = "image") -> ImageInput:
                              + ("; give pixels as numpy.asarray(...)" if not isinstance(image, (type(None), bool, int,
                                                                                             float)) else ""))
     if isinstance(image, (str, os.PathLike)):
-        check_path(image, name)
+        image = check_path(image, name)  # a leading ~ expanded
     if isinstance(image, np.ndarray):
         image = np.asarray(image)
         pixels = math.prod(image.shape[:2]) if image.ndim >= 2 else image.size

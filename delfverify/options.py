@@ -16,10 +16,11 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, TypeVar
 
-from .errors import DelfverifyError, shorten
+from .errors import DelfverifyError, InputValueError, shorten
 from .execution import default_workers
 from .extractors import EXTRACTORS
 from .extractors.delf import DEFAULT_HANDLE
+from .fileio import expand_home
 from .matching import METHODS, MatchConfig
 from .numbers import NumberError, parse_number
 from .settings import RunSettings, SettingsError, VerifySettings
@@ -49,9 +50,20 @@ class Parser(argparse.ArgumentParser):
 
 
 def path(text: str) -> str:
-    """A path option's value, as given; the type marks the options that name files and folders (a relative one
-    needs the current folder, ``exits.check_working_folder``)."""
-    return text
+    """A path option's value, as given but for a leading ``~`` or ``~user``, expanded by the rule of every path a
+    user gives (``fileio.expand_home``: ``--cache-dir=~/c``, which the shell leaves as written, names the home
+    folder's ``c``). The type marks the options that name files and folders (a relative one needs the current
+    folder, ``exits.check_working_folder``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        ``~user`` names no user.
+    """
+    try:
+        return expand_home(text, "the path")
+    except InputValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def integer(text: str) -> int:

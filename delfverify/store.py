@@ -19,6 +19,11 @@ version, a pickle, a directory or a FIFO in its place) is logged, counted in ``s
 ``<entry>.bad`` and recomputed by the caller. An entry that cannot be written (a full disk, a read-only folder, a
 file where a folder of the store should be) raises ``StoreError`` naming what blocks it and the remedy: the cache
 is a problem of the whole run, not of one image.
+
+A writer killed mid-write (``kill``, a scheduler's limit reaching the workers) leaves its temporary file behind.
+The first time a process writes an entry into a shard folder (``<hash[:2]>``), it removes the temporary files of
+the store's own naming there (``fileio.create_temporary``'s name of an entry) that are older than
+``STALE_TEMPORARY_S``: a younger one may be a live writer's in another process. Nothing else is ever removed.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import hashlib
 import logging
 import os
 import shutil
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +42,7 @@ import numpy as np
 
 from .errors import DelfverifyError, shorten
 from .features import ARRAY_FIELDS, DESCRIPTOR_DTYPES, Features
-from .fileio import atomic_write, blocking_path, open_regular_file
+from .fileio import atomic_write, blocking_path, open_regular_file, temporary_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,13 @@ FORMAT_VERSION = 3
 MAX_KEYPOINTS = 100_000
 #: Bytes of an entry beyond its arrays' data (zip and npy headers), at most.
 _OVERHEAD = 64 * 2**10
+#: Seconds after its last change that a temporary file of the store is a killed writer's, and is removed.
+STALE_TEMPORARY_S = 3600
+#: The names of the store's own temporary files: an entry's name (its content hash and ``.npz``) as
+#: ``fileio.create_temporary`` cuts it; the only files the store removes.
+_TEMPORARY = temporary_pattern(r"[0-9a-f]{8,40}(?:\.(?:npz|np|n)?)?")
+#: The shard folders this process has swept (once each).
+_swept: set[str] = set()
 
 
 class StoreError(DelfverifyError):
@@ -271,3 +284,36 @@ class FeatureStore:
                              f"fix permissions in {self.root}, or choose another cache folder (--cache-dir) or "
                              f"none (--no-cache)") from None
         self.stats.writes += 1
+        sweep_stale_temporaries(path.parent)
+
+
+def sweep_stale_temporaries(folder: Path) -> None:
+    """Remove the temporary files a killed writer of the store left in the shard folder ``folder``, the first time
+    this process calls it for that folder.
+
+    Only regular files whose names are of the store's own temporary files (``_TEMPORARY``) and that are older than
+    ``STALE_TEMPORARY_S`` go; a file that cannot be examined or removed is left (a leftover is not worth failing a
+    run for).
+
+    Parameters
+    ----------
+    folder : Path
+        A shard folder of the store, which the store has just written an entry into.
+    """
+    key = os.path.abspath(folder)
+    if key in _swept:
+        return
+    _swept.add(key)
+    cutoff = time.time() - STALE_TEMPORARY_S
+    try:
+        with os.scandir(folder) as entries:
+            found = [entry for entry in entries if _TEMPORARY.fullmatch(entry.name)]
+    except OSError:
+        return
+    for entry in found:
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                logger.debug("removed %s, a temporary file a stopped writer left in the feature store", entry.path)
+        except OSError:
+            continue

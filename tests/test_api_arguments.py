@@ -4,12 +4,14 @@ anything else is an ``InputTypeError`` (a ``TypeError``) or an ``InputValueError
 a NUL character) naming the parameter, never an ``AttributeError`` or an error from ``pathlib``.
 
 The matrix: every public entry point that takes a path x each of its path parameters x each kind of value. A path
-given as ``bytes`` (or a ``pathlib.Path``) gives what its ``str`` gives; the entry point's other arguments make each
-call end quickly in its documented error, so that both kinds of path are compared without running the pipeline.
+given as ``bytes`` (or a ``pathlib.Path``, or as ``~/...`` under its home folder, making no ``~`` folder) gives what
+its ``str`` gives; the entry point's other arguments make each call end quickly in its documented error, so that
+both kinds of path are compared without running the pipeline.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -73,7 +75,7 @@ _PARAMETERS = [("rerank", p) for p in ("predictions", "gallery", "gallery_images
                ("ImageDirectory", "root"), ("write_report", "path"), ("write_report", "truth"),
                ("read_predictions", "path"), ("read_gallery", "path"), ("read_solution", "path"),
                ("read_details", "path")]
-_KINDS = ["bytes", "Path", "NUL character", "empty", "list", "Series", "dict", "int", "None"]
+_KINDS = ["bytes", "Path", "home", "NUL character", "empty", "list", "Series", "dict", "int", "None"]
 _IMAGES = {"image_a", "image_b"}  # bytes there are a file's content, not its name
 
 
@@ -87,15 +89,21 @@ def _outcome(call, arguments):
 
 @pytest.mark.parametrize("kind", _KINDS)
 @pytest.mark.parametrize("entry, parameter", _PARAMETERS, ids=[f"{e}-{p}" for e, p in _PARAMETERS])
-def test_every_path_parameter_takes_paths_and_names_itself_for_anything_else(tmp_path, entry, parameter, kind):
+def test_every_path_parameter_takes_paths_and_names_itself_for_anything_else(tmp_path, monkeypatch, entry,
+                                                                            parameter, kind):
     call, arguments, optional, others = _entry_points(tmp_path)[entry]
     path = str(arguments[parameter])
-    value = {"bytes": path.encode(), "Path": Path(path), "NUL character": f"{path}\x00x", "empty": "",
-             "list": [path], "Series": pd.Series([path]), "dict": {"name": path}, "int": 3, "None": None}[kind]
+    home = tmp_path if Path(path).is_relative_to(tmp_path) else DATA.parent  # "home": ~/... in a HOME holding it
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    value = {"bytes": path.encode(), "Path": Path(path), "home": f"~/{os.path.relpath(path, home)}",
+             "NUL character": f"{path}\x00x", "empty": "", "list": [path], "Series": pd.Series([path]),
+             "dict": {"name": path}, "int": 3, "None": None}[kind]
     with_str = _outcome(call, {**arguments, parameter: path})
     assert with_str is not None and issubclass(with_str[0], DelfverifyError), with_str  # a documented error
     got = _outcome(call, {**arguments, parameter: value})
-    if kind == "Path" or (kind == "bytes" and parameter not in _IMAGES) or (kind == "list" and entry == "tune"
+    assert not (tmp_path / "~").exists()
+    if kind in ("Path", "home") or (kind == "bytes" and parameter not in _IMAGES) or (kind == "list" and entry == "tune"
                                                                              and parameter == "predictions"):
         assert got == with_str  # a path of any accepted type (tune takes a list of predictions) is that path
     elif kind == "None" and parameter in optional:

@@ -3,7 +3,7 @@ is one line with exit status 2; any other exception is a bug, shown with its tra
 
 from __future__ import annotations
 
-import re
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -71,28 +71,48 @@ def test_project_errors_are_also_the_builtin_kind_that_fits():
     assert issubclass(InputTypeError, DelfverifyError) and issubclass(InputTypeError, TypeError)
 
 
-#: What a quoted value must never hold: a character that breaks or rewrites a terminal's line.
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_HOSTILE = st.text(st.one_of(st.sampled_from("\n\r\t\x00\x1b\x7f\x85\u2028\u2029\\"), st.characters()), max_size=300)
+#: What a quoted value must never hold: a character that breaks or rewrites a terminal's line or shows other text
+#: (control and format characters, line and paragraph separators, unassigned code points and surrogates).
+_INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Cn", "Cs"}
+_HOSTILE = st.text(st.one_of(st.sampled_from("\n\r\t\x00\x1b\x7f\x85\u2028\u2029\\\u202e\u200b\u2066\u2067\u2068"
+                                             "\u2069\ufeff\u00ad\U000e0001\ud800\udfff\U0010ffff"),
+                             st.characters(categories=sorted(_INVISIBLE)), st.characters(codec=None)), max_size=300)
+
+
+def _invisible(text: str) -> bool:
+    return any(unicodedata.category(char) in _INVISIBLE for char in text)
+
+
+def _escape(char: str) -> str:
+    """The escape the test expects: ``\\xNN`` (or ``\\n``, ``\\t``, ``\\r``), ``\\uNNNN``, ``\\UNNNNNNNN``."""
+    if unicodedata.category(char) not in _INVISIBLE:
+        return char
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    code = ord(char)
+    return named.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000
+                                else f"\\U{code:08x}")
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(text=_HOSTILE, limit=st.integers(2, 120))
 def test_any_quoted_value_is_one_visible_line_within_the_limit(text, limit):
     """The kind: every value a message or warning quotes (ids, labels, cells, a policy's name) goes through
-    ``shorten``; whatever it holds, it comes out on one line, control characters as their escapes, cut to the
-    limit, and text without them and within the limit comes out unchanged."""
+    ``shorten``; whatever it holds, it comes out on one line, control and format characters (a right-to-left
+    override, zero-width spaces, isolates), separators, unassigned code points and surrogates as their escapes, cut
+    to the limit, and text without them and within the limit comes out unchanged."""
     quoted = shorten(text, limit)
-    assert not _INVISIBLE.search(quoted) and len(quoted.splitlines()) <= 1
+    assert not _invisible(quoted) and len(quoted.splitlines()) <= 1
     assert len(quoted) <= limit
-    if not _INVISIBLE.search(text) and len(text) <= limit:
+    if not _invisible(text) and len(text) <= limit:
         assert quoted == text
-    shown = _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    shown = "".join(map(_escape, text))
     assert quoted == shown or (quoted.endswith("…") and shown.startswith(quoted[:-1]))
 
 
 @pytest.mark.parametrize("text, shown", [("q\nforged line", "q\\nforged line"), ("a\rb\tc", "a\\rb\\tc"),
                                          ("\x1b[2J", "\\x1b[2J"), ("x\u2028y", "x\\u2028y"),
+                                         ("a\u202egpj.exe", "a\\u202egpj.exe"),
+                                         ("a\u200bb\u2066c\u2069", "a\\u200bb\\u2066c\\u2069"),
                                          ("n" * 100_000, "n" * (QUOTE_LIMIT - 1) + "…")])
 def test_shorten_shows_control_characters_as_escapes(text, shown):
     assert shorten(text) == shown

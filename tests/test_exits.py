@@ -145,3 +145,34 @@ def test_a_removed_current_folder_is_named(monkeypatch, tmp_path, capsys, relati
                                "delfverify: error: the current folder no longer exists")
     assert "cd to a folder that exists, or give absolute paths" in lines[0]
     assert os.listdir(tmp_path) == []  # checked before any work: not even the cache folder
+
+
+#: Runs ``gap``, sending itself a signal at POINT, early in parsing the options (issue: a stop while parsing was a
+#: traceback). SIGINT is given Python's own handler, as in a terminal (a background job may inherit it ignored).
+PARSING_STOPPER = """
+import argparse, os, signal, sys, time
+from delfverify import cli
+signal.signal(signal.SIGINT, signal.default_int_handler)
+def stopping(function):
+    def stop_first(*args, **kwargs):
+        os.kill(os.getpid(), signal.{signal})
+        time.sleep(30)  # the signal interrupts the sleep
+        return function(*args, **kwargs)
+    return stop_first
+if "{point}" == "build_parser":
+    cli.build_parser = stopping(cli.build_parser)
+else:
+    argparse.ArgumentParser.parse_known_args = stopping(argparse.ArgumentParser.parse_known_args)
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("point", ["build_parser", "parse_args"])
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_stop_signal_while_parsing_the_options_is_one_line_and_its_exit_status(signame, point):
+    result = subprocess.run([sys.executable, "-c", PARSING_STOPPER.format(point=point, signal=signame), "gap",
+                             str(SAMPLE / "predictions.csv"), "--truth", str(SAMPLE / "truth.csv")],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    said = "interrupted" if signame == "SIGINT" else f"stopped by {signame}"
+    assert (result.returncode, result.stderr) == (128 + getattr(signal, signame), f"delfverify: {said}\n")
+    assert result.stdout == ""

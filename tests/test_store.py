@@ -9,6 +9,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 import zipfile
 from pathlib import Path
 from dataclasses import replace
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 from delfverify import Features
+from delfverify import store as store_module
 from delfverify.errors import DelfverifyError
 from delfverify.store import FORMAT_VERSION, FeatureStore, StoreError, content_hash
 
@@ -383,3 +385,61 @@ def test_a_run_whose_home_folder_is_missing_is_refused_before_any_work(tmp_path,
     err = capsys.readouterr().err
     assert status == 2 and len(err.splitlines()) == 1 and "(HOME) does not exist" in err
     assert list(tmp_path.iterdir()) == []
+
+
+#: Names of the store's own temporary files (``fileio.create_temporary``'s of an entry), which a killed writer leaves.
+OWN_TEMPORARIES = [f".{KEY[:40]}.2f0006c3.tmp", ".deadbeef.12345678.tmp", ".deadbeef.npz.12345678.tmp"]
+#: Names a user's files may have in a shard folder, near those but of no temporary file the store makes.
+OTHER_NAMES = [".notes.12345678.tmp", "notes.txt", ".deadbeef.1234567.tmp", ".deadbeef.12345678.tmp.keep",
+               f"{KEY[:40]}.2f0006c3.tmp", ".DEADBEEF.12345678.tmp", f".{KEY}.2f0006c3.tmp", f"{KEY[:8]}.npz.bad",
+               ".deadbeef.1234567g.tmp", ".deadbeef.12345678.TMP", ".deadbeef\n.12345678.tmp"]
+
+
+def _plant(path: Path, kind: str, age_s: float, outside: Path) -> None:
+    """A file, folder or symbolic link (to a user's file outside the store) at ``path``, last changed ``age_s``
+    seconds ago."""
+    if kind == "file":
+        path.write_bytes(b"x" * 100)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        outside.write_bytes(b"precious")
+        os.utime(outside, (0, 0))
+        path.symlink_to(outside)
+    then = time.time() - age_s
+    os.utime(path, (then, then), follow_symlinks=False)
+
+
+@pytest.mark.parametrize("kind", ["file", "folder", "symlink"])
+@pytest.mark.parametrize("age_s", [2 * 86400, 3600 + 60, 3600 - 60, 0])
+@pytest.mark.parametrize("name", OWN_TEMPORARIES + OTHER_NAMES)
+def test_a_write_removes_only_the_stale_temporary_files_of_the_store_s_own_naming(tmp_path, monkeypatch, name,
+                                                                                  age_s, kind):
+    """The kind: whatever a shard folder holds beside a killed writer's leftovers, the store's first write there in
+    a process removes exactly the regular files named as its own temporaries and older than an hour."""
+    monkeypatch.setattr(store_module, "_swept", set())
+    shard = tmp_path / "c" / FINGERPRINT / KEY[:2]
+    shard.mkdir(parents=True)
+    _plant(shard / name, kind, age_s, tmp_path / "user.txt")
+    _store(tmp_path / "c").put(KEY, _features(5))
+    removed = name in OWN_TEMPORARIES and kind == "file" and age_s > store_module.STALE_TEMPORARY_S
+    assert os.path.lexists(shard / name) is not removed
+    assert sorted(os.listdir(shard)) == sorted([f"{KEY}.npz"] + ([] if removed else [name]))
+    assert kind != "symlink" or (tmp_path / "user.txt").read_bytes() == b"precious"
+
+
+def test_a_shard_folder_is_swept_once_a_process_and_only_the_one_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "_swept", set())
+    store, other = _store(tmp_path / "c"), content_hash(b"other bytes")
+    assert other[:2] != KEY[:2]
+    store.put(KEY, _features(5))
+    old = time.time() - 2 * 86400
+    leftovers = [tmp_path / "c" / FINGERPRINT / key[:2] / OWN_TEMPORARIES[1] for key in (KEY, other)]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        os.utime(path, (old, old))
+    store.put(KEY, _features(6))  # swept already: this leftover stays until another process writes here
+    assert [path.exists() for path in leftovers] == [True, True]
+    store.put(other, _features(5))
+    assert [path.exists() for path in leftovers] == [True, False]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Union
 
 from ..errors import DelfverifyError
-from ..fileio import NotAFileError, names_a_folder, read_regular_file
+from ..fileio import NotAFileError, expand_home, names_a_folder, read_regular_file
 from ..numbers import NumberError, RepeatedFieldError, load_json
 
 logger = logging.getLogger(__name__)
@@ -197,6 +197,7 @@ class OutputPlan:
         given = os.fspath(path)
         if not isinstance(given, str):
             given = os.fsdecode(given)
+        given = expand_home(given, name)  # the rule of every path a user gives: every writer, public or not
         if names_a_folder(given):  # "rep.html/" would write rep.html
             raise OutputError(f"{given}: {name} ends in a path separator, so it names a folder; give a file name")
         descriptor = _descriptor(given)
