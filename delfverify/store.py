@@ -91,7 +91,7 @@ def default_cache_dir(*, check: bool = True) -> Path:
         home = os.path.expanduser(given.split(os.sep, 1)[0])
         if check and (home.startswith("~") or not os.path.isdir(home)):
             problem = f"{shorten(home)!r} names no user's home folder" if home.startswith("~") else \
-                f"the home folder {shorten(home)} (HOME) does not exist, and delfverify makes no home folder"
+                f"the home folder {shorten(home, 400)} (HOME) does not exist, and delfverify makes no home folder"
             where = "the user cache folder" if variable == "HOME" else f"{variable}={shorten(given)!r}"
             raise StoreError(f"{where}: {problem}; name a cache folder with --cache-dir (cache_dir=) or "
                              f"DELFVERIFY_CACHE_DIR, or run without one (--no-cache)")
