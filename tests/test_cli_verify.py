@@ -180,15 +180,6 @@ def test_cli_verify_bad_max_side_is_one_line_error(capsys, photos):
     _assert_one_line_error(status, err, "--max-side")
 
 
-def test_cli_verify_delf_missing_model_is_one_line_error(capsys, photos, tmp_path):
-    pytest.importorskip("tensorflow")
-    pytest.importorskip("tensorflow_hub")
-    missing = tmp_path / "nonexistent-model"
-    status, _, err = _run(capsys, "verify", photos["a"], photos["warped"], "--features", "delf",
-                          "--model", missing, "--no-cache")
-    _assert_one_line_error(status, err, str(missing), "--model", "TFHUB_CACHE_DIR")
-
-
 def test_cli_defaults_build_the_library_default_settings():
     args = cli.build_parser().parse_args(["verify", "a.jpg", "b.jpg"])
     from_cli = Verifier(cli.verify_settings(args))

@@ -102,7 +102,7 @@ def test_delf_fingerprint_changes_when_directory_is_overwritten(tmp_path):
     assert fingerprint(make_extractor("delf", model=str(path))) != before
 
 
-def test_delf_missing_model_dir_raises_model_load_error(tmp_path):
+def test_delf_missing_model_dir_raises_model_load_error(tmp_path, textured_image, capsys):
     handle = str(tmp_path / "no-such-model")
     with pytest.raises(ModelLoadError) as info:
         make_extractor("delf", model=handle)
@@ -111,6 +111,11 @@ def test_delf_missing_model_dir_raises_model_load_error(tmp_path):
     assert "TFHUB_CACHE_DIR" in message and "--model" in message
     with pytest.raises(ModelLoadError):
         Verifier(VerifySettings("delf", model=handle))
+    photo = tmp_path / "a.png"  # the command: one line, exit 2
+    Image.fromarray(textured_image).save(photo)
+    assert cli.main(["verify", str(photo), str(photo), "--features", "delf", "--model", handle, "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("delfverify: error: ") and handle in err and "--model" in err
 
 
 def test_delf_dir_without_default_signature_raises_model_load_error(tmp_path):
