@@ -176,3 +176,30 @@ def test_a_stop_signal_while_parsing_the_options_is_one_line_and_its_exit_status
     said = "interrupted" if signame == "SIGINT" else f"stopped by {signame}"
     assert (result.returncode, result.stderr) == (128 + getattr(signal, signame), f"delfverify: {said}\n")
     assert result.stdout == ""
+
+
+#: Imports the command as the ``delfverify`` script does, sending itself a signal when Python looks for
+#: ``delfverify.cli`` (the import the command starts with).
+IMPORT_STOPPER = """
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
+class Stopper:
+    def find_spec(self, name, path=None, target=None):
+        if name == "delfverify.cli":
+            os.kill(os.getpid(), signal.{signal})
+            time.sleep(30)  # the signal interrupts the sleep
+        return None
+sys.meta_path.insert(0, Stopper())
+from delfverify.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_stop_signal_while_the_command_is_imported_is_one_line_or_silent(signame):
+    """Ctrl-C: one line, 130; SIGTERM and SIGHUP: their default, silent, 128 + the signal (nothing written yet)."""
+    result = subprocess.run([sys.executable, "-c", IMPORT_STOPPER.format(signal=signame), "--version"],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    number = getattr(signal, signame)
+    expected = (130, "delfverify: interrupted\n") if signame == "SIGINT" else (-number, "")
+    assert (result.returncode, result.stderr, result.stdout) == (*expected, "")
