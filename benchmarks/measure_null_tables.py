@@ -217,7 +217,7 @@ def main() -> None:
             thresholds = RootSIFT.thresholds[geometry]
             excluded = label_pair(pairs).isin(shared).to_numpy()
             kept = kept_pairs[geometry] = pairs[~excluded]
-            fingerprint = Verifier(VerifySettings(ransac=GEOMETRY_SETTINGS[geometry])).pair_fingerprint
+            fingerprint = Verifier(VerifySettings(ransac=GEOMETRY_SETTINGS[geometry])).settings_fingerprint
             for name in SETS:
                 in_set = (pairs["set"] == name).to_numpy()
                 everything = pairs.loc[in_set, "inliers"].to_numpy()

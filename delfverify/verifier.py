@@ -126,11 +126,19 @@ class Verifier:
 
     @property
     def pair_fingerprint(self) -> str:
-        """Identifies everything that determines a pair's inlier count (features, matching, RANSAC)."""
-        return short_hash(
-            {"features": self.features_fingerprint, "match": self.match.fingerprint_fields(),
-             "ransac": asdict(self.ransac)}
-        )
+        """Identifies everything that determines a pair's inlier count (features, matching, RANSAC), library
+        versions included: the pair journal's key."""
+        return self._pair_hash(self.features_fingerprint)
+
+    @property
+    def settings_fingerprint(self) -> str:
+        """``pair_fingerprint`` without library versions: the settings a null table was measured with."""
+        return self._pair_hash(short_hash({"extractor": fingerprint(self.extractor, versions=False),
+                                           "max_side": self.max_side}))
+
+    def _pair_hash(self, features: str) -> str:
+        return short_hash({"features": features, "match": self.match.fingerprint_fields(),
+                           "ransac": asdict(self.ransac)})
 
     @property
     def cache_dir(self) -> Path | None:

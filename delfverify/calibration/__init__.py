@@ -58,7 +58,7 @@ A JSON object with exactly these fields::
      "set_aside": [18, 20], "unverifiable": 0, "failed": 0}
 
 ``reaching[k]`` is the number of pairs with at least ``k`` inliers (``reaching[0] == pairs``, non-increasing, the
-last entry positive); ``pair_fingerprint`` is ``Verifier.pair_fingerprint`` of the settings measured (``""`` when
+last entry positive); ``pair_fingerprint`` is ``Verifier.settings_fingerprint`` of the settings measured (``""`` when
 unknown); ``seed`` is ``null`` when every pair was used. Every value is checked when read; a bad file raises
 ``NullTableError`` naming the file and the field.
 

@@ -39,8 +39,8 @@ def check_table_for(table: NullTable, verifier: PairVerifier, source: str = "nul
     -------
     str
         ``""``, or a warning to show: the table was measured with other settings (its ``pair_fingerprint`` differs
-        from ``verifier.pair_fingerprint``: keypoints, photo size, matching or RANSAC settings), so its rates are
-        approximate.
+        from ``verifier.settings_fingerprint``: keypoints, photo size, matching or RANSAC settings; library versions
+        do not count), so its rates are approximate.
 
     Raises
     ------
@@ -51,9 +51,9 @@ def check_table_for(table: NullTable, verifier: PairVerifier, source: str = "nul
     if (table.extractor, table.geometry) != (extractor, geometry):
         raise NullTableError(f"{source}: measured for {table.extractor} features with the {table.geometry} model, "
                              f"not {extractor} with the {geometry} model")
-    if table.pair_fingerprint and table.pair_fingerprint != verifier.pair_fingerprint:
+    if table.pair_fingerprint and table.pair_fingerprint != verifier.settings_fingerprint:
         return (f"{source} was measured with other verification settings (pair fingerprint "
-                f"{table.pair_fingerprint}, these are {verifier.pair_fingerprint}): its false-match rates are "
+                f"{table.pair_fingerprint}, these are {verifier.settings_fingerprint}): its false-match rates are "
                 f"approximate; measure a table with these settings")
     return ""
 
@@ -67,7 +67,7 @@ class PairVerifier(Protocol):
 
     extractor: Any
     ransac: Any
-    pair_fingerprint: str
+    settings_fingerprint: str
 
     def key(self, image: Any) -> str: ...
 
@@ -304,7 +304,7 @@ def measure_null_table(
         fitted = fit_null_table(counts[used].astype(np.int64), extractor=_extractor_name(verifier.extractor),
                                 geometry=verifier.ransac.geometry,
                                 source=source if source is not None else f"{recorded}: {how}",
-                                seed=seed if sampled else None, pair_fingerprint=verifier.pair_fingerprint,
+                                seed=seed if sampled else None, pair_fingerprint=verifier.settings_fingerprint,
                                 unverifiable=unverifiable, failed=failed)
     except NullTableError:
         raise

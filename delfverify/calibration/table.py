@@ -81,7 +81,7 @@ class NullTable:
     seed : int or None
         The sampling seed; ``None`` when every pair was used.
     pair_fingerprint : str
-        ``Verifier.pair_fingerprint`` of the settings measured (16 hex digits), or ``""`` when unknown.
+        ``Verifier.settings_fingerprint`` of the settings measured (16 hex digits), or ``""`` when unknown.
     set_aside : tuple of int
         Inlier counts of pairs set aside as sharing geometry (ascending); not in ``reaching``.
     unverifiable, failed : int
@@ -366,7 +366,7 @@ def fit_null_table(counts, *, extractor: str, geometry: str, source: str = "", s
     seed : int, optional
         The sampling seed, if the pairs were sampled.
     pair_fingerprint : str
-        ``Verifier.pair_fingerprint`` of the settings measured, or ``""``.
+        ``Verifier.settings_fingerprint`` of the settings measured, or ``""``.
     set_aside : bool
         Set aside the pairs from ``shared_geometry_cut`` on (default); ``False`` fits every count.
     unverifiable, failed : int

@@ -77,6 +77,14 @@ def measured_thresholds(extractor: Extractor | type, geometry: str) -> Threshold
     return extractor.thresholds[geometry]
 
 
-def fingerprint(extractor: Extractor) -> str:
-    """A stable short hash of an extractor's name and parameters, used in cache keys."""
-    return short_hash({"name": extractor.name, "params": extractor.params()})
+#: Extractor parameters that name a library's version, not a setting: they key the feature store (another version
+#: may extract other features), not what a null table was measured with (its rates carry over).
+LIBRARY_VERSION_PARAMS = frozenset({"opencv"})
+
+
+def fingerprint(extractor: Extractor, versions: bool = True) -> str:
+    """A stable short hash of an extractor's name and parameters, used in cache keys; without ``versions``, of its
+    settings alone (``LIBRARY_VERSION_PARAMS`` left out)."""
+    params = {name: value for name, value in extractor.params().items()
+              if versions or name not in LIBRARY_VERSION_PARAMS}
+    return short_hash({"name": extractor.name, "params": params})
