@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import shorten
-from .fileio import NotAFileError, check_path, open_input
+from .fileio import check_path, open_input, reading
 from .table_checks import TableError
 
 
@@ -37,34 +37,27 @@ def read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
         header or two columns of one name; the message names it and ``what`` it should be.
     """
     path = Path(check_path(path, "path"))
-    try:
-        with open_input(path) as handle:
-            try:
-                # index_col=False: a row with one field more than the header must not turn the first column into
-                # an index and shift every value one column left; pandas then warns that it would drop data: an
-                # error here.
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", pd.errors.ParserWarning)
-                    frame = pd.read_csv(handle, **_CSV)
-                handle.seek(0)  # the header as written: pandas renames a repeated column (id, id.1)
-                header = pd.read_csv(handle, header=None, nrows=1, **_CSV).iloc[0].tolist()
-            except pd.errors.ParserWarning:
-                handle.seek(0)
-                row = _first_long_row(handle)
-                raise TableError(f"{path}: {f'row {row}: ' if row else ''}more fields than the header has "
-                                 f"columns; quote fields that contain commas") from None
-    except FileNotFoundError:
-        raise TableError(f"{path}: {what} file not found") from None
-    except pd.errors.EmptyDataError:
-        raise TableError(f"{path}: {what} file is empty; expected a header line") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise TableError(f"{path}: cannot parse {what} CSV ({shorten(str(exc).strip(), 200)})") from None
-    except IsADirectoryError:
-        raise TableError(f"{path}: is a directory, expected a {what} CSV file") from None
-    except NotAFileError as exc:
-        raise TableError(f"{path}: {exc}; expected a {what} CSV file") from None
-    except OSError as exc:
-        raise TableError(f"{path}: cannot read the {what} file ({exc.strerror or exc})") from None
+    with reading(path, f"{what} CSV", TableError):
+        try:
+            with open_input(path) as handle:
+                try:
+                    # index_col=False: a row with one field more than the header must not turn the first column
+                    # into an index and shift every value one column left; pandas then warns that it would drop
+                    # data: an error here.
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("error", pd.errors.ParserWarning)
+                        frame = pd.read_csv(handle, **_CSV)
+                    handle.seek(0)  # the header as written: pandas renames a repeated column (id, id.1)
+                    header = pd.read_csv(handle, header=None, nrows=1, **_CSV).iloc[0].tolist()
+                except pd.errors.ParserWarning:
+                    handle.seek(0)
+                    row = _first_long_row(handle)
+                    raise TableError(f"{path}: {f'row {row}: ' if row else ''}more fields than the header has "
+                                     f"columns; quote fields that contain commas") from None
+        except pd.errors.EmptyDataError:
+            raise TableError(f"{path}: {what} file is empty; expected a header line") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise TableError(f"{path}: cannot parse {what} CSV ({shorten(str(exc).strip(), 200)})") from None
     # A column without a name keeps pandas' name for it (Unnamed: 2), so two of them are not one name twice.
     frame.columns = check_columns([str(name).strip() or column for name, column in zip(header, frame.columns)],
                                   path)

@@ -177,31 +177,35 @@ def read_input(path: str | os.PathLike, max_bytes: int) -> bytes:
 
 def read_document(path: str | os.PathLike, what: str, error: type[Exception], max_bytes: int,
                   missing: str | None = None) -> bytes:
-    """``read_input``, every failure an ``error`` naming the file: the reading of a small document (a policy, a null
-    table).
+    """``read_input`` of a small document (a policy, a null table), its failures told by ``reading``."""
+    with reading(path, what, error, missing):
+        return read_input(path, max_bytes)
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str, error: type[Exception], missing: str | None = None) -> Iterator[None]:
+    """Turn the failures to open or read an input file the user named into ``error``, naming the file.
 
     Parameters
     ----------
     path : path
     what : str
-        The kind of file, as messages name it (``"policy"``).
+        The kind of file, as messages name it (``"policy"``, ``"gallery CSV"``).
     error : type
         The exception raised (``PolicyError``).
-    max_bytes : int
-        As ``read_input``.
     missing : str, optional
         The message for a file that does not exist (default: ``"<path>: <what> file not found"``).
     """
     try:
-        return read_input(path, max_bytes)
+        yield
     except FileNotFoundError:
         raise error(missing or f"{path}: {what} file not found") from None
     except IsADirectoryError:
         raise error(f"{path}: is a directory, not a {what} file") from None
     except NotAFileError as exc:
-        raise error(f"{path}: {exc}") from None
+        raise error(f"{path}: {exc}; expected a {what} file") from None
     except OSError as exc:
-        raise error(f"{path}: cannot read {what} file ({exc.strerror or exc})") from None
+        raise error(f"{path}: cannot read the {what} file ({exc.strerror or exc})") from None
 
 
 @contextlib.contextmanager
