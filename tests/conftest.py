@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +143,29 @@ def textured_image() -> np.ndarray:
 def warp():
     """The helper ``warp_affine(image, matrix=KNOWN_AFFINE, size=None)``."""
     return warp_affine
+
+
+class FifoReader:
+    """A FIFO in the test's folder with a thread reading it to the end (``data``); ``close`` releases a reader that
+    no writer ever came to."""
+
+    def __init__(self, path: Path):
+        os.mkfifo(path)
+        self.path, self.data = path, b""
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        with open(self.path, "rb") as handle:
+            self.data = handle.read()
+
+    def close(self) -> bytes:
+        deadline = time.monotonic() + 30
+        while self.thread.is_alive() and time.monotonic() < deadline:
+            try:  # the reader waits for a writer (or is about to): be one that writes nothing
+                os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader yet
+                time.sleep(0.01)
+            self.thread.join(timeout=0.1)
+        assert not self.thread.is_alive()
+        return self.data

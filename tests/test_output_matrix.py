@@ -27,12 +27,10 @@ import os
 import shutil
 import stat
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, FifoReader
 
 from delfverify import cli
 from delfverify.outputs import MANIFEST
@@ -120,29 +118,6 @@ def _snapshot(folder: Path) -> dict[str, object]:
             else:
                 nodes[key] = (stat.S_IFMT(st.st_mode), st.st_rdev if not stat.S_ISDIR(st.st_mode) else 0)
     return nodes
-
-
-class _Fifo:
-    def __init__(self, path: Path):
-        os.mkfifo(path)
-        self.path, self.data = path, b""
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        with open(self.path, "rb") as handle:
-            self.data = handle.read()
-
-    def close(self) -> bytes:
-        deadline = time.monotonic() + 30
-        while self.thread.is_alive() and time.monotonic() < deadline:
-            try:  # the reader waits for a writer (or is about to): be one that writes nothing
-                os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
-            except OSError:  # no reader yet
-                time.sleep(0.01)
-            self.thread.join(timeout=0.1)
-        assert not self.thread.is_alive()
-        return self.data
 
 
 @pytest.fixture
@@ -241,7 +216,7 @@ def _prepare(output: str, kind: str, tmp: Path, env, mount, monkeypatch):
         _null(target)
     elif kind == "FIFO with a reader":
         target = tmp / name
-        reader = _Fifo(target)
+        reader = FifoReader(target)
     elif kind == "file where a folder goes":
         (tmp / "blocker").write_text("a file of the user's\n")
         target = tmp / "blocker" if output == "cache folder" else tmp / name if folder_output else \

@@ -18,11 +18,10 @@ import shutil
 import socket
 import stat
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, sample_argv
+from conftest import SAMPLE, FifoReader, sample_argv
 
 from delfverify import cli
 from delfverify.outputs import (DESCRIPTOR, FILE, MANIFEST, STREAM, OutputError, OutputPlan, goes_to_stdout,
@@ -53,32 +52,6 @@ def _null_device(path: Path) -> Path:
     except PermissionError:
         pytest.skip("cannot make a device node here (not root)")
     return path
-
-
-class FifoReader:
-    """A FIFO in the test's folder with a thread reading it to the end (``data``); ``close`` releases a reader that
-    no writer ever came to."""
-
-    def __init__(self, path: Path):
-        os.mkfifo(path)
-        self.path, self.data = path, b""
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        with open(self.path, "rb") as handle:
-            self.data = handle.read()
-
-    def close(self) -> bytes:
-        deadline = time.monotonic() + 30
-        while self.thread.is_alive() and time.monotonic() < deadline:
-            try:  # the reader waits for a writer (or is about to): be one that writes nothing
-                os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
-            except OSError:  # no reader yet
-                time.sleep(0.01)
-            self.thread.join(timeout=0.1)
-        assert not self.thread.is_alive()
-        return self.data
 
 
 def _leftovers(folder: Path) -> list[str]:
